@@ -1,0 +1,14 @@
+"""The REST API under ``/api/v1``: one router per resource."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from service.api import sweeps, trials
+from service.api.deps import require_token
+
+__all__ = ["api_router"]
+
+api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+api_router.include_router(sweeps.router)
+api_router.include_router(trials.router)

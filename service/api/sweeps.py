@@ -1,0 +1,70 @@
+"""Sweeps: submit, list, read, cancel, and list a sweep's trials."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from service.api.deps import StoreDep
+from service.models import TrialStatus
+from service.schemas import SweepOut, SweepSpec, TrialOut
+from service.store import SORT_KEYS
+from service.validation import check_spec
+
+router = APIRouter(prefix="/sweeps", tags=["sweeps"])
+
+_SORT_PATTERN = "^-?(" + "|".join(SORT_KEYS) + ")$"
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepOut)
+def submit_sweep(spec: SweepSpec, store: StoreDep) -> SweepOut:
+    return store.create_sweep(spec=spec, plan=check_spec(spec))
+
+
+@router.get("", response_model=list[SweepOut])
+def list_sweeps(
+    store: StoreDep,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[SweepOut]:
+    """Sweeps, newest first. The total is in the ``X-Total-Count`` header."""
+    sweeps, total = store.list_sweeps(limit=limit, offset=offset)
+    response.headers["X-Total-Count"] = str(total)
+    return sweeps
+
+
+@router.get("/{sweep_id}", response_model=SweepOut)
+def get_sweep(sweep_id: int, store: StoreDep) -> SweepOut:
+    return store.get_sweep(sweep_id=sweep_id)
+
+
+@router.post("/{sweep_id}/cancel", response_model=SweepOut)
+def cancel_sweep(sweep_id: int, store: StoreDep) -> SweepOut:
+    return store.cancel_sweep(sweep_id=sweep_id)
+
+
+@router.get("/{sweep_id}/trials", response_model=list[TrialOut])
+def list_trials(
+    sweep_id: int,
+    store: StoreDep,
+    response: Response,
+    status: Annotated[list[TrialStatus] | None, Query(description="Repeat or comma-separate to match several.")] = None,
+    stage: Annotated[int | None, Query(ge=0)] = None,
+    sort: Annotated[
+        str, Query(pattern=_SORT_PATTERN, description=f"One of {', '.join(SORT_KEYS)}; '-' in front for descending.")
+    ] = "number",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[TrialOut]:
+    """A sweep's trials. ``sort=-metric`` puts the best first on a ``max`` objective;
+    trials without a value come last either way. The total is in ``X-Total-Count``."""
+    trials, total = store.list_trials(
+        sweep_id=sweep_id, status=status or [], stage=stage, sort=sort, limit=limit, offset=offset
+    )
+    response.headers["X-Total-Count"] = str(total)
+    return trials
+
+
+__all__ = ["router"]

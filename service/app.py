@@ -1,0 +1,188 @@
+"""The FastAPI application, built by ``create_app`` from one ``Settings``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api import api_router
+from service.api.deps import require_token
+from service.config import Settings
+from service.db import Database
+from service.errors import Conflict, NotFound
+from service.metrics import ServiceMetrics
+from service.store import Store
+from service.validation import SpecError
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("hypersweep.service")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. The database must already be at the head migration
+    (``hypersweep db upgrade``; ``hypersweep serve`` does it on SQLite)."""
+    settings = settings or Settings()
+    db = Database(settings.database_url)
+    store = Store(db, lease_seconds=settings.lease_seconds)
+    metrics = ServiceMetrics(store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reaper = _Reaper(store, metrics, interval=settings.reaper_seconds())
+        reaper.start()
+        try:
+            yield
+        finally:
+            reaper.stop()
+            db.dispose()
+
+    app = FastAPI(
+        title="hypersweep",
+        summary="Hyperparameter search service for PyTorch.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.metrics = metrics
+    app.add_middleware(_BodyLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(api_router)
+    _add_error_handlers(app)
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> JSONResponse:
+        """Liveness and database reachability; needs no token."""
+        try:
+            store.ping()
+        except Exception as exc:
+            log.warning("health check: database unreachable: %s", type(exc).__name__)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    @app.get("/metrics", tags=["service"], dependencies=[Depends(require_token)], response_class=Response)
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False, response_class=HTMLResponse)
+    def index() -> str:
+        return (
+            "<!doctype html><title>hypersweep</title><h1>hypersweep</h1>"
+            '<p>The API is at <a href="/api/v1/sweeps">/api/v1</a>; '
+            'its reference is at <a href="/docs">/docs</a>.</p>'
+        )
+
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)
+
+    @app.exception_handler(Conflict)
+    async def conflict(request: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
+    @app.exception_handler(SpecError)
+    async def bad_spec(request: Request, exc: SpecError) -> JSONResponse:
+        errors = [{"loc": ["body", *loc], "msg": msg, "type": "value_error"} for loc, msg in exc.errors]
+        return _unprocessable(errors)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+            errors.append({"loc": list(_clean_loc(err.get("loc", ()))), "msg": msg, "type": err.get("type")})
+        return _unprocessable(errors)
+
+
+def _clean_loc(loc: Any) -> list[str | int]:
+    # Drop the union tags pydantic puts in locations ("space.lr.float.low" -> "space.lr.low").
+    tags = {"float", "int", "categorical", "function-after[_check_bounds(), FloatParam]"}
+    return [part for part in loc if not (isinstance(part, str) and (part in tags or part.startswith("function-")))]
+
+
+def _unprocessable(errors: list[dict[str, Any]]) -> JSONResponse:
+    """422 with FastAPI's usual ``detail`` list, each entry also carrying ``path`` (the
+    field as ``a.b.c``), and ``message``: one line for a person."""
+    for err in errors:
+        loc = err["loc"][1:] if err["loc"][:1] in (["body"], ["query"], ["path"]) else err["loc"]
+        err["path"] = ".".join(str(part) for part in loc)
+    message = "; ".join(f"{e['path'] or 'body'}: {e['msg']}" for e in errors)
+    return JSONResponse({"detail": errors, "message": message}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+class _BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, before they are parsed."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await _too_large(self.max_bytes)(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(self.max_bytes)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(limit: int) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    return JSONResponse({"detail": f"request body is larger than {limit} bytes"}, status_code=413)
+
+
+class _Reaper:
+    """Re-queues trials whose lease ran out, every ``interval`` seconds, in a thread."""
+
+    def __init__(self, store: Store, metrics: ServiceMetrics, *, interval: float) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hypersweep-reaper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.metrics.expired.inc(self.store.expire_leases())
+            except Exception:
+                log.exception("expiring leases failed; trying again in %.1f s", self.interval)

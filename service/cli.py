@@ -1,0 +1,98 @@
+"""The ``hypersweep`` command line."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.config import Settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="hypersweep",
+    help="Hyperparameter search for PyTorch: run the server, run workers, manage sweeps.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _ensure_schema(settings: Settings) -> None:
+    """Bring the embedded SQLite database to head; refuse a PostgreSQL one that is behind."""
+    from service import migrate
+
+    try:
+        if settings.is_sqlite:
+            migrate.upgrade(settings.database_url)
+            return
+        current, head = migrate.current_revision(settings.database_url), migrate.head_revision()
+    except SQLAlchemyError as exc:
+        raise _fail(f"cannot reach the database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+    if current != head:
+        raise _fail(
+            f"the database schema is at revision {current or 'none (empty database)'}, behind {head}; "
+            "run 'hypersweep db upgrade' first"
+        )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the API server (and the dashboard) on HYPERSWEEP_DATABASE_URL.
+
+    On the embedded SQLite default the schema is migrated on start; a PostgreSQL database
+    must be migrated first with 'hypersweep db upgrade'."""
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = Settings()
+    _ensure_schema(settings)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Bring the database at HYPERSWEEP_DATABASE_URL to the latest schema."""
+    from service import migrate
+
+    settings = Settings()
+    try:
+        migrate.upgrade(settings.database_url, revision)
+        current = migrate.current_revision(settings.database_url)
+    except SQLAlchemyError as exc:
+        raise _fail(f"cannot migrate the database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+    typer.echo(f"database at revision {current}")
+
+
+def _register_optional_commands() -> None:
+    try:
+        worker_cli = importlib.import_module("worker.cli")
+    except ImportError:
+        return
+    app.command("worker")(worker_cli.worker_command)
+
+
+_register_optional_commands()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,157 @@
+"""Database tables: sweeps, their stages, trials and the points of each trial's curve."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "FINISHED",
+    "Base",
+    "CurvePoint",
+    "Stage",
+    "Sweep",
+    "SweepStatus",
+    "Trial",
+    "TrialStatus",
+    "utcnow",
+]
+
+
+class SweepStatus(enum.StrEnum):
+    running = "running"
+    completed = "completed"
+    cancelled = "cancelled"
+
+
+class TrialStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    diverged = "diverged"
+    pruned = "pruned"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+#: Statuses a trial never leaves.
+FINISHED: frozenset[TrialStatus] = frozenset(
+    {TrialStatus.completed, TrialStatus.diverged, TrialStatus.pruned, TrialStatus.failed, TrialStatus.cancelled}
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored as naive UTC and read back timezone-aware, on every backend."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass a timezone-aware one")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONType, list[Any]: JSONType, datetime: UTCDateTime}
+
+
+class Sweep(Base):
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    spec: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default=SweepStatus.running, index=True)
+    objective_metric: Mapped[str] = mapped_column(String(200))
+    minimize: Mapped[bool]
+    parallelism: Mapped[int]
+    max_attempts: Mapped[int]
+    current_stage: Mapped[int] = mapped_column(default=0)
+    #: Trials created so far; the next trial's ``number``.
+    trials_created: Mapped[int] = mapped_column(default=0)
+    best_trial_id: Mapped[int | None]
+    best_value: Mapped[float | None] = mapped_column(Float)
+    warnings: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class Stage(Base):
+    __tablename__ = "stages"
+    __table_args__ = (UniqueConstraint("sweep_id", "index", name="uq_stages_sweep_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"))
+    index: Mapped[int]
+    #: The stage's space as derived (stage 0: the sweep's space); null until the stage starts.
+    space: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    search: Mapped[dict[str, Any]]
+    trials: Mapped[int]
+    epochs: Mapped[int]
+    top_k: Mapped[int | None]
+    #: Trials created in this stage so far; the next one's index within the stage.
+    generated: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class Trial(Base):
+    __tablename__ = "trials"
+    __table_args__ = (
+        UniqueConstraint("sweep_id", "number", name="uq_trials_sweep_number"),
+        # One trial per index of a stage: a grid point or a random draw is never run twice.
+        UniqueConstraint("sweep_id", "stage", "stage_index", name="uq_trials_sweep_stage_index"),
+        Index("ix_trials_sweep_status", "sweep_id", "status"),
+        Index("ix_trials_status_lease", "status", "lease_expires_at"),
+        Index("ix_trials_sweep_value", "sweep_id", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"))
+    stage: Mapped[int]
+    stage_index: Mapped[int]
+    number: Mapped[int]
+    params: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default=TrialStatus.queued)
+    attempt: Mapped[int] = mapped_column(default=1)
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: The objective metric's final value, when finite; what ``best`` and sorting use.
+    value: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class CurvePoint(Base):
+    __tablename__ = "curve_points"
+    __table_args__ = (UniqueConstraint("trial_id", "step", name="uq_curve_points_trial_step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
+    step: Mapped[int]
+    metrics: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

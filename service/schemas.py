@@ -1,0 +1,178 @@
+"""The sweep document and the JSON shapes of the REST API."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from service.models import SweepStatus, TrialStatus
+from service.search.base import SearchConfig
+from service.search.space import Space
+
+__all__ = [
+    "ActionOut",
+    "ClaimIn",
+    "ClaimOut",
+    "ClaimedTrial",
+    "CurvePointOut",
+    "FinishIn",
+    "LeaseIn",
+    "MetricValue",
+    "Objective",
+    "ReportIn",
+    "StageOut",
+    "StageSpec",
+    "SweepOut",
+    "SweepSpec",
+    "TrialDetail",
+    "TrialOut",
+]
+
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def _json_safe_number(value: Any) -> Any:
+    """Non-finite floats become the strings ``NaN``, ``Infinity`` and ``-Infinity``: JSON has
+    no such numbers, and a stored NaN must never break a page or a sort."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else _NON_FINITE[value]
+    return value
+
+
+MetricValue = Annotated[float | int | bool | str | None, BeforeValidator(_json_safe_number)]
+MetricName = Annotated[str, Field(min_length=1, max_length=200)]
+Metrics = dict[MetricName, MetricValue]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Objective(_Strict):
+    metric: str = Field(default="val_accuracy", min_length=1, max_length=200)
+    mode: Literal["max", "min"] = "max"
+
+
+class StageSpec(_Strict):
+    trials: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Trials in this stage; a grid stage defaults to the whole grid."
+    )
+    epochs: int = Field(default=1, ge=1, le=10_000)
+    top_k: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Later stages: narrow around this many best trials of the stage before."
+    )
+    search: SearchConfig | None = Field(default=None, description="This stage's search; the sweep's by default.")
+
+
+class SweepSpec(_Strict):
+    """A sweep document. Checks that need more than one field (trainer names, grid sizes,
+    stage budgets) are made by ``service.validation.check_spec``."""
+
+    name: str = Field(min_length=1, max_length=200)
+    objective: Objective = Field(default_factory=Objective)
+    space: Space = Field(min_length=1, max_length=32)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    stages: list[StageSpec] = Field(min_length=1, max_length=20)
+    trainer: dict[str, Any] = Field(default_factory=dict)
+    parallelism: int = Field(default=8, ge=1, le=100_000)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+
+
+class TrialOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    sweep_id: int
+    stage: int
+    number: int
+    params: dict[str, Any]
+    status: TrialStatus
+    attempt: int
+    worker_id: str | None
+    metrics: dict[str, Any]
+    value: float | None = Field(description="The objective metric's final value.")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+
+class CurvePointOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    step: int
+    metrics: dict[str, Any]
+    created_at: datetime
+
+
+class TrialDetail(TrialOut):
+    curve: list[CurvePointOut]
+
+
+class StageOut(BaseModel):
+    index: int
+    status: Literal["pending", "running", "completed"]
+    space: dict[str, Any] | None
+    search: dict[str, Any]
+    trials: int
+    epochs: int
+    top_k: int | None
+    counts: dict[str, int]
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class SweepOut(BaseModel):
+    id: int
+    name: str
+    status: SweepStatus
+    objective: Objective
+    parallelism: int
+    max_attempts: int
+    current_stage: int
+    counts: dict[str, int]
+    best: TrialOut | None
+    stages: list[StageOut]
+    warnings: list[str]
+    spec: dict[str, Any]
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class ClaimIn(_Strict):
+    worker_id: str = Field(min_length=1, max_length=200)
+    sweep_id: int | None = None
+    count: int = Field(default=1, ge=1, le=64)
+
+
+class ClaimedTrial(TrialOut):
+    trainer: dict[str, Any] = Field(description="The trial's resolved trainer settings, epochs included.")
+    lease_token: str
+    lease_expires_at: datetime
+
+
+class ClaimOut(BaseModel):
+    trials: list[ClaimedTrial]
+
+
+class LeaseIn(_Strict):
+    lease_token: str = Field(min_length=1, max_length=64)
+
+
+class ReportIn(LeaseIn):
+    step: int = Field(ge=0, le=10_000_000)
+    metrics: Metrics = Field(max_length=256)
+
+
+class FinishIn(LeaseIn):
+    status: Literal["completed", "diverged", "failed"]
+    metrics: Metrics = Field(default_factory=dict, max_length=256)
+    error: str | None = Field(default=None, max_length=20_000)
+
+
+class ActionOut(BaseModel):
+    action: Literal["continue", "stop"]
+    lease_expires_at: datetime | None = None

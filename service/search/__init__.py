@@ -1,0 +1,1 @@
+"""Search strategies: spaces, designers and the stage-to-stage narrowing."""

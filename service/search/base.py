@@ -1,0 +1,74 @@
+"""The strategy interface: a designer turns a stage's space and what is known so far into
+new parameter sets. Designers know nothing of storage or HTTP; ``service.store`` loads the
+trials, asks the designer and stores what it suggests.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.search.space import ParamValue, Space
+
+__all__ = ["MAX_GRID_POINTS", "Designer", "Observation", "Params", "SearchConfig"]
+
+#: The largest grid a stage may ask for (product of the points of every axis).
+MAX_GRID_POINTS = 100_000
+
+Params = dict[str, ParamValue]
+
+
+class SearchConfig(BaseModel):
+    """The ``search`` section of a sweep document (or of one stage)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["random", "grid", "bayes"] = "random"
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    grid_points: int = Field(default=5, ge=1, le=1000)
+    sampler: Literal["tpe", "gp"] = "tpe"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A finished trial as a designer sees it: its parameters and objective value
+    (``None`` when the trial diverged or produced no finite value)."""
+
+    params: Params
+    value: float | None
+    diverged: bool = False
+
+
+class Designer(ABC):
+    """Suggests parameter sets for one stage of one sweep.
+
+    ``suggest(start, count)`` returns ``count`` parameter sets for the stage's trials
+    ``start .. start + count - 1`` (their index within the stage). Designers that do not
+    learn from results (random, grid) must return the same sets for the same indices, so
+    a sweep is reproducible from its seed whatever order workers claim in. Designers that
+    learn are told what finished and what is running through ``update`` before each call.
+    """
+
+    #: Whether ``update`` needs to see the trials that finished and those running.
+    learns: bool = False
+
+    def __init__(self, space: Space, *, config: SearchConfig, stage: int, minimize: bool) -> None:
+        self.space = space
+        self.config = config
+        self.stage = stage
+        self.minimize = minimize
+
+    def capacity(self) -> int | None:
+        """The most distinct trials this designer can suggest, or ``None`` for no limit."""
+        return None
+
+    def update(self, completed: Sequence[Observation], active: Sequence[Params]) -> None:
+        """Take in the trials finished since the last call and those now running."""
+
+    @abstractmethod
+    def suggest(self, start: int, count: int) -> list[Params]:
+        """Parameter sets for the stage's trials ``start .. start + count - 1``."""

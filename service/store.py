@@ -1,0 +1,607 @@
+"""The data layer: sweeps, stages, trials, claims and leases.
+
+Each public method is one transaction and owns it. Who owns a trial: a ``running`` trial
+belongs to the holder of its ``lease_token`` until the lease expires; only that holder may
+report, heartbeat or finish it. Everything that changes which trials exist or run (claim,
+finish, release, cancel, lease expiry) first locks the sweep's row, so within one sweep
+these are serial: budgets, parallelism and stage changes are exact. Heartbeats and reports
+touch only their trial's row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from service.db import Database
+from service.errors import Conflict, LeaseConflict, NotFound
+from service.models import FINISHED, CurvePoint, Stage, Sweep, SweepStatus, Trial, TrialStatus, utcnow
+from service.schemas import (
+    ActionOut,
+    ClaimedTrial,
+    CurvePointOut,
+    Objective,
+    StageOut,
+    SweepOut,
+    SweepSpec,
+    TrialDetail,
+    TrialOut,
+)
+from service.search.base import Params, SearchConfig
+from service.search.registry import make_designer
+from service.search.space import Space
+from service.search.stages import narrow
+from service.validation import Plan
+from trainer.config import TrainerConfig
+
+__all__ = ["SORT_KEYS", "Store"]
+
+_space_adapter: TypeAdapter[Space] = TypeAdapter(Space)
+_ACTIVE = (TrialStatus.queued, TrialStatus.running)
+
+#: ``sort`` values for trial listings; a leading ``-`` sorts descending.
+SORT_KEYS: dict[str, Any] = {
+    "number": Trial.number,
+    "id": Trial.id,
+    "metric": Trial.value,
+    "value": Trial.value,
+    "stage": Trial.stage,
+    "status": Trial.status,
+    "attempt": Trial.attempt,
+    "created_at": Trial.created_at,
+    "started_at": Trial.started_at,
+    "finished_at": Trial.finished_at,
+}
+
+
+@lru_cache(maxsize=256)
+def _parse_space(frozen: str) -> Space:
+    return _space_adapter.validate_json(frozen)
+
+
+def _space(raw: dict[str, Any]) -> Space:
+    return _parse_space(json.dumps(raw, sort_keys=True))
+
+
+def _dump_space(space: Space) -> dict[str, Any]:
+    dumped: dict[str, Any] = _space_adapter.dump_python(space, mode="json")
+    return dumped
+
+
+def objective_value(metrics: dict[str, Any], metric: str) -> float | None:
+    value = metrics.get(metric)
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+class Store:
+    """All reads and writes of the service. ``lease_seconds`` is how long a claim or a
+    heartbeat keeps a trial for its holder."""
+
+    def __init__(self, db: Database, *, lease_seconds: float) -> None:
+        self.db = db
+        self.lease = timedelta(seconds=lease_seconds)
+
+    # -- sweeps ---------------------------------------------------------------------------
+
+    def create_sweep(self, *, spec: SweepSpec, plan: Plan) -> SweepOut:
+        """Store a validated sweep and its planned stages; stage 0 starts at once."""
+        now = utcnow()
+        with self.db.write() as s:
+            sweep = Sweep(
+                name=spec.name,
+                spec=spec.model_dump(mode="json"),
+                status=SweepStatus.running,
+                objective_metric=spec.objective.metric,
+                minimize=spec.objective.mode == "min",
+                parallelism=spec.parallelism,
+                max_attempts=spec.max_attempts,
+                warnings=list(plan.warnings),
+                created_at=now,
+            )
+            s.add(sweep)
+            s.flush()
+            for index, stage in enumerate(plan.stages):
+                s.add(
+                    Stage(
+                        sweep_id=sweep.id,
+                        index=index,
+                        space=_dump_space(spec.space) if index == 0 else None,
+                        search=stage.search.model_dump(mode="json"),
+                        trials=stage.trials,
+                        epochs=stage.epochs,
+                        top_k=stage.top_k,
+                        started_at=now if index == 0 else None,
+                    )
+                )
+            s.flush()
+            return self._sweep_outs(s, [sweep])[0]
+
+    def get_sweep(self, *, sweep_id: int) -> SweepOut:
+        with self.db.read() as s:
+            sweep = s.get(Sweep, sweep_id)
+            if sweep is None:
+                raise NotFound("sweep", sweep_id)
+            return self._sweep_outs(s, [sweep])[0]
+
+    def list_sweeps(self, *, limit: int, offset: int) -> tuple[list[SweepOut], int]:
+        """Sweeps newest first, and how many there are in all."""
+        with self.db.read() as s:
+            total = s.scalar(select(func.count()).select_from(Sweep)) or 0
+            sweeps = s.scalars(select(Sweep).order_by(Sweep.id.desc()).limit(limit).offset(offset)).all()
+            return self._sweep_outs(s, sweeps), total
+
+    def cancel_sweep(self, *, sweep_id: int) -> SweepOut:
+        """No new trials; queued ones are cancelled, running ones are told to stop at their
+        next heartbeat or report. Cancelling a cancelled sweep changes nothing; a completed
+        sweep cannot be cancelled."""
+        now = utcnow()
+        with self.db.write() as s:
+            sweep = self._lock_sweep(s, sweep_id)
+            if sweep.status == SweepStatus.completed:
+                raise Conflict(f"sweep {sweep_id} is already completed")
+            if sweep.status == SweepStatus.running:
+                sweep.status = SweepStatus.cancelled
+                sweep.finished_at = now
+                s.execute(
+                    update(Trial)
+                    .where(Trial.sweep_id == sweep_id, Trial.status.in_(_ACTIVE))
+                    .values(status=TrialStatus.cancelled, finished_at=now)
+                )
+                for stage in s.scalars(select(Stage).where(Stage.sweep_id == sweep_id, Stage.finished_at.is_(None))):
+                    if stage.started_at is not None:
+                        stage.finished_at = now
+            return self._sweep_outs(s, [sweep])[0]
+
+    # -- trials: reading ---------------------------------------------------------------
+
+    def list_trials(
+        self,
+        *,
+        sweep_id: int,
+        status: Sequence[TrialStatus] = (),
+        stage: int | None = None,
+        sort: str = "number",
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[TrialOut], int]:
+        """A page of a sweep's trials and how many match. ``sort`` is a key of
+        ``SORT_KEYS``, ``-`` in front for descending; trials without a value sort last."""
+        descending = sort.startswith("-")
+        column = SORT_KEYS[sort.lstrip("-")]
+        with self.db.read() as s:
+            if s.get(Sweep, sweep_id) is None:
+                raise NotFound("sweep", sweep_id)
+            where: list[ColumnElement[bool]] = [Trial.sweep_id == sweep_id]
+            if status:
+                where.append(Trial.status.in_(list(status)))
+            if stage is not None:
+                where.append(Trial.stage == stage)
+            total = s.scalar(select(func.count()).select_from(Trial).where(*where)) or 0
+            order = column.desc() if descending else column.asc()
+            rows = s.scalars(
+                select(Trial).where(*where).order_by(order.nulls_last(), Trial.number).limit(limit).offset(offset)
+            ).all()
+            return [TrialOut.model_validate(t) for t in rows], total
+
+    def get_trial(self, *, trial_id: int) -> TrialDetail:
+        with self.db.read() as s:
+            trial = s.get(Trial, trial_id)
+            if trial is None:
+                raise NotFound("trial", trial_id)
+            points = s.scalars(select(CurvePoint).where(CurvePoint.trial_id == trial_id).order_by(CurvePoint.step))
+            return TrialDetail(
+                **TrialOut.model_validate(trial).model_dump(),
+                curve=[CurvePointOut.model_validate(p) for p in points],
+            )
+
+    # -- the worker protocol -----------------------------------------------------------------
+
+    def claim(self, *, worker_id: str, sweep_id: int | None = None, count: int = 1) -> list[ClaimedTrial]:
+        """Give ``worker_id`` up to ``count`` trials, from one sweep or from any running
+        sweep (oldest first). Re-queued trials go out before new ones are generated."""
+        if sweep_id is not None:
+            candidates = [sweep_id]
+        else:
+            with self.db.read() as s:
+                candidates = list(
+                    s.scalars(select(Sweep.id).where(Sweep.status == SweepStatus.running).order_by(Sweep.id))
+                )
+        claimed: list[ClaimedTrial] = []
+        for candidate in candidates:
+            claimed += self._claim_from(candidate, worker_id, count - len(claimed))
+            if len(claimed) >= count:
+                break
+        return claimed
+
+    def heartbeat(self, *, trial_id: int, lease_token: str) -> ActionOut:
+        """Renew the lease. ``stop`` when the trial was cancelled meanwhile."""
+        now = utcnow()
+        with self.db.write() as s:
+            trial = self._held_trial(s, trial_id, lease_token, now)
+            if trial.status != TrialStatus.running:
+                return ActionOut(action="stop")
+            trial.lease_expires_at = now + self.lease
+            return ActionOut(action="continue", lease_expires_at=trial.lease_expires_at)
+
+    def report(self, *, trial_id: int, lease_token: str, step: int, metrics: dict[str, Any]) -> ActionOut:
+        """Record one point of the curve (reporting the same step again replaces it), make
+        its values the trial's latest metrics, and renew the lease."""
+        now = utcnow()
+        with self.db.write() as s:
+            trial = self._held_trial(s, trial_id, lease_token, now)
+            if trial.status != TrialStatus.running:
+                return ActionOut(action="stop")
+            insert = postgresql.insert if s.bind is not None and s.bind.dialect.name == "postgresql" else sqlite.insert
+            stmt = insert(CurvePoint).values(trial_id=trial_id, step=step, metrics=metrics, created_at=now)
+            s.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["trial_id", "step"], set_={"metrics": metrics, "created_at": now}
+                )
+            )
+            trial.metrics = {**trial.metrics, **metrics}
+            trial.lease_expires_at = now + self.lease
+            return ActionOut(action="continue", lease_expires_at=trial.lease_expires_at)
+
+    def finish(
+        self, *, trial_id: int, lease_token: str, status: str, metrics: dict[str, Any], error: str | None = None
+    ) -> TrialOut:
+        """End a running trial. Finishing again with the same token returns the trial as it
+        is; a trial cancelled while it ran keeps ``cancelled`` but gets its final metrics."""
+        now = utcnow()
+        with self.db.write() as s:
+            sweep_id = s.scalar(select(Trial.sweep_id).where(Trial.id == trial_id))
+            if sweep_id is None:
+                raise NotFound("trial", trial_id)
+            sweep = self._lock_sweep(s, sweep_id)
+            trial = s.get(Trial, trial_id, with_for_update=True, populate_existing=True)
+            assert trial is not None
+            if trial.lease_token is None or not secrets.compare_digest(trial.lease_token, lease_token):
+                raise LeaseConflict(f"trial {trial_id}: the lease token is not the current one")
+            if trial.status == TrialStatus.cancelled:
+                trial.metrics = {**trial.metrics, **metrics}
+                trial.value = objective_value(trial.metrics, sweep.objective_metric)
+                return TrialOut.model_validate(trial)
+            if trial.status in FINISHED:
+                return TrialOut.model_validate(trial)
+            self._check_lease(trial, now)
+            trial.status = status
+            trial.metrics = {**trial.metrics, **metrics}
+            trial.value = objective_value(trial.metrics, sweep.objective_metric)
+            trial.error = error
+            trial.finished_at = now
+            trial.lease_expires_at = None
+            if status == TrialStatus.completed and trial.value is not None and self._better(sweep, trial.value):
+                sweep.best_trial_id, sweep.best_value = trial.id, trial.value
+            self._advance(s, sweep, now)
+            return TrialOut.model_validate(trial)
+
+    def release(self, *, trial_id: int, lease_token: str) -> TrialOut:
+        """Give a running trial back at once: it is queued again with ``attempt + 1``."""
+        now = utcnow()
+        with self.db.write() as s:
+            sweep_id = s.scalar(select(Trial.sweep_id).where(Trial.id == trial_id))
+            if sweep_id is None:
+                raise NotFound("trial", trial_id)
+            self._lock_sweep(s, sweep_id)
+            trial = self._held_trial(s, trial_id, lease_token, now)
+            if trial.status == TrialStatus.running:
+                self._requeue(s, trial)
+            return TrialOut.model_validate(trial)
+
+    def expire_leases(self) -> int:
+        """Re-queue (or fail, after ``max_attempts``) every running trial whose lease has
+        expired, in every sweep. Returns how many trials it touched."""
+        now = utcnow()
+        with self.db.read() as s:
+            sweep_ids = list(
+                s.scalars(
+                    select(Trial.sweep_id)
+                    .where(Trial.status == TrialStatus.running, Trial.lease_expires_at < now)
+                    .distinct()
+                )
+            )
+        touched = 0
+        for sweep_id in sweep_ids:
+            with self.db.write() as s:
+                sweep = self._lock_sweep(s, sweep_id)
+                touched += self._expire(s, sweep, now)
+                self._advance(s, sweep, now)
+        return touched
+
+    # -- metrics -------------------------------------------------------------------------------
+
+    def status_counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """How many sweeps and trials there are in each status."""
+        with self.db.read() as s:
+            sweeps = dict(s.execute(select(Sweep.status, func.count()).group_by(Sweep.status)).tuples().all())
+            trials = dict(s.execute(select(Trial.status, func.count()).group_by(Trial.status)).tuples().all())
+            return sweeps, trials
+
+    def ping(self) -> None:
+        with self.db.read() as s:
+            s.execute(select(1))
+
+    # -- inside a transaction -----------------------------------------------------------------
+
+    def _lock_sweep(self, s: Session, sweep_id: int) -> Sweep:
+        sweep = s.get(Sweep, sweep_id, with_for_update=True, populate_existing=True)
+        if sweep is None:
+            raise NotFound("sweep", sweep_id)
+        return sweep
+
+    def _held_trial(self, s: Session, trial_id: int, lease_token: str, now: datetime) -> Trial:
+        """The trial, checked to be held with ``lease_token``: running with an unexpired
+        lease, or cancelled while it ran. Anything else is a ``LeaseConflict``."""
+        trial = s.get(Trial, trial_id, with_for_update=True, populate_existing=True)
+        if trial is None:
+            raise NotFound("trial", trial_id)
+        if trial.lease_token is None or not secrets.compare_digest(trial.lease_token, lease_token):
+            raise LeaseConflict(f"trial {trial_id}: the lease token is not the current one")
+        if trial.status == TrialStatus.cancelled:
+            return trial
+        if trial.status != TrialStatus.running:
+            raise LeaseConflict(f"trial {trial_id} is {trial.status}; its lease has ended")
+        self._check_lease(trial, now)
+        return trial
+
+    @staticmethod
+    def _check_lease(trial: Trial, now: datetime) -> None:
+        if trial.lease_expires_at is not None and trial.lease_expires_at < now:
+            raise LeaseConflict(f"trial {trial.id}: the lease expired at {trial.lease_expires_at.isoformat()}")
+
+    def _claim_from(self, sweep_id: int, worker_id: str, count: int) -> list[ClaimedTrial]:
+        now = utcnow()
+        with self.db.write() as s:
+            sweep = self._lock_sweep(s, sweep_id)
+            if sweep.status != SweepStatus.running:
+                return []
+            self._expire(s, sweep, now)
+            running = self._count(s, sweep_id, [TrialStatus.running])
+            slots = min(count, sweep.parallelism - running)
+            if slots <= 0:
+                return []
+            picked = list(
+                s.scalars(
+                    select(Trial)
+                    .where(Trial.sweep_id == sweep_id, Trial.status == TrialStatus.queued)
+                    .order_by(Trial.number)
+                    .limit(slots)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            self._start(picked, worker_id, now)
+            while len(picked) < slots:
+                stage = self._stage(s, sweep_id, sweep.current_stage)
+                left = stage.trials - stage.generated
+                if left > 0:
+                    fresh = self._generate(s, sweep, stage, min(left, slots - len(picked)), now)
+                    self._start(fresh, worker_id, now)
+                    picked += fresh
+                elif not self._advance(s, sweep, now):
+                    break
+            s.flush()
+            stages = {st.index: st for st in s.scalars(select(Stage).where(Stage.sweep_id == sweep_id))}
+            trainer = sweep.spec.get("trainer", {})
+            return [self._claimed(t, trainer, stages[t.stage]) for t in picked]
+
+    def _start(self, trials: Iterable[Trial], worker_id: str, now: datetime) -> None:
+        for trial in trials:
+            trial.status = TrialStatus.running
+            trial.worker_id = worker_id
+            trial.lease_token = secrets.token_urlsafe(24)
+            trial.lease_expires_at = now + self.lease
+            trial.started_at = now
+
+    def _claimed(self, trial: Trial, trainer: dict[str, Any], stage: Stage) -> ClaimedTrial:
+        settings = {**TrainerConfig().as_dict(), **trainer, "epochs": stage.epochs, **trial.params}
+        assert trial.lease_token is not None and trial.lease_expires_at is not None
+        return ClaimedTrial(
+            **TrialOut.model_validate(trial).model_dump(),
+            trainer=settings,
+            lease_token=trial.lease_token,
+            lease_expires_at=trial.lease_expires_at,
+        )
+
+    def _generate(self, s: Session, sweep: Sweep, stage: Stage, count: int, now: datetime) -> list[Trial]:
+        assert stage.space is not None
+        designer = make_designer(
+            _space(stage.space),
+            config=SearchConfig.model_validate(stage.search),
+            stage=stage.index,
+            minimize=sweep.minimize,
+        )
+        suggestions: list[Params] = designer.suggest(stage.generated, count)
+        trials = [
+            Trial(
+                sweep_id=sweep.id,
+                stage=stage.index,
+                stage_index=stage.generated + i,
+                number=sweep.trials_created + i,
+                params=params,
+                status=TrialStatus.queued,
+                attempt=1,
+                metrics={},
+                created_at=now,
+            )
+            for i, params in enumerate(suggestions)
+        ]
+        stage.generated += count
+        sweep.trials_created += count
+        s.add_all(trials)
+        return trials
+
+    def _advance(self, s: Session, sweep: Sweep, now: datetime) -> bool:
+        """Close the current stage if it is done: start the next one (deriving its space
+        from this one's best trials) or complete the sweep. Returns whether a new stage
+        started."""
+        if sweep.status != SweepStatus.running:
+            return False
+        stage = self._stage(s, sweep.id, sweep.current_stage)
+        if stage.generated < stage.trials:
+            return False
+        active = s.scalar(
+            select(func.count())
+            .select_from(Trial)
+            .where(Trial.sweep_id == sweep.id, Trial.stage == stage.index, Trial.status.in_(_ACTIVE))
+        )
+        if active:
+            return False
+        stage.finished_at = now
+        following = s.scalar(select(Stage).where(Stage.sweep_id == sweep.id, Stage.index == stage.index + 1))
+        if following is None:
+            sweep.status = SweepStatus.completed
+            sweep.finished_at = now
+            return False
+        assert stage.space is not None and following.top_k is not None
+        order = Trial.value.asc() if sweep.minimize else Trial.value.desc()
+        top = s.scalars(
+            select(Trial.params)
+            .where(
+                Trial.sweep_id == sweep.id,
+                Trial.stage == stage.index,
+                Trial.status == TrialStatus.completed,
+                Trial.value.is_not(None),
+            )
+            .order_by(order, Trial.number)
+            .limit(following.top_k)
+        ).all()
+        narrowed = narrow(_space(stage.space), original=_space(sweep.spec["space"]), top=top, stage=stage.index)
+        following.space = _dump_space(narrowed.space)
+        following.started_at = now
+        capacity = make_designer(
+            narrowed.space,
+            config=SearchConfig.model_validate(following.search),
+            stage=following.index,
+            minimize=sweep.minimize,
+        ).capacity()
+        warnings = list(narrowed.warnings)
+        if capacity is not None and following.trials > capacity:
+            warnings.append(
+                f"stage {following.index} asks for {following.trials} trials but its grid has {capacity}; "
+                f"it runs {capacity}"
+            )
+            following.trials = capacity
+        sweep.warnings = [*sweep.warnings, *warnings]
+        sweep.current_stage = following.index
+        return True
+
+    def _expire(self, s: Session, sweep: Sweep, now: datetime) -> int:
+        expired = s.scalars(
+            select(Trial)
+            .where(Trial.sweep_id == sweep.id, Trial.status == TrialStatus.running, Trial.lease_expires_at < now)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for trial in expired:
+            if trial.attempt >= sweep.max_attempts:
+                trial.status = TrialStatus.failed
+                trial.error = f"the lease expired on each of {trial.attempt} attempts"
+                trial.finished_at = now
+                trial.lease_expires_at = None
+            else:
+                self._requeue(s, trial)
+        return len(expired)
+
+    def _requeue(self, s: Session, trial: Trial) -> None:
+        s.execute(delete(CurvePoint).where(CurvePoint.trial_id == trial.id))
+        trial.status = TrialStatus.queued
+        trial.attempt += 1
+        trial.worker_id = None
+        trial.lease_token = None
+        trial.lease_expires_at = None
+        trial.started_at = None
+        trial.metrics = {}
+
+    @staticmethod
+    def _stage(s: Session, sweep_id: int, index: int) -> Stage:
+        stage = s.scalar(select(Stage).where(Stage.sweep_id == sweep_id, Stage.index == index))
+        assert stage is not None
+        return stage
+
+    @staticmethod
+    def _count(s: Session, sweep_id: int, statuses: list[TrialStatus]) -> int:
+        return (
+            s.scalar(select(func.count()).select_from(Trial).where(Trial.sweep_id == sweep_id, Trial.status.in_(statuses)))
+            or 0
+        )
+
+    @staticmethod
+    def _better(sweep: Sweep, value: float) -> bool:
+        if sweep.best_value is None:
+            return True
+        return value < sweep.best_value if sweep.minimize else value > sweep.best_value
+
+    def _sweep_outs(self, s: Session, sweeps: Sequence[Sweep]) -> list[SweepOut]:
+        if not sweeps:
+            return []
+        ids = [sw.id for sw in sweeps]
+        counts: dict[int, dict[int, dict[str, int]]] = {i: {} for i in ids}
+        for sweep_id, stage, status, n in s.execute(
+            select(Trial.sweep_id, Trial.stage, Trial.status, func.count())
+            .where(Trial.sweep_id.in_(ids))
+            .group_by(Trial.sweep_id, Trial.stage, Trial.status)
+        ).tuples():
+            counts[sweep_id].setdefault(stage, {})[status] = n
+        stages: dict[int, list[Stage]] = {i: [] for i in ids}
+        for st in s.scalars(select(Stage).where(Stage.sweep_id.in_(ids)).order_by(Stage.sweep_id, Stage.index)):
+            stages[st.sweep_id].append(st)
+        best_ids = [sw.best_trial_id for sw in sweeps if sw.best_trial_id is not None]
+        best = {t.id: t for t in s.scalars(select(Trial).where(Trial.id.in_(best_ids)))} if best_ids else {}
+        out = []
+        for sw in sweeps:
+            total: dict[str, int] = {}
+            for per_stage in counts[sw.id].values():
+                for status, n in per_stage.items():
+                    total[status] = total.get(status, 0) + n
+            best_trial = best.get(sw.best_trial_id) if sw.best_trial_id is not None else None
+            out.append(
+                SweepOut(
+                    id=sw.id,
+                    name=sw.name,
+                    status=SweepStatus(sw.status),
+                    objective=Objective(metric=sw.objective_metric, mode="min" if sw.minimize else "max"),
+                    parallelism=sw.parallelism,
+                    max_attempts=sw.max_attempts,
+                    current_stage=sw.current_stage,
+                    counts=total,
+                    best=TrialOut.model_validate(best_trial) if best_trial is not None else None,
+                    stages=[self._stage_out(st, counts[sw.id].get(st.index, {})) for st in stages[sw.id]],
+                    warnings=list(sw.warnings),
+                    spec=sw.spec,
+                    created_at=sw.created_at,
+                    finished_at=sw.finished_at,
+                )
+            )
+        return out
+
+    @staticmethod
+    def _stage_out(stage: Stage, counts: dict[str, int]) -> StageOut:
+        if stage.finished_at is not None:
+            status = "completed"
+        elif stage.started_at is not None:
+            status = "running"
+        else:
+            status = "pending"
+        return StageOut(
+            index=stage.index,
+            status=status,
+            space=stage.space,
+            search=stage.search,
+            trials=stage.trials,
+            epochs=stage.epochs,
+            top_k=stage.top_k,
+            counts=counts,
+            started_at=stage.started_at,
+            finished_at=stage.finished_at,
+        )

@@ -1,0 +1,154 @@
+"""Checks of a sweep document that span several fields, made at submit time so that
+nothing a worker cannot run is ever stored."""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from service.schemas import SweepSpec
+from service.search.base import MAX_GRID_POINTS, SearchConfig
+from service.search.grid import grid_size
+from service.search.registry import available_kinds, make_designer
+from service.search.space import CategoricalParam, FloatParam, IntParam
+from trainer.config import SETTINGS, TrainerConfig
+
+__all__ = ["DEFAULT_TOP_K", "Loc", "PlannedStage", "SpecError", "check_spec"]
+
+Loc = tuple[str | int, ...]
+DEFAULT_TOP_K = 5
+
+_trainer_adapter: TypeAdapter[TrainerConfig] = TypeAdapter(TrainerConfig)
+_trainer_types = typing.get_type_hints(TrainerConfig)
+
+
+class SpecError(ValueError):
+    """Invalid sweep document: ``errors`` holds ``(location, sentence)`` pairs."""
+
+    def __init__(self, errors: list[tuple[Loc, str]]) -> None:
+        super().__init__("; ".join(msg for _, msg in errors))
+        self.errors = errors
+
+
+@dataclass
+class PlannedStage:
+    trials: int
+    epochs: int
+    top_k: int | None
+    search: SearchConfig
+
+
+@dataclass
+class Plan:
+    stages: list[PlannedStage]
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_spec(spec: SweepSpec) -> Plan:
+    """Validate what pydantic cannot see field by field and plan the stages.
+
+    Raises ``SpecError`` with every problem found; returns the stages with their budgets
+    resolved (a grid stage without ``trials`` runs its whole grid) and warnings."""
+    errors: list[tuple[Loc, str]] = []
+    _check_trainer(spec.trainer, errors)
+    _check_space_names(spec, errors)
+    plan = Plan(stages=[])
+    for i, stage in enumerate(spec.stages):
+        search = stage.search or spec.search
+        search_loc: Loc = ("stages", i, "search") if stage.search else ("search",)
+        if search.kind not in available_kinds():
+            errors.append(
+                (search_loc + ("kind",), f"search kind {search.kind!r} is not available; choose one of {', '.join(available_kinds())}")
+            )
+            continue
+        trials = stage.trials
+        if search.kind == "grid":
+            size = _grid_points(spec, search)
+            if size > MAX_GRID_POINTS:
+                errors.append(
+                    (
+                        search_loc + ("grid_points",),
+                        f"the grid has {size:,} points, more than the {MAX_GRID_POINTS:,} allowed; "
+                        "lower grid_points or remove axes",
+                    )
+                )
+                continue
+            if trials is None or trials > size:
+                if trials is not None:
+                    plan.warnings.append(f"stage {i} asks for {trials} trials but its grid has {size}; it runs {size}")
+                trials = size
+        elif trials is None:
+            errors.append((("stages", i, "trials"), f"a {search.kind} stage needs a number of trials"))
+            continue
+        top_k = stage.top_k
+        if i == 0 and top_k is not None:
+            errors.append((("stages", 0, "top_k"), "top_k narrows around the stage before; the first stage has none"))
+        elif i > 0:
+            previous = plan.stages[-1].trials if len(plan.stages) == i else None
+            if top_k is None:
+                top_k = min(DEFAULT_TOP_K, previous or DEFAULT_TOP_K)
+            elif previous is not None and top_k > previous:
+                errors.append((("stages", i, "top_k"), f"top_k ({top_k}) is more than the {previous} trials of stage {i - 1}"))
+        plan.stages.append(PlannedStage(trials=trials, epochs=stage.epochs, top_k=top_k, search=search))
+    if errors:
+        raise SpecError(errors)
+    return plan
+
+
+def _grid_points(spec: SweepSpec, search: SearchConfig) -> int:
+    designer = make_designer(spec.space, config=search, stage=0, minimize=False)
+    size = designer.capacity()
+    assert size is not None
+    return size
+
+
+def _check_trainer(trainer: dict[str, Any], errors: list[tuple[Loc, str]]) -> None:
+    unknown = [name for name in trainer if name not in SETTINGS]
+    for name in unknown:
+        errors.append((("trainer", name), _unknown_setting(name)))
+    known = {k: v for k, v in trainer.items() if k in SETTINGS}
+    try:
+        _trainer_adapter.validate_python(known)
+    except ValidationError as exc:
+        for err in exc.errors():
+            errors.append((("trainer", *err["loc"]), err["msg"]))
+    dataset = known.get("dataset")
+    if isinstance(dataset, str) and dataset.startswith("npz:"):
+        path = PurePosixPath(dataset[4:])
+        if path.is_absolute() or ".." in path.parts:
+            errors.append(
+                (("trainer", "dataset"), "an npz path is relative to the workers' data directory, without '..'")
+            )
+
+
+def _check_space_names(spec: SweepSpec, errors: list[tuple[Loc, str]]) -> None:
+    for name, param in spec.space.items():
+        loc: Loc = ("space", name)
+        if name not in SETTINGS:
+            errors.append((loc, _unknown_setting(name)))
+            continue
+        expected = _trainer_types[name]
+        if isinstance(param, FloatParam) and expected is int:
+            errors.append((loc + ("type",), f"{name} is a whole number; use type: int"))
+            continue
+        if isinstance(param, FloatParam | IntParam) and expected not in (int, float):
+            errors.append((loc + ("type",), f"{name} is not numeric; use type: categorical"))
+            continue
+        samples: list[tuple[Loc, Any]]
+        if isinstance(param, CategoricalParam):
+            samples = [(loc + ("values", i), v) for i, v in enumerate(param.values)]
+        else:
+            samples = [(loc + ("low",), param.low), (loc + ("high",), param.high)]
+        for sample_loc, value in samples:
+            try:
+                _trainer_adapter.validate_python({name: value})
+            except ValidationError as exc:
+                errors.append((sample_loc, f"{name} = {value!r} is not a valid setting: {exc.errors()[0]['msg']}"))
+
+
+def _unknown_setting(name: str) -> str:
+    return f"the built-in trainer does not understand {name!r}; it understands {', '.join(SETTINGS)}"
