@@ -1,0 +1,320 @@
+"""The worker's pull loop: claim a trial, train it, stream its epochs back, finish it.
+
+One :class:`Agent` runs one trial at a time in the calling thread. While a trial trains,
+a background thread renews its lease every third of the lease's length. The trainer's
+``on_epoch`` callback reports each epoch (``step`` = epoch, from 1) and stops training
+when the server answers ``"stop"``, when the lease is lost (409), or when the agent was
+asked to stop (SIGTERM).
+
+How a trial ends, seen from the server:
+
+* the trainer returns: ``finish`` with ``completed`` or ``diverged`` and its final metrics;
+* the trainer raises: ``finish`` with ``failed`` and a traceback summary as ``error``;
+* the lease is lost: nothing more is sent, the trial belongs to someone else now;
+* the agent is asked to stop mid-trial: ``release``, so the server re-queues it at once.
+
+A worker that dies without a word (SIGKILL, power loss) is covered by the lease: it
+expires and the server re-queues the trial.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from trainer import TrainerConfig, train
+from worker.client import FinishStatus, LeaseLost, ServiceClient, ServiceError
+
+__all__ = ["Agent", "IdleBackoff", "Outcome", "lease_seconds_left"]
+
+logger = logging.getLogger(__name__)
+
+#: Longest error text sent with a failed trial; the tail of a traceback is what matters.
+MAX_ERROR_CHARS = 4000
+#: Heartbeats never come closer together than this, however short the lease.
+MIN_HEARTBEAT_SECONDS = 0.2
+#: How often an idle agent checks whether it was asked to stop, in seconds.
+IDLE_SLICE = 0.1
+#: Used when ``lease_expires_at`` is missing or unreadable: the service's default lease.
+FALLBACK_LEASE_SECONDS = 60.0
+
+
+class Outcome(StrEnum):
+    """What became of one claimed trial, from the worker's side."""
+
+    COMPLETED = "completed"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+    LEASE_LOST = "lease_lost"
+    RELEASED = "released"
+
+
+@dataclass
+class IdleBackoff:
+    """Waits between empty claims: capped exponential with full jitter, reset on work."""
+
+    base: float = 0.5
+    cap: float = 10.0
+    rng: random.Random = field(default_factory=random.Random)
+    _failures: int = 0
+
+    def next_delay(self) -> float:
+        delay = self.rng.uniform(self.base / 2, min(self.cap, self.base * 2.0**self._failures))
+        self._failures += 1
+        return delay
+
+    def reset(self) -> None:
+        self._failures = 0
+
+
+def lease_seconds_left(expires_at: str | None, *, now: datetime | None = None) -> float:
+    """Seconds until an ISO 8601 ``lease_expires_at`` (naive times are UTC); the fallback
+    lease when it is missing, unreadable or already past (clocks can disagree)."""
+    if not expires_at:
+        return FALLBACK_LEASE_SECONDS
+    try:
+        moment = datetime.fromisoformat(expires_at)
+    except ValueError:
+        return FALLBACK_LEASE_SECONDS
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    left = (moment - (now or datetime.now(UTC))).total_seconds()
+    return left if left > 0 else FALLBACK_LEASE_SECONDS
+
+
+class _Heartbeat(threading.Thread):
+    """Renews one trial's lease until :meth:`stop_beating`; records what the server said."""
+
+    def __init__(self, client: ServiceClient, trial_id: int, lease_token: str, every: float):
+        super().__init__(name=f"heartbeat-{trial_id}", daemon=True)
+        self.client = client
+        self.trial_id = trial_id
+        self.lease_token = lease_token
+        self.every = every
+        self.lease_lost = threading.Event()
+        self.stop_requested = threading.Event()
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.every):
+            try:
+                answer = self.client.heartbeat(self.trial_id, lease_token=self.lease_token)
+            except LeaseLost:
+                logger.warning("trial %s: lease lost (heartbeat answered 409)", self.trial_id)
+                self.lease_lost.set()
+                return
+            except ServiceError as exc:
+                # The server may come back before the lease runs out; keep training.
+                logger.warning("trial %s: heartbeat failed: %s", self.trial_id, exc)
+                continue
+            if answer.get("action") == "stop":
+                self.stop_requested.set()
+
+    def stop_beating(self) -> None:
+        self._done.set()
+        self.join()
+
+
+class Agent:
+    """Pulls trials from the service and trains them, one at a time, until told to stop.
+
+    ``sweep_id`` limits the agent to one sweep, and :meth:`run` returns once that sweep is
+    no longer running and nothing is claimable; without it the agent serves every sweep
+    and runs until :meth:`request_stop`. ``once`` makes :meth:`run` return after the first
+    trial it runs (or the first empty claim). ``train_fn`` is the trainer entry point
+    (``trainer.train``); it is a parameter so that a benchmark can time the same path.
+    """
+
+    def __init__(
+        self,
+        client: ServiceClient,
+        *,
+        worker_id: str,
+        sweep_id: int | None = None,
+        data_dir: str | None = None,
+        device: str | None = None,
+        once: bool = False,
+        backoff: IdleBackoff | None = None,
+        train_fn: Callable[..., Any] = train,
+    ) -> None:
+        self.client = client
+        self.worker_id = worker_id
+        self.sweep_id = sweep_id
+        self.data_dir = data_dir
+        self.device = device
+        self.once = once
+        self.backoff = backoff or IdleBackoff()
+        self.train_fn = train_fn
+        # A plain flag, not an Event: a signal handler sets it, and setting an Event takes
+        # a lock that the interrupted main thread may be holding.
+        self._stop_requested = False
+        self.outcomes: list[Outcome] = []
+
+    def request_stop(self) -> None:
+        """Finish the current epoch, release the current trial, and return from :meth:`run`.
+        Safe to call from a signal handler or another thread."""
+        self._stop_requested = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_requested
+
+    def run(self) -> int:
+        """Claim and run trials until there is nothing left to do; return how many ran."""
+        ran = 0
+        while not self.stopping:
+            trials = self.client.claim(worker_id=self.worker_id, sweep_id=self.sweep_id)
+            if not trials:
+                if self.once or self._sweep_is_over():
+                    break
+                self._idle(self.backoff.next_delay())
+                continue
+            self.backoff.reset()
+            for position, trial in enumerate(trials):
+                if self.stopping:
+                    # Claimed but never started: give them back rather than let leases lapse.
+                    for unstarted in trials[position:]:
+                        self._release(unstarted)
+                    break
+                self.outcomes.append(self.run_trial(trial))
+                ran += 1
+            if self.once:
+                break
+        return ran
+
+    def run_trial(self, trial: Mapping[str, Any]) -> Outcome:
+        """Train one claimed trial and tell the server how it ended (see the module doc)."""
+        trial_id = int(trial["id"])
+        token = str(trial["lease_token"])
+        every = max(MIN_HEARTBEAT_SECONDS, lease_seconds_left(trial.get("lease_expires_at")) / 3)
+        heartbeat = _Heartbeat(self.client, trial_id, token, every)
+        server_said_stop = threading.Event()
+        logger.info("trial %s: starting with %s", trial_id, trial.get("params"))
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
+            try:
+                answer = self.client.report(
+                    trial_id, lease_token=token, step=epoch, metrics=metrics
+                )
+            except LeaseLost:
+                heartbeat.lease_lost.set()
+                return False
+            except ServiceError as exc:
+                # A lost report costs one point of the curve; the finish still carries
+                # the final metrics, so training goes on.
+                logger.warning("trial %s: report of epoch %s failed: %s", trial_id, epoch, exc)
+            else:
+                if answer.get("action") == "stop":
+                    server_said_stop.set()
+            if heartbeat.stop_requested.is_set():
+                server_said_stop.set()
+            return not (server_said_stop.is_set() or heartbeat.lease_lost.is_set() or self.stopping)
+
+        heartbeat.start()
+        try:
+            config = TrainerConfig.from_settings(dict(trial["trainer"]))
+            result = self.train_fn(
+                config, on_epoch=on_epoch, data_dir=self.data_dir, device=self.device
+            )
+        except Exception as exc:
+            heartbeat.stop_beating()
+            if heartbeat.lease_lost.is_set():
+                return self._abandon(trial_id)
+            logger.exception("trial %s: training raised", trial_id)
+            return self._finish(trial_id, token, "failed", {}, error=_error_text(exc))
+        heartbeat.stop_beating()
+
+        if heartbeat.lease_lost.is_set():
+            return self._abandon(trial_id)
+        stopped_by_us = result.metrics.get("stop_reason") == "stopped"
+        if self.stopping and stopped_by_us and not server_said_stop.is_set():
+            # Interrupted by our own shutdown, not by the trial: let another worker redo it.
+            return self._release(trial)
+        status: FinishStatus = "diverged" if result.status == "diverged" else "completed"
+        return self._finish(trial_id, token, status, dict(result.metrics))
+
+    def _finish(
+        self,
+        trial_id: int,
+        token: str,
+        status: FinishStatus,
+        metrics: dict[str, Any],
+        *,
+        error: str | None = None,
+    ) -> Outcome:
+        try:
+            self.client.finish(
+                trial_id,
+                lease_token=token,
+                status=status,
+                metrics=metrics,
+                error=error,
+            )
+        except LeaseLost:
+            return self._abandon(trial_id)
+        logger.info("trial %s: %s %s", trial_id, status, _summary(metrics))
+        return Outcome(status)
+
+    def _release(self, trial: Mapping[str, Any]) -> Outcome:
+        trial_id = int(trial["id"])
+        try:
+            self.client.release(trial_id, lease_token=str(trial["lease_token"]))
+        except LeaseLost:
+            return self._abandon(trial_id)
+        except ServiceError as exc:
+            # Not fatal: the lease will lapse and the server re-queues the trial then.
+            logger.warning("trial %s: release failed: %s", trial_id, exc)
+        logger.info("trial %s: released for another worker", trial_id)
+        return Outcome.RELEASED
+
+    def _abandon(self, trial_id: int) -> Outcome:
+        logger.warning("trial %s: abandoned, the lease is no longer ours", trial_id)
+        return Outcome.LEASE_LOST
+
+    def _idle(self, seconds: float) -> None:
+        """Sleep up to ``seconds``, waking early (within IDLE_SLICE) when asked to stop."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(IDLE_SLICE, left))
+
+    def _sweep_is_over(self) -> bool:
+        if self.sweep_id is None:
+            return False
+        try:
+            status = self.client.get_sweep(self.sweep_id).get("status")
+        except ServiceError as exc:
+            if exc.status_code == 404:
+                raise
+            logger.warning("sweep %s: status unavailable: %s", self.sweep_id, exc)
+            return False
+        return status != "running"
+
+
+def _error_text(exc: BaseException) -> str:
+    """The exception and the innermost frames that led to it, within MAX_ERROR_CHARS."""
+    text = "".join(traceback.format_exception(exc, limit=-8))
+    return text if len(text) <= MAX_ERROR_CHARS else "..." + text[-(MAX_ERROR_CHARS - 3) :]
+
+
+def _summary(metrics: Mapping[str, Any]) -> str:
+    keys = ("val_accuracy", "val_loss", "epochs_run", "stop_reason", "seconds")
+    parts = []
+    for key in keys:
+        value = metrics.get(key)
+        if isinstance(value, float) and math.isfinite(value):
+            parts.append(f"{key}={value:.4g}")
+        elif value is not None:
+            parts.append(f"{key}={value}")
+    return " ".join(parts)

@@ -1,0 +1,216 @@
+"""``hypersweep worker``: run one agent in this process, or N agents in child processes.
+
+With ``--concurrency N`` each child gets ``max(1, cores // N)`` torch threads, so that N
+trials side by side do not fight over the same cores, and its own worker id
+(``<hostname>-<pid>-<index>``, or ``<--worker-id>-<index>``).
+
+Signals: SIGTERM (and a first Ctrl-C) stops each agent after its current epoch; the trial
+it was training is released, so the server re-queues it at once, and the process exits 0.
+A second Ctrl-C quits at once; the lease then covers the trial, as it does for SIGKILL.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from worker.client import ServiceClient, ServiceError
+
+__all__ = ["DEFAULT_SERVER", "run_worker", "worker_command"]
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+logger = logging.getLogger("worker")
+
+
+def run_worker(
+    *,
+    server: str,
+    token: str | None,
+    sweep_id: int | None,
+    concurrency: int,
+    worker_id: str | None = None,
+    data_dir: str | None = None,
+    once: bool = False,
+) -> int:
+    """Run ``concurrency`` agents until their work is done or they are told to stop.
+
+    Returns the exit code: 0 when every agent stopped cleanly (nothing left in the sweep,
+    ``once`` satisfied, or SIGTERM), 1 when one could not reach the server or was refused
+    (e.g. the sweep does not exist). Must be called from the main thread, which owns
+    signal handlers.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    if concurrency == 1:
+        own_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-0"
+        return _agent_main(server, token, sweep_id, own_id, data_dir, once, share=1)
+
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(
+            target=_child_main,
+            args=(server, token, sweep_id, worker_id, index, data_dir, once, concurrency),
+            name=f"worker-{index}",
+        )
+        for index in range(concurrency)
+    ]
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        for child in children:
+            if child.pid is not None and child.exitcode is None:
+                os.kill(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    # Ctrl-C reaches every process in the terminal's process group, the children
+    # included; the parent just waits for them.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for child in children:
+        child.start()
+    for child in children:
+        child.join()
+    return 0 if all(child.exitcode == 0 for child in children) else 1
+
+
+def _child_main(
+    server: str,
+    token: str | None,
+    sweep_id: int | None,
+    worker_id: str | None,
+    index: int,
+    data_dir: str | None,
+    once: bool,
+    share: int,
+) -> None:
+    base = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+    sys.exit(_agent_main(server, token, sweep_id, f"{base}-{index}", data_dir, once, share=share))
+
+
+def _agent_main(
+    server: str,
+    token: str | None,
+    sweep_id: int | None,
+    worker_id: str,
+    data_dir: str | None,
+    once: bool,
+    *,
+    share: int,
+) -> int:
+    # Imported here so that `--help` does not pay for importing torch.
+    from trainer import set_threads
+    from worker.agent import Agent
+
+    _configure_logging(worker_id)
+    threads = set_threads(share)
+    with ServiceClient.connect(server, token=token) as client:
+        agent = Agent(client, worker_id=worker_id, sweep_id=sweep_id, data_dir=data_dir, once=once)
+        interrupts = 0
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            nonlocal interrupts
+            if signum == signal.SIGINT:
+                interrupts += 1
+                if interrupts > 1:
+                    raise KeyboardInterrupt
+            logger.info("%s: stopping after the current epoch", signal.Signals(signum).name)
+            agent.request_stop()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        logger.info("worker %s serving %s (torch threads: %d)", worker_id, server, threads)
+        try:
+            ran = agent.run()
+        except ServiceError as exc:
+            logger.error("%s", exc)
+            return 1
+    logger.info("worker %s done after %d trial(s)", worker_id, ran)
+    return 0
+
+
+def _configure_logging(worker_id: str) -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s {worker_id} %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def worker_command(
+    sweep: Annotated[
+        int | None,
+        typer.Option(
+            "--sweep",
+            metavar="ID",
+            help="Only run trials of sweep ID, and exit once it has finished or was "
+            "cancelled. Without it, serve every sweep and keep waiting for new work.",
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency",
+            metavar="N",
+            min=1,
+            help="Trials to run side by side, each in its own process with an equal "
+            "share of this machine's CPU cores.",
+        ),
+    ] = 1,
+    server: Annotated[
+        str,
+        typer.Option("--server", envvar="HYPERSWEEP_SERVER", help="URL of the hypersweep server."),
+    ] = DEFAULT_SERVER,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="HYPERSWEEP_TOKEN",
+            help="API token, when the server was started with HYPERSWEEP_TOKEN.",
+            show_default=False,
+        ),
+    ] = None,
+    worker_id: Annotated[
+        str | None,
+        typer.Option(
+            "--worker-id",
+            help="Name shown on the trials this worker runs. Default: <hostname>-<pid>-<index>.",
+            show_default=False,
+        ),
+    ] = None,
+    data_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--data-dir",
+            envvar="HYPERSWEEP_DATA_DIR",
+            help="Folder that 'npz:<path>' datasets are read from.",
+        ),
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run at most one trial (per process), then exit.")
+    ] = False,
+) -> None:
+    """Pull trials from a hypersweep server, train them, and report back.
+
+    Each trial's per-epoch metrics stream to the server as it trains; a trial stops early
+    when its loss explodes or the server says so (the sweep was cancelled). Ctrl-C or
+    SIGTERM stops after the current epoch and hands the trial back to the server.
+
+    Example: hypersweep worker --sweep 3 --concurrency 2
+    """
+    code = run_worker(
+        server=server,
+        token=token,
+        sweep_id=sweep,
+        concurrency=concurrency,
+        worker_id=worker_id,
+        data_dir=data_dir,
+        once=once,
+    )
+    raise typer.Exit(code)

@@ -1,0 +1,350 @@
+"""A typed client for hypersweep's REST API, built on an injected ``httpx.Client``.
+
+The ``httpx.Client`` is the seam: production code gets one from
+:meth:`ServiceClient.connect`, tests pass Starlette's ``TestClient`` (an
+``httpx.Client`` bound to the app) or a client on a mock transport.
+
+Error contract, for every method:
+
+* a connection error, a timeout or a 5xx answer is retried with capped exponential
+  backoff and full jitter, within :class:`RetryPolicy`'s attempts and time budget; when
+  that runs out, :class:`ServiceUnavailable` is raised;
+* 409 raises :class:`LeaseLost` (the lease token is stale: another worker may own the
+  trial now, so the caller must abandon it without finishing);
+* any other 4xx raises :class:`ServiceError` carrying the server's ``detail``.
+
+JSON has no NaN or infinity, so non-finite floats in request bodies are sent as the
+strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``; :func:`decode_floats` turns them
+back into floats in an answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import httpx
+
+__all__ = [
+    "API_PREFIX",
+    "Action",
+    "FinishStatus",
+    "LeaseLost",
+    "RetryPolicy",
+    "ServiceClient",
+    "ServiceError",
+    "ServiceUnavailable",
+    "decode_floats",
+    "encode_floats",
+]
+
+API_PREFIX = "/api/v1"
+
+Action = Literal["continue", "stop"]
+FinishStatus = Literal["completed", "diverged", "failed"]
+
+logger = logging.getLogger(__name__)
+
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+class ServiceError(Exception):
+    """The service refused a request (a 4xx other than 409) or could not be reached.
+
+    ``status_code`` is the HTTP status (``None`` when no answer came), ``detail`` the
+    server's ``detail`` field (FastAPI's error body) or the raw text of the answer.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None, detail: Any = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.detail = detail
+
+
+class LeaseLost(ServiceError):
+    """409: the lease token is stale. The trial is no longer this worker's to report on."""
+
+
+class ServiceUnavailable(ServiceError):
+    """Connection errors, timeouts or 5xx answers persisted through every retry."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """How transient failures are retried.
+
+    Attempt ``n`` (from 0) sleeps ``uniform(0, min(max_delay, base_delay * 2**n))``
+    seconds before the next one ("full jitter", so that many workers that lost the
+    server at the same moment do not come back in lockstep). At most ``attempts``
+    requests are made, and no retry starts once ``deadline`` seconds have passed since
+    the first.
+    """
+
+    attempts: int = 8
+    base_delay: float = 0.25
+    max_delay: float = 8.0
+    deadline: float = 60.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to sleep after failed attempt ``attempt`` (0-based)."""
+        return rng.uniform(0.0, min(self.max_delay, self.base_delay * 2.0**attempt))
+
+
+def encode_floats(value: Any) -> Any:
+    """Return ``value`` with every non-finite float replaced by its JSON string name."""
+    if isinstance(value, float) and not math.isfinite(value):
+        if math.isnan(value):
+            return "NaN"
+        return "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, Mapping):
+        return {key: encode_floats(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode_floats(item) for item in value]
+    return value
+
+
+def decode_floats(value: Any) -> Any:
+    """Inverse of :func:`encode_floats`: the strings ``"NaN"``, ``"Infinity"`` and
+    ``"-Infinity"`` become floats, anywhere in a JSON document."""
+    if isinstance(value, str):
+        return _NON_FINITE.get(value, value)
+    if isinstance(value, dict):
+        return {key: decode_floats(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [decode_floats(item) for item in value]
+    return value
+
+
+class ServiceClient:
+    """One method per endpoint of the REST API; answers are the decoded JSON bodies.
+
+    The client does not own an injected ``httpx.Client`` unless it was built by
+    :meth:`connect`; :meth:`close` (or leaving a ``with`` block) closes only what it owns.
+    Methods may be called from several threads at once (the worker's heartbeat thread
+    shares the client with the training thread), as ``httpx.Client`` allows.
+    """
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        owns_http: bool = False,
+    ) -> None:
+        self.http = http
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._owns_http = owns_http
+
+    @classmethod
+    def connect(
+        cls,
+        server: str,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+    ) -> ServiceClient:
+        """A client for the service at ``server`` (e.g. ``http://127.0.0.1:8000``),
+        sending ``Authorization: Bearer <token>`` when a token is given."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        http = httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout)
+        return cls(http, retry=retry, owns_http=True)
+
+    def close(self) -> None:
+        if self._owns_http:
+            self.http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # Sweeps
+
+    def submit_sweep(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /sweeps``: the stored sweep (422 from the server raises ServiceError)."""
+        return self._object("POST", "/sweeps", body=spec)
+
+    def list_sweeps(
+        self, *, limit: int | None = None, offset: int | None = None
+    ) -> list[dict[str, Any]]:
+        """``GET /sweeps``, newest first."""
+        return self._list("GET", "/sweeps", params={"limit": limit, "offset": offset})
+
+    def get_sweep(self, sweep_id: int) -> dict[str, Any]:
+        """``GET /sweeps/{id}``: status, counts, best, stages, warnings."""
+        return self._object("GET", f"/sweeps/{sweep_id}")
+
+    def cancel_sweep(self, sweep_id: int) -> dict[str, Any]:
+        """``POST /sweeps/{id}/cancel``: no new trials; running ones are told to stop."""
+        return self._object("POST", f"/sweeps/{sweep_id}/cancel")
+
+    def list_trials(
+        self,
+        sweep_id: int,
+        *,
+        status: str | None = None,
+        stage: int | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """``GET /sweeps/{id}/trials`` with the given filters (server default: by number)."""
+        params = {"status": status, "stage": stage, "sort": sort, "limit": limit, "offset": offset}
+        return self._list("GET", f"/sweeps/{sweep_id}/trials", params=params)
+
+    def get_trial(self, trial_id: int) -> dict[str, Any]:
+        """``GET /trials/{id}``: one trial with its curve."""
+        return self._object("GET", f"/trials/{trial_id}")
+
+    # The worker protocol
+
+    def claim(
+        self, *, worker_id: str, sweep_id: int | None = None, count: int = 1
+    ) -> list[dict[str, Any]]:
+        """``POST /trials/claim``: up to ``count`` leased trials, ``[]`` when the server has
+        nothing to do now (204). Each trial carries ``trainer``, ``lease_token`` and
+        ``lease_expires_at``."""
+        body: dict[str, Any] = {"worker_id": worker_id, "count": count}
+        if sweep_id is not None:
+            body["sweep_id"] = sweep_id
+        response = self._request("POST", "/trials/claim", body=body)
+        if response.status_code == httpx.codes.NO_CONTENT:
+            return []
+        trials: list[dict[str, Any]] = response.json()["trials"]
+        return trials
+
+    def heartbeat(self, trial_id: int, *, lease_token: str) -> dict[str, Any]:
+        """``POST /trials/{id}/heartbeat``: extends the lease; the answer's ``action`` is
+        ``"continue"`` or ``"stop"``. Raises LeaseLost on a stale token."""
+        return self._object(
+            "POST", f"/trials/{trial_id}/heartbeat", body={"lease_token": lease_token}
+        )
+
+    def report(
+        self, trial_id: int, *, lease_token: str, step: int, metrics: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """``POST /trials/{id}/report``: one point of the curve; answers with ``action``."""
+        body = {"lease_token": lease_token, "step": step, "metrics": metrics}
+        return self._object("POST", f"/trials/{trial_id}/report", body=body)
+
+    def finish(
+        self,
+        trial_id: int,
+        *,
+        lease_token: str,
+        status: FinishStatus,
+        metrics: Mapping[str, Any],
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        """``POST /trials/{id}/finish``: the final status and metrics. Finishing twice with
+        the same token is harmless, which is what makes retrying it safe."""
+        body: dict[str, Any] = {"lease_token": lease_token, "status": status, "metrics": metrics}
+        if error is not None:
+            body["error"] = error
+        return self._object("POST", f"/trials/{trial_id}/finish", body=body)
+
+    def release(self, trial_id: int, *, lease_token: str) -> dict[str, Any]:
+        """``POST /trials/{id}/release``: give the trial back now; the server re-queues it
+        without waiting for the lease to expire."""
+        return self._object(
+            "POST", f"/trials/{trial_id}/release", body={"lease_token": lease_token}
+        )
+
+    def healthz(self) -> dict[str, Any]:
+        """``GET /healthz`` (outside ``/api/v1``): liveness and database reachability."""
+        answer = self._request("GET", "/healthz", prefix="").json()
+        return dict(answer)
+
+    # Plumbing
+
+    def _object(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        answer = self._request(method, path, body=body, params=params).json()
+        if not isinstance(answer, dict):
+            raise ServiceError(f"{method} {path}: expected a JSON object, got {answer!r:.200}")
+        return answer
+
+    def _list(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        answer = self._request(method, path, params=params).json()
+        if not isinstance(answer, list):
+            raise ServiceError(f"{method} {path}: expected a JSON list, got {answer!r:.200}")
+        return answer
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        prefix: str = API_PREFIX,
+    ) -> httpx.Response:
+        url = prefix + path
+        content = None if body is None else json.dumps(encode_floats(body), allow_nan=False)
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        query = {key: value for key, value in (params or {}).items() if value is not None}
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                response = self.http.request(
+                    method, url, content=content, headers=headers, params=query
+                )
+            except httpx.TransportError as exc:
+                failure = f"{type(exc).__name__}: {exc}"
+                status_code = None
+            else:
+                if response.status_code < 500:
+                    return _checked(response, method, url)
+                failure = f"HTTP {response.status_code}"
+                status_code = response.status_code
+            attempt += 1
+            elapsed = time.monotonic() - started
+            if attempt >= self.retry.attempts or elapsed >= self.retry.deadline:
+                raise ServiceUnavailable(
+                    f"{method} {url} failed after {attempt} attempts: {failure}",
+                    status_code=status_code,
+                )
+            delay = min(self.retry.delay(attempt - 1, self._rng), self.retry.deadline - elapsed)
+            logger.warning("%s %s: %s; retrying in %.2fs", method, url, failure, delay)
+            self._sleep(delay)
+
+
+def _checked(response: httpx.Response, method: str, url: str) -> httpx.Response:
+    """Pass a 1xx-3xx answer through; turn a 4xx into LeaseLost or ServiceError."""
+    if response.status_code < 400:
+        return response
+    try:
+        detail = response.json().get("detail", response.text)
+    except (ValueError, AttributeError):
+        detail = response.text
+    message = f"{method} {url} answered {response.status_code}: {detail}"
+    if response.status_code == httpx.codes.CONFLICT:
+        raise LeaseLost(message, status_code=response.status_code, detail=detail)
+    raise ServiceError(message, status_code=response.status_code, detail=detail)
