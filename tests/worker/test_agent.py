@@ -1,0 +1,214 @@
+"""The pull loop against the real app and the real trainer.
+
+Where a test needs something to happen mid-trial (a user cancels, the lease moves on, the
+worker is told to shut down), it wraps ``trainer.train`` so that the event happens at a
+known epoch, through the same public calls a user or a signal handler would make.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import sweep_doc
+from trainer import TrainerConfig, TrainResult, train
+from worker.agent import FALLBACK_LEASE_SECONDS, Agent, IdleBackoff, Outcome, lease_seconds_left
+from worker.client import ServiceClient
+
+#: Small and fast: the 300-point spiral, a narrow network.
+TINY_TRAINER = {"dataset": "spiral", "batch_size": 32, "hidden": 16, "optimizer": "adam"}
+
+
+@pytest.fixture
+def service(client: TestClient) -> ServiceClient:
+    return ServiceClient(client)
+
+
+def submit(service: ServiceClient, *, trials: int, epochs: int, **overrides: Any) -> dict[str, Any]:
+    doc = sweep_doc(
+        space={"lr": {"type": "float", "low": 1e-3, "high": 1e-1, "scale": "log"}},
+        search={"kind": "grid", "grid_points": trials},
+        stages=[{"trials": trials, "epochs": epochs}],
+        trainer=TINY_TRAINER,
+    )
+    doc.update(overrides)
+    return service.submit_sweep(doc)
+
+
+def agent_for(service: ServiceClient, sweep_id: int, **kwargs: Any) -> Agent:
+    # No idle waits worth the name: these tests never wait on other workers.
+    backoff = IdleBackoff(base=0.01, cap=0.05)
+    return Agent(service, worker_id="test-worker", sweep_id=sweep_id, backoff=backoff, **kwargs)
+
+
+def train_with(hook: Callable[[int], None]) -> Callable[..., TrainResult]:
+    """``train`` with ``hook(epoch)`` run at the end of each epoch, before the agent's report."""
+
+    def wrapped(
+        config: TrainerConfig, *, on_epoch: Callable[[int, dict[str, float]], bool], **kw: Any
+    ) -> TrainResult:
+        def hooked(epoch: int, metrics: dict[str, float]) -> bool:
+            hook(epoch)
+            return on_epoch(epoch, metrics)
+
+        return train(config, on_epoch=hooked, **kw)
+
+    return wrapped
+
+
+def test_agent_runs_a_sweep_to_completion(service: ServiceClient) -> None:
+    sweep = submit(service, trials=3, epochs=2)
+    agent = agent_for(service, sweep["id"])
+
+    assert agent.run() == 3
+    assert agent.outcomes == [Outcome.COMPLETED] * 3
+
+    done = service.get_sweep(sweep["id"])
+    assert done["status"] == "completed"
+    assert done["counts"] == {"completed": 3}
+    assert done["best"] is not None
+    for listed in service.list_trials(sweep["id"]):
+        trial = service.get_trial(listed["id"])
+        assert trial["worker_id"] == "test-worker"
+        assert trial["attempt"] == 1
+        assert [point["step"] for point in trial["curve"]] == [1, 2]
+        assert trial["metrics"]["epochs_run"] == 2
+        assert trial["metrics"]["stop_reason"] == "completed"
+        assert 0.0 <= trial["metrics"]["test_accuracy"] <= 1.0
+
+
+def test_a_diverging_trial_is_finished_as_diverged(service: ServiceClient) -> None:
+    sweep = submit(
+        service,
+        trials=1,
+        epochs=5,
+        space={"lr": {"type": "categorical", "values": [1000.0]}},
+        trainer={**TINY_TRAINER, "optimizer": "sgd"},
+    )
+    agent = agent_for(service, sweep["id"])
+    agent.run()
+
+    [trial] = service.list_trials(sweep["id"])
+    assert agent.outcomes == [Outcome.DIVERGED]
+    assert trial["status"] == "diverged"
+    assert trial["metrics"]["epochs_run"] == 1
+    assert trial["metrics"]["stop_reason"] in ("diverged", "nan")
+
+
+def test_a_trainer_error_is_reported_as_failed(service: ServiceClient, tmp_path: Path) -> None:
+    sweep = submit(
+        service, trials=1, epochs=1, trainer={**TINY_TRAINER, "dataset": "npz:missing.npz"}
+    )
+    agent = agent_for(service, sweep["id"], data_dir=str(tmp_path))
+    agent.run()
+
+    [trial] = service.list_trials(sweep["id"])
+    assert agent.outcomes == [Outcome.FAILED]
+    assert trial["status"] == "failed"
+    assert "missing.npz" in trial["error"]
+    assert "Error" in trial["error"]  # the exception's type is part of the summary
+    assert service.get_sweep(sweep["id"])["status"] == "completed"
+
+
+def test_agent_stops_training_when_the_sweep_is_cancelled(service: ServiceClient) -> None:
+    sweep = submit(service, trials=2, epochs=20)
+
+    def cancel_after_first_epoch(epoch: int) -> None:
+        if epoch == 1:
+            service.cancel_sweep(sweep["id"])
+
+    agent = agent_for(service, sweep["id"], train_fn=train_with(cancel_after_first_epoch))
+    assert agent.run() == 1
+
+    # Trials are generated as they are claimed, so the cancelled sweep has just the one.
+    [listed] = service.list_trials(sweep["id"])
+    ran = service.get_trial(listed["id"])
+    assert ran["status"] == "cancelled"
+    # The first report came after the cancel and answered "stop" (recording nothing);
+    # training stopped there and the finish still delivered the final metrics.
+    assert ran["curve"] == []
+    assert ran["metrics"]["epochs_run"] == 1
+    assert ran["metrics"]["stop_reason"] == "stopped"
+    assert service.get_sweep(sweep["id"])["status"] == "cancelled"
+
+
+def test_a_lost_lease_abandons_the_trial_without_finishing(service: ServiceClient) -> None:
+    sweep = submit(service, trials=1, epochs=20)
+    [trial] = service.claim(worker_id="test-worker", sweep_id=sweep["id"])
+
+    def lease_moves_on(epoch: int) -> None:
+        if epoch == 1:
+            # What the server does when the lease lapses: the token stops being current.
+            service.release(trial["id"], lease_token=trial["lease_token"])
+
+    agent = agent_for(service, sweep["id"], train_fn=train_with(lease_moves_on))
+    assert agent.run_trial(trial) == Outcome.LEASE_LOST
+
+    after = service.get_trial(trial["id"])
+    assert after["status"] == "queued"
+    assert after["curve"] == []
+    assert after["metrics"] == {}
+
+
+def test_stop_request_mid_trial_releases_it_for_another_worker(service: ServiceClient) -> None:
+    sweep = submit(service, trials=1, epochs=20)
+    agent: Agent
+
+    def shutdown_after_first_epoch(epoch: int) -> None:
+        if epoch == 1:
+            agent.request_stop()  # what the SIGTERM handler does
+
+    agent = agent_for(service, sweep["id"], train_fn=train_with(shutdown_after_first_epoch))
+    assert agent.run() == 1
+    assert agent.outcomes == [Outcome.RELEASED]
+
+    [trial] = service.list_trials(sweep["id"])
+    assert trial["status"] == "queued"
+    assert trial["attempt"] == 2
+
+    successor = agent_for(service, sweep["id"])
+    assert successor.run() == 1
+    assert service.get_trial(trial["id"])["status"] == "completed"
+
+
+def test_heartbeats_keep_a_trial_leased_through_a_long_epoch(
+    make_client: Callable[..., TestClient],
+) -> None:
+    # A one-second lease, expired leases reaped every 0.1 s, and epochs that take 1.5 s
+    # between reports: only the heartbeat thread keeps the lease alive.
+    service = ServiceClient(make_client(lease_seconds=1.0, reaper_interval=0.1))
+    sweep = submit(service, trials=1, epochs=2)
+    agent = agent_for(service, sweep["id"], train_fn=train_with(lambda epoch: time.sleep(1.5)))
+
+    assert agent.run() == 1
+    assert agent.outcomes == [Outcome.COMPLETED]
+    [trial] = service.list_trials(sweep["id"])
+    assert trial["status"] == "completed"
+    assert trial["attempt"] == 1
+
+
+def test_once_runs_a_single_trial(service: ServiceClient) -> None:
+    sweep = submit(service, trials=3, epochs=1)
+    agent = agent_for(service, sweep["id"], once=True)
+    assert agent.run() == 1
+    after = service.get_sweep(sweep["id"])
+    assert after["status"] == "running"
+    assert after["counts"] == {"completed": 1}
+
+
+def test_lease_seconds_left_reads_the_servers_expiry() -> None:
+    now = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
+    assert lease_seconds_left((now + timedelta(seconds=45)).isoformat(), now=now) == 45
+    assert lease_seconds_left("2030-01-01T12:00:30", now=now) == 30  # naive means UTC
+    assert (
+        lease_seconds_left((now - timedelta(seconds=5)).isoformat(), now=now)
+        == FALLBACK_LEASE_SECONDS
+    )
+    assert lease_seconds_left("not a time", now=now) == FALLBACK_LEASE_SECONDS
+    assert lease_seconds_left(None, now=now) == FALLBACK_LEASE_SECONDS

@@ -1,0 +1,149 @@
+"""ServiceClient against the real app (Starlette's TestClient is an httpx.Client)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from tests.conftest import sweep_doc
+from worker.client import LeaseLost, ServiceClient, ServiceError, decode_floats
+
+
+@pytest.fixture
+def service(client: TestClient) -> ServiceClient:
+    return ServiceClient(client)
+
+
+def test_a_sweep_round_trips_through_every_read_endpoint(service: ServiceClient) -> None:
+    sweep = service.submit_sweep(sweep_doc(name="round-trip"))
+    assert sweep["status"] == "running"
+    assert service.get_sweep(sweep["id"])["name"] == "round-trip"
+    assert [s["id"] for s in service.list_sweeps(limit=10)] == [sweep["id"]]
+
+    [trial] = service.claim(worker_id="w1", sweep_id=sweep["id"])
+    assert service.get_trial(trial["id"])["status"] == "running"
+    running = service.list_trials(sweep["id"], status="running")
+    assert [t["id"] for t in running] == [trial["id"]]
+    assert service.healthz()["status"] == "ok"
+
+
+def test_claim_returns_leased_trials_with_their_trainer_settings(service: ServiceClient) -> None:
+    sweep = service.submit_sweep(sweep_doc(stages=[{"trials": 3, "epochs": 2}]))
+    trials = service.claim(worker_id="w1", sweep_id=sweep["id"], count=2)
+    assert len(trials) == 2
+    for trial in trials:
+        assert trial["worker_id"] == "w1"
+        assert trial["lease_token"]
+        assert trial["lease_expires_at"]
+        assert trial["trainer"]["epochs"] == 2
+        assert trial["trainer"]["lr"] == trial["params"]["lr"]
+
+
+def test_claim_answers_an_empty_list_when_there_is_nothing_to_do(service: ServiceClient) -> None:
+    assert service.claim(worker_id="w1") == []
+    sweep = service.submit_sweep(sweep_doc(stages=[{"trials": 1, "epochs": 1}]))
+    assert len(service.claim(worker_id="w1", sweep_id=sweep["id"])) == 1
+    assert service.claim(worker_id="w2", sweep_id=sweep["id"]) == []
+
+
+def test_stale_lease_token_raises_lease_lost(service: ServiceClient) -> None:
+    sweep = service.submit_sweep(sweep_doc(stages=[{"trials": 1, "epochs": 1}]))
+    [trial] = service.claim(worker_id="w1", sweep_id=sweep["id"])
+    token = trial["lease_token"]
+
+    with pytest.raises(LeaseLost):
+        service.heartbeat(trial["id"], lease_token="not-the-token")
+    service.release(trial["id"], lease_token=token)
+    with pytest.raises(LeaseLost) as info:
+        service.heartbeat(trial["id"], lease_token=token)
+    assert info.value.status_code == 409
+    with pytest.raises(LeaseLost):
+        service.report(trial["id"], lease_token=token, step=1, metrics={"val_loss": 1.0})
+    with pytest.raises(LeaseLost):
+        service.finish(trial["id"], lease_token=token, status="completed", metrics={})
+
+
+def test_release_requeues_the_trial_at_once(service: ServiceClient) -> None:
+    sweep = service.submit_sweep(sweep_doc(stages=[{"trials": 1, "epochs": 1}]))
+    [trial] = service.claim(worker_id="w1", sweep_id=sweep["id"])
+    released = service.release(trial["id"], lease_token=trial["lease_token"])
+    assert released["status"] == "queued"
+    [again] = service.claim(worker_id="w2", sweep_id=sweep["id"])
+    assert again["id"] == trial["id"]
+    assert again["attempt"] == trial["attempt"] + 1
+    assert again["lease_token"] != trial["lease_token"]
+
+
+def test_finish_records_the_final_metrics_and_sets_best(service: ServiceClient) -> None:
+    sweep = service.submit_sweep(sweep_doc(stages=[{"trials": 1, "epochs": 1}]))
+    [trial] = service.claim(worker_id="w1", sweep_id=sweep["id"])
+    answer = service.report(
+        trial["id"], lease_token=trial["lease_token"], step=1, metrics={"val_accuracy": 0.5}
+    )
+    assert answer["action"] == "continue"
+    metrics = {"val_accuracy": 0.75, "epochs_run": 1, "stop_reason": "completed"}
+    finished = service.finish(
+        trial["id"], lease_token=trial["lease_token"], status="completed", metrics=metrics
+    )
+    assert finished["status"] == "completed"
+    # Finishing twice with the same token is harmless.
+    service.finish(
+        trial["id"], lease_token=trial["lease_token"], status="completed", metrics=metrics
+    )
+
+    done = service.get_sweep(sweep["id"])
+    assert done["status"] == "completed"
+    assert done["best"]["id"] == trial["id"]
+    assert done["best"]["metrics"]["val_accuracy"] == 0.75
+
+
+def test_non_finite_metrics_survive_the_round_trip(service: ServiceClient) -> None:
+    sweep = service.submit_sweep(sweep_doc(stages=[{"trials": 1, "epochs": 1}]))
+    [trial] = service.claim(worker_id="w1", sweep_id=sweep["id"])
+    service.report(
+        trial["id"],
+        lease_token=trial["lease_token"],
+        step=1,
+        metrics={"train_loss": math.inf, "val_loss": math.nan, "val_accuracy": 0.1},
+    )
+    service.finish(
+        trial["id"],
+        lease_token=trial["lease_token"],
+        status="diverged",
+        metrics={"train_loss": -math.inf, "initial_loss": 2.3},
+    )
+    stored: dict[str, Any] = decode_floats(service.get_trial(trial["id"]))
+    assert stored["status"] == "diverged"
+    assert stored["metrics"]["train_loss"] == -math.inf
+    assert math.isnan(stored["metrics"]["val_loss"])
+    assert stored["curve"][0]["metrics"]["train_loss"] == math.inf
+
+
+def test_refusals_carry_the_servers_detail(service: ServiceClient) -> None:
+    with pytest.raises(ServiceError) as missing:
+        service.get_sweep(999)
+    assert missing.value.status_code == 404
+    assert "999" in str(missing.value.detail)
+
+    bad = sweep_doc(space={"lr": {"type": "float", "low": 1.0, "high": 0.1}})
+    with pytest.raises(ServiceError) as invalid:
+        service.submit_sweep(bad)
+    assert invalid.value.status_code == 422
+    assert "space.lr" in str(invalid.value)
+
+
+def test_a_token_protected_server_refuses_a_client_without_it(
+    make_client: Callable[..., TestClient],
+) -> None:
+    http = make_client(token=SecretStr("s3cret"))
+    with pytest.raises(ServiceError) as refused:
+        ServiceClient(http).list_sweeps()
+    assert refused.value.status_code == 401
+
+    http.headers["Authorization"] = "Bearer s3cret"
+    assert ServiceClient(http).list_sweeps() == []
