@@ -108,8 +108,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _clean_loc(loc: Any) -> list[str | int]:
-    # Drop the union tags pydantic puts in locations ("space.lr.float.low" -> "space.lr.low").
-    tags = {"float", "int", "categorical", "function-after[_check_bounds(), FloatParam]"}
+    # Drop the union tags and key markers pydantic puts in locations
+    # ("space.lr.float.low" -> "space.lr.low", "space.Bad Name.[key]" -> "space.Bad Name").
+    tags = {"float", "int", "categorical", "[key]"}
     return [part for part in loc if not (isinstance(part, str) and (part in tags or part.startswith("function-")))]
 
 

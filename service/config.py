@@ -18,7 +18,9 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     lease_seconds: float = Field(default=60.0, gt=0, description="How long a claim stays valid without a heartbeat.")
-    token: SecretStr | None = Field(default=None, description="When set, the API requires 'Authorization: Bearer <token>'.")
+    token: SecretStr | None = Field(
+        default=None, description="When set, the API requires 'Authorization: Bearer <token>'."
+    )
     max_body_bytes: int = Field(default=1 << 20, gt=0)
     reaper_interval: float | None = Field(
         default=None, description="Seconds between sweeps for expired leases; default a quarter lease, at most 5 s."

@@ -35,9 +35,7 @@ class ServiceMetrics:
 
     def __init__(self, store: Store) -> None:
         self.registry = CollectorRegistry()
-        self.claimed = Counter(
-            "hypersweep_trials_claimed", "Trials handed to workers.", registry=self.registry
-        )
+        self.claimed = Counter("hypersweep_trials_claimed", "Trials handed to workers.", registry=self.registry)
         self.finished = Counter(
             "hypersweep_trials_finished", "Trials finished by workers, by status.", ["status"], registry=self.registry
         )

@@ -62,7 +62,10 @@ class StageSpec(_Strict):
     )
     epochs: int = Field(default=1, ge=1, le=10_000)
     top_k: int | None = Field(
-        default=None, ge=1, le=1_000_000, description="Later stages: narrow around this many best trials of the stage before."
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Later stages: narrow around this many best trials of the stage before.",
     )
     search: SearchConfig | None = Field(default=None, description="This stage's search; the sweep's by default.")
 

@@ -325,8 +325,8 @@ class Store:
     def status_counts(self) -> tuple[dict[str, int], dict[str, int]]:
         """How many sweeps and trials there are in each status."""
         with self.db.read() as s:
-            sweeps = dict(s.execute(select(Sweep.status, func.count()).group_by(Sweep.status)).tuples().all())
-            trials = dict(s.execute(select(Trial.status, func.count()).group_by(Trial.status)).tuples().all())
+            sweeps = dict(s.execute(select(Sweep.status, func.count()).group_by(Sweep.status)).all())
+            trials = dict(s.execute(select(Trial.status, func.count()).group_by(Trial.status)).all())
             return sweeps, trials
 
     def ping(self) -> None:
@@ -532,7 +532,9 @@ class Store:
     @staticmethod
     def _count(s: Session, sweep_id: int, statuses: list[TrialStatus]) -> int:
         return (
-            s.scalar(select(func.count()).select_from(Trial).where(Trial.sweep_id == sweep_id, Trial.status.in_(statuses)))
+            s.scalar(
+                select(func.count()).select_from(Trial).where(Trial.sweep_id == sweep_id, Trial.status.in_(statuses))
+            )
             or 0
         )
 
@@ -551,7 +553,7 @@ class Store:
             select(Trial.sweep_id, Trial.stage, Trial.status, func.count())
             .where(Trial.sweep_id.in_(ids))
             .group_by(Trial.sweep_id, Trial.stage, Trial.status)
-        ).tuples():
+        ):
             counts[sweep_id].setdefault(stage, {})[status] = n
         stages: dict[int, list[Stage]] = {i: [] for i in ids}
         for st in s.scalars(select(Stage).where(Stage.sweep_id.in_(ids)).order_by(Stage.sweep_id, Stage.index)):

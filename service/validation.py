@@ -12,7 +12,6 @@ from pydantic import TypeAdapter, ValidationError
 
 from service.schemas import SweepSpec
 from service.search.base import MAX_GRID_POINTS, SearchConfig
-from service.search.grid import grid_size
 from service.search.registry import available_kinds, make_designer
 from service.search.space import CategoricalParam, FloatParam, IntParam
 from trainer.config import SETTINGS, TrainerConfig
@@ -62,7 +61,10 @@ def check_spec(spec: SweepSpec) -> Plan:
         search_loc: Loc = ("stages", i, "search") if stage.search else ("search",)
         if search.kind not in available_kinds():
             errors.append(
-                (search_loc + ("kind",), f"search kind {search.kind!r} is not available; choose one of {', '.join(available_kinds())}")
+                (
+                    (*search_loc, "kind"),
+                    f"search kind {search.kind!r} is not available; choose one of {', '.join(available_kinds())}",
+                )
             )
             continue
         trials = stage.trials
@@ -71,7 +73,7 @@ def check_spec(spec: SweepSpec) -> Plan:
             if size > MAX_GRID_POINTS:
                 errors.append(
                     (
-                        search_loc + ("grid_points",),
+                        (*search_loc, "grid_points"),
                         f"the grid has {size:,} points, more than the {MAX_GRID_POINTS:,} allowed; "
                         "lower grid_points or remove axes",
                     )
@@ -92,7 +94,9 @@ def check_spec(spec: SweepSpec) -> Plan:
             if top_k is None:
                 top_k = min(DEFAULT_TOP_K, previous or DEFAULT_TOP_K)
             elif previous is not None and top_k > previous:
-                errors.append((("stages", i, "top_k"), f"top_k ({top_k}) is more than the {previous} trials of stage {i - 1}"))
+                errors.append(
+                    (("stages", i, "top_k"), f"top_k ({top_k}) is more than the {previous} trials of stage {i - 1}")
+                )
         plan.stages.append(PlannedStage(trials=trials, epochs=stage.epochs, top_k=top_k, search=search))
     if errors:
         raise SpecError(errors)
@@ -133,16 +137,16 @@ def _check_space_names(spec: SweepSpec, errors: list[tuple[Loc, str]]) -> None:
             continue
         expected = _trainer_types[name]
         if isinstance(param, FloatParam) and expected is int:
-            errors.append((loc + ("type",), f"{name} is a whole number; use type: int"))
+            errors.append(((*loc, "type"), f"{name} is a whole number; use type: int"))
             continue
         if isinstance(param, FloatParam | IntParam) and expected not in (int, float):
-            errors.append((loc + ("type",), f"{name} is not numeric; use type: categorical"))
+            errors.append(((*loc, "type"), f"{name} is not numeric; use type: categorical"))
             continue
         samples: list[tuple[Loc, Any]]
         if isinstance(param, CategoricalParam):
-            samples = [(loc + ("values", i), v) for i, v in enumerate(param.values)]
+            samples = [((*loc, "values", i), v) for i, v in enumerate(param.values)]
         else:
-            samples = [(loc + ("low",), param.low), (loc + ("high",), param.high)]
+            samples = [((*loc, "low"), param.low), ((*loc, "high"), param.high)]
         for sample_loc, value in samples:
             try:
                 _trainer_adapter.validate_python({name: value})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response, status
 
 from service.api.deps import StoreDep
@@ -11,7 +13,7 @@ router = APIRouter(prefix="/trials", tags=["trials"])
 
 __all__ = ["router"]
 
-_NO_WORK = {204: {"description": "Nothing to do now; ask again later."}}
+_NO_WORK: dict[int | str, dict[str, Any]] = {204: {"description": "Nothing to do now; ask again later."}}
 
 
 @router.post("/claim", response_model=ClaimOut, responses=_NO_WORK)

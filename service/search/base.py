@@ -66,8 +66,9 @@ class Designer(ABC):
         """The most distinct trials this designer can suggest, or ``None`` for no limit."""
         return None
 
-    def update(self, completed: Sequence[Observation], active: Sequence[Params]) -> None:
-        """Take in the trials finished since the last call and those now running."""
+    def update(self, completed: Sequence[Observation], active: Sequence[Params]) -> None:  # noqa: B027
+        """Take in the trials finished since the last call and those now running; designers
+        that do not learn ignore it."""
 
     @abstractmethod
     def suggest(self, start: int, count: int) -> list[Params]:

@@ -77,7 +77,7 @@ class FloatParam(_Numeric):
     def cast(self, value: float) -> float:
         return min(max(float(value), self.low), self.high)
 
-    def grid(self, points: int) -> list[float]:
+    def grid(self, points: int) -> list[ParamValue]:
         """``points`` values evenly spaced in the axis's scale, both ends included."""
         if points == 1:
             return [self.from_unit(0.5)]
@@ -95,7 +95,7 @@ class IntParam(_Numeric):
     def cast(self, value: float) -> int:
         return min(max(round(value), self.low), self.high)
 
-    def grid(self, points: int) -> list[int]:
+    def grid(self, points: int) -> list[ParamValue]:
         """Up to ``points`` distinct integers spread in the axis's scale, both ends included."""
         if points == 1:
             return [self.cast(self.from_unit(0.5))]

@@ -94,8 +94,8 @@ def _narrow_numeric(
     low, high = (_from_unit_unclipped(param, u) for u in (new_lo, new_hi))
     if isinstance(param, IntParam):
         assert isinstance(original, IntParam)
-        ilow = max(original.low, int(round(low)))
-        ihigh = min(original.high, int(round(high)))
+        ilow = max(original.low, round(low))
+        ihigh = min(original.high, round(high))
         if ihigh <= ilow:
             ilow, ihigh = max(original.low, ilow - 1), min(original.high, ilow + 1)
         return IntParam(type="int", low=ilow, high=ihigh, scale=param.scale)

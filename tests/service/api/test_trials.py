@@ -1,0 +1,276 @@
+"""The worker protocol: claim, heartbeat, report, finish, release, and lease expiry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, update
+
+from service.models import Trial, utcnow
+from tests.service.api.test_sweeps import API, claim, finish, submit
+
+
+def expire_lease(database_url: str, trial_id: int) -> None:
+    """Move a trial's lease into the past, as if its worker had gone silent."""
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(update(Trial).where(Trial.id == trial_id).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    engine.dispose()
+
+
+def post(client: TestClient, trial: dict[str, Any], verb: str, **body: Any) -> Any:
+    return client.post(f"{API}/trials/{trial['id']}/{verb}", json={"lease_token": trial["lease_token"], **body})
+
+
+def test_claim_hands_out_distinct_trials_with_resolved_settings(client: TestClient) -> None:
+    sweep = submit(client, trainer={"dataset": "digits", "batch_size": 32, "hidden": 64})
+    trials = claim(client, sweep["id"], count=3, worker="w1")
+    assert len(trials) == 3
+    assert len({t["id"] for t in trials}) == 3
+    assert len({t["lease_token"] for t in trials}) == 3
+    for trial in trials:
+        assert trial["status"] == "running"
+        assert trial["worker_id"] == "w1"
+        assert trial["attempt"] == 1
+        assert trial["stage"] == 0
+        settings = trial["trainer"]
+        assert settings["epochs"] == 1
+        assert settings["batch_size"] == 32 and settings["hidden"] == 64
+        assert settings["lr"] == trial["params"]["lr"]
+        assert 1e-4 <= trial["params"]["lr"] <= 1.0
+    assert sorted(t["number"] for t in trials) == [0, 1, 2]
+
+
+def test_claim_without_sweep_takes_from_any_running_sweep(client: TestClient) -> None:
+    first = submit(client, name="a", stages=[{"trials": 1, "epochs": 1}])
+    second = submit(client, name="b", stages=[{"trials": 2, "epochs": 1}])
+    trials = claim(client, count=5)
+    assert sorted(t["sweep_id"] for t in trials) == [first["id"], second["id"], second["id"]]
+    assert claim(client) == []
+
+
+def test_claim_answers_204_when_there_is_nothing_to_do(client: TestClient) -> None:
+    response = client.post(f"{API}/trials/claim", json={"worker_id": "w"})
+    assert response.status_code == 204
+    assert response.content == b""
+
+
+def test_claim_for_an_unknown_sweep_is_404(client: TestClient) -> None:
+    assert client.post(f"{API}/trials/claim", json={"worker_id": "w", "sweep_id": 42}).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"worker_id": ""}, {"worker_id": "w", "count": 0}, {"worker_id": "w", "count": 65}]
+)
+def test_bad_claims_are_422(client: TestClient, body: dict[str, Any]) -> None:
+    assert client.post(f"{API}/trials/claim", json=body).status_code == 422
+
+
+def test_parallelism_caps_running_trials(client: TestClient) -> None:
+    sweep = submit(client, parallelism=2, stages=[{"trials": 5, "epochs": 1}])
+    first = claim(client, sweep["id"], count=5)
+    assert len(first) == 2
+    assert claim(client, sweep["id"]) == []
+    finish(client, first[0], 0.5)
+    assert len(claim(client, sweep["id"], count=5)) == 1
+
+
+def test_budget_is_exact_and_the_sweep_completes(client: TestClient) -> None:
+    sweep = submit(client, stages=[{"trials": 3, "epochs": 1}])
+    trials = claim(client, sweep["id"], count=10)
+    assert len(trials) == 3
+    assert claim(client, sweep["id"]) == []
+    for i, trial in enumerate(trials):
+        finish(client, trial, 0.1 * i)
+    body = client.get(f"{API}/sweeps/{sweep['id']}").json()
+    assert body["status"] == "completed"
+    assert body["finished_at"] is not None
+    assert body["counts"] == {"completed": 3}
+    assert body["stages"][0]["status"] == "completed"
+
+
+def test_next_stage_starts_only_when_the_previous_has_nothing_queued_or_running(client: TestClient) -> None:
+    sweep = submit(client, stages=[{"trials": 2, "epochs": 1}, {"trials": 3, "epochs": 5, "top_k": 1}])
+    a, b = claim(client, sweep["id"], count=2)
+    finish(client, a, 0.9)
+    # Stage 0 still has a running trial: stage 1 must not start.
+    assert claim(client, sweep["id"]) == []
+    finish(client, b, 0.3)
+    later = claim(client, sweep["id"], count=10)
+    assert len(later) == 3
+    assert {t["stage"] for t in later} == {1}
+    assert {t["trainer"]["epochs"] for t in later} == {5}
+    assert sorted(t["number"] for t in later) == [2, 3, 4]
+    body = client.get(f"{API}/sweeps/{sweep['id']}").json()
+    assert body["current_stage"] == 1
+    assert [s["status"] for s in body["stages"]] == ["completed", "running"]
+    derived = body["stages"][1]["space"]
+    assert derived is not None and set(derived) == {"lr", "dropout"}
+    # The derived space holds every stage-1 trial.
+    for trial in later:
+        lr = derived["lr"]
+        assert lr["low"] <= trial["params"]["lr"] <= lr["high"]
+
+
+def test_heartbeat_extends_the_lease(client: TestClient) -> None:
+    sweep = submit(client)
+    trial = claim(client, sweep["id"])[0]
+    response = post(client, trial, "heartbeat")
+    assert response.status_code == 200
+    assert response.json()["action"] == "continue"
+    assert response.json()["lease_expires_at"] >= trial["lease_expires_at"]
+
+
+def test_report_records_the_curve_and_latest_metrics(client: TestClient) -> None:
+    sweep = submit(client)
+    trial = claim(client, sweep["id"])[0]
+    for step, loss in [(1, 2.0), (2, 1.5), (2, 1.4), (3, 1.0)]:
+        response = post(client, trial, "report", step=step, metrics={"train_loss": loss, "val_accuracy": 0.1 * step})
+        assert response.status_code == 200
+        assert response.json()["action"] == "continue"
+    detail = client.get(f"{API}/trials/{trial['id']}").json()
+    assert [p["step"] for p in detail["curve"]] == [1, 2, 3]
+    # Reporting a step again replaces it.
+    assert [p["metrics"]["train_loss"] for p in detail["curve"]] == [2.0, 1.4, 1.0]
+    assert detail["metrics"] == {"train_loss": 1.0, "val_accuracy": pytest.approx(0.3)}
+
+
+def test_finish_stores_final_metrics_and_twice_is_harmless(client: TestClient) -> None:
+    sweep = submit(client, stages=[{"trials": 2, "epochs": 1}])
+    trial = claim(client, sweep["id"])[0]
+    done = post(client, trial, "finish", status="diverged", metrics={"stop_reason": "diverged", "val_accuracy": 0.1})
+    assert done.status_code == 200
+    assert done.json()["status"] == "diverged"
+    assert done.json()["finished_at"] is not None
+    again = post(client, trial, "finish", status="completed", metrics={"val_accuracy": 0.99})
+    assert again.status_code == 200
+    assert again.json() == done.json()
+    # A diverged trial is never the best.
+    assert client.get(f"{API}/sweeps/{sweep['id']}").json()["best"] is None
+
+
+def test_failed_trials_keep_their_error(client: TestClient) -> None:
+    sweep = submit(client)
+    trial = claim(client, sweep["id"])[0]
+    done = post(client, trial, "finish", status="failed", metrics={}, error="RuntimeError: boom")
+    assert done.json()["status"] == "failed"
+    assert client.get(f"{API}/trials/{trial['id']}").json()["error"] == "RuntimeError: boom"
+
+
+@pytest.mark.parametrize("verb", ["heartbeat", "report", "finish", "release"])
+def test_wrong_lease_token_is_409_and_changes_nothing(client: TestClient, verb: str) -> None:
+    sweep = submit(client)
+    trial = claim(client, sweep["id"])[0]
+    before = client.get(f"{API}/trials/{trial['id']}").json()
+    body = {"lease_token": "not-the-token", "step": 1, "metrics": {"val_accuracy": 1.0}, "status": "completed"}
+    body = {k: v for k, v in body.items() if verb in ("report", "finish") or k == "lease_token"}
+    if verb == "report":
+        body.pop("status")
+    if verb == "finish":
+        body.pop("step")
+    response = client.post(f"{API}/trials/{trial['id']}/{verb}", json=body)
+    assert response.status_code == 409
+    assert client.get(f"{API}/trials/{trial['id']}").json() == before
+
+
+def test_unknown_trial_is_404(client: TestClient) -> None:
+    assert client.get(f"{API}/trials/12345").status_code == 404
+    assert client.post(f"{API}/trials/12345/heartbeat", json={"lease_token": "x"}).status_code == 404
+    finish_body = {"lease_token": "x", "status": "completed", "metrics": {}}
+    assert client.post(f"{API}/trials/12345/finish", json=finish_body).status_code == 404
+
+
+def test_expired_lease_requeues_with_next_attempt_and_old_token_is_stale(client: TestClient, database_url: str) -> None:
+    sweep = submit(client, stages=[{"trials": 1, "epochs": 1}])
+    old = claim(client, sweep["id"], worker="slow")[0]
+    post(client, old, "report", step=1, metrics={"val_accuracy": 0.2})
+    expire_lease(database_url, old["id"])
+    # The silent worker's lease has run out: its words are refused.
+    assert post(client, old, "heartbeat").status_code == 409
+    new = claim(client, sweep["id"], worker="fast")[0]
+    assert new["id"] == old["id"]
+    assert new["attempt"] == 2
+    assert new["worker_id"] == "fast"
+    assert new["lease_token"] != old["lease_token"]
+    # The old attempt's curve is gone; its late reports and finish change nothing.
+    assert client.get(f"{API}/trials/{old['id']}").json()["curve"] == []
+    assert post(client, old, "report", step=1, metrics={"val_accuracy": 0.9}).status_code == 409
+    assert post(client, old, "finish", status="completed", metrics={"val_accuracy": 0.9}).status_code == 409
+    done = finish(client, new, 0.5)
+    assert (done["status"], done["value"], done["worker_id"]) == ("completed", 0.5, "fast")
+
+
+def test_lease_expiry_fails_the_trial_after_max_attempts(client: TestClient, database_url: str) -> None:
+    sweep = submit(client, stages=[{"trials": 1, "epochs": 1}], max_attempts=2)
+    for attempt in (1, 2):
+        trial = claim(client, sweep["id"])[0]
+        assert trial["attempt"] == attempt
+        expire_lease(database_url, trial["id"])
+    store = client.app.state.store  # type: ignore[attr-defined]
+    assert store.expire_leases() == 1
+    detail = client.get(f"{API}/trials/{trial['id']}").json()
+    assert detail["status"] == "failed"
+    assert "lease expired" in detail["error"]
+    body = client.get(f"{API}/sweeps/{sweep['id']}").json()
+    assert body["status"] == "completed"
+    assert body["counts"] == {"failed": 1}
+
+
+def test_the_reaper_requeues_expired_leases_by_itself(make_client: Any, database_url: str) -> None:
+    client = make_client(reaper_interval=0.05)
+    sweep = submit(client, stages=[{"trials": 1, "epochs": 1}])
+    trial = claim(client, sweep["id"])[0]
+    expire_lease(database_url, trial["id"])
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if client.get(f"{API}/trials/{trial['id']}").json()["status"] == "queued":
+            break
+        time.sleep(0.05)
+    detail = client.get(f"{API}/trials/{trial['id']}").json()
+    assert (detail["status"], detail["attempt"], detail["worker_id"]) == ("queued", 2, None)
+
+
+def test_release_requeues_at_once(client: TestClient) -> None:
+    sweep = submit(client, stages=[{"trials": 1, "epochs": 1}])
+    trial = claim(client, sweep["id"])[0]
+    released = post(client, trial, "release")
+    assert released.status_code == 200
+    assert (released.json()["status"], released.json()["attempt"]) == ("queued", 2)
+    assert post(client, trial, "heartbeat").status_code == 409
+    again = claim(client, sweep["id"])[0]
+    assert again["id"] == trial["id"]
+
+
+def test_non_finite_metrics_are_stored_as_strings(client: TestClient) -> None:
+    sweep = submit(client)
+    trial = claim(client, sweep["id"])[0]
+    # Python's json writes NaN and Infinity; standard JSON has no such numbers.
+    raw = '{"lease_token": "%s", "step": 1, "metrics": {"train_loss": NaN, "val_loss": Infinity}}'
+    response = client.post(
+        f"{API}/trials/{trial['id']}/report",
+        content=raw % trial["lease_token"],
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200
+    done = post(client, trial, "finish", status="diverged", metrics={"val_accuracy": "NaN", "train_loss": "-Infinity"})
+    assert done.status_code == 200
+    detail = client.get(f"{API}/trials/{trial['id']}").json()
+    assert detail["curve"][0]["metrics"] == {"train_loss": "NaN", "val_loss": "Infinity"}
+    assert detail["metrics"]["train_loss"] == "-Infinity"
+    assert detail["value"] is None
+    ranked = client.get(f"{API}/sweeps/{sweep['id']}/trials", params={"sort": "-metric"})
+    assert ranked.status_code == 200
+
+
+def test_request_bodies_over_the_limit_are_413(make_client: Any) -> None:
+    client = make_client(max_body_bytes=1000)
+    response = client.post(
+        f"{API}/sweeps", content=b"{" + b" " * 2000 + b"}", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert client.get(f"{API}/sweeps").json() == []

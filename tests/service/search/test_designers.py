@@ -1,0 +1,119 @@
+"""Contract tests every designer passes, and what random and grid search promise."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+from pydantic import TypeAdapter
+
+from service.search.base import SearchConfig
+from service.search.grid import GridDesigner
+from service.search.registry import available_kinds, make_designer
+from service.search.space import CategoricalParam, FloatParam, IntParam, Space
+
+SPACE: Space = TypeAdapter(Space).validate_python(
+    {
+        "lr": {"type": "float", "low": 1e-6, "high": 1.0, "scale": "log"},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.7},
+        "hidden": {"type": "int", "low": 32, "high": 512, "scale": "log"},
+        "optimizer": {"type": "categorical", "values": ["sgd", "adam", "rmsprop"]},
+    }
+)
+
+
+def designer(kind: str, seed: int = 0, stage: int = 0, grid_points: int = 3) -> object:
+    return make_designer(
+        SPACE, config=SearchConfig(kind=kind, seed=seed, grid_points=grid_points), stage=stage, minimize=False
+    )  # type: ignore[arg-type]
+
+
+def inside(params: dict[str, object]) -> bool:
+    for name, param in SPACE.items():
+        value = params[name]
+        if isinstance(param, CategoricalParam):
+            if value not in param.values:
+                return False
+        elif not (param.bounds()[0] <= float(value) <= param.bounds()[1]):  # type: ignore[arg-type]
+            return False
+        if isinstance(param, IntParam) and not isinstance(value, int):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("kind", ["random", "grid"])
+def test_suggestions_stay_inside_the_space(kind: str) -> None:
+    for params in designer(kind).suggest(0, 60):  # type: ignore[attr-defined]
+        assert set(params) == set(SPACE)
+        assert inside(params)
+
+
+@pytest.mark.parametrize("kind", ["random", "grid"])
+def test_same_seed_same_trials_in_any_order(kind: str) -> None:
+    whole = designer(kind, seed=7).suggest(0, 20)  # type: ignore[attr-defined]
+    pieces = designer(kind, seed=7).suggest(10, 10) + designer(kind, seed=7).suggest(0, 10)  # type: ignore[attr-defined]
+    assert pieces[10:] + pieces[:10] == whole
+    assert designer(kind, seed=8).suggest(0, 20) != whole  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", ["random", "grid"])
+def test_suggestions_of_one_batch_are_distinct(kind: str) -> None:
+    batch = designer(kind).suggest(0, 16)  # type: ignore[attr-defined]
+    assert len({tuple(sorted(p.items())) for p in batch}) == 16
+
+
+def test_stages_draw_different_points() -> None:
+    assert designer("random", stage=0).suggest(0, 5) != designer("random", stage=1).suggest(0, 5)  # type: ignore[attr-defined]
+
+
+def test_random_samples_log_axes_uniformly_in_log_space() -> None:
+    lrs = [p["lr"] for p in designer("random").suggest(0, 4000)]  # type: ignore[attr-defined]
+    exponents = [math.log10(v) for v in lrs]
+    # Uniform on [-6, 0]: median -3, and each decade holds about a sixth of the draws.
+    assert statistics.median(exponents) == pytest.approx(-3, abs=0.2)
+    in_top_decade = sum(e > -1 for e in exponents) / len(exponents)
+    assert in_top_decade == pytest.approx(1 / 6, abs=0.03)
+
+
+def test_grid_points_are_log_spaced_on_log_axes() -> None:
+    assert FloatParam(type="float", low=1e-3, high=1e1, scale="log").grid(5) == pytest.approx(
+        [1e-3, 1e-2, 1e-1, 1, 1e1]
+    )
+    assert FloatParam(type="float", low=0, high=1).grid(3) == pytest.approx([0, 0.5, 1])
+    assert IntParam(type="int", low=1, high=3).grid(10) == [1, 2, 3]
+    assert IntParam(type="int", low=32, high=512, scale="log").grid(5) == [32, 64, 128, 256, 512]
+
+
+def test_grid_visits_every_point_exactly_once() -> None:
+    grid = designer("grid", grid_points=4)
+    assert isinstance(grid, GridDesigner)
+    size = grid.capacity()
+    assert size == 4 * 4 * 4 * 3
+    points = grid.suggest(0, size)
+    assert len({tuple(sorted(p.items())) for p in points}) == size
+    with pytest.raises(ValueError, match="points"):
+        grid.suggest(size - 1, 2)
+
+
+def test_grid_point_is_derived_from_its_index() -> None:
+    grid = designer("grid", grid_points=2)
+    assert isinstance(grid, GridDesigner)
+    # Axes in name order (dropout, hidden, lr, optimizer); the last varies fastest.
+    assert grid.point(0) == {"dropout": 0.0, "hidden": 32, "lr": 1e-6, "optimizer": "sgd"}
+    assert grid.point(1) == {"dropout": 0.0, "hidden": 32, "lr": 1e-6, "optimizer": "adam"}
+    assert grid.point(3) == {"dropout": 0.0, "hidden": 32, "lr": 1.0, "optimizer": "sgd"}
+    assert grid.point(grid.capacity() - 1) == {"dropout": 0.7, "hidden": 512, "lr": 1.0, "optimizer": "rmsprop"}
+
+
+def test_a_partial_grid_spreads_over_the_grid() -> None:
+    grid = designer("grid", grid_points=10)
+    lrs = {p["lr"] for p in grid.suggest(0, 30)}  # type: ignore[attr-defined]
+    # Thirty scattered points of a 10x10x10x3 grid reach most lr values, not just one.
+    assert len(lrs) >= 6
+
+
+def test_unknown_kind_is_refused_by_the_registry() -> None:
+    assert set(available_kinds()) >= {"random", "grid"}
+    with pytest.raises(ValueError, match="not available"):
+        make_designer(SPACE, config=SearchConfig.model_construct(kind="anneal"), stage=0, minimize=False)

@@ -1,0 +1,151 @@
+"""Many workers claiming from one sweep at once: no trial is held twice, the budget is
+exact, and no grid point runs twice."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+from service.db import Database
+from service.errors import LeaseConflict
+from service.schemas import SweepSpec
+from service.store import Store
+from service.validation import check_spec
+from tests.conftest import sweep_doc
+
+WORKERS = 16
+
+
+def create(store: Store, **overrides: object) -> int:
+    spec = SweepSpec.model_validate(sweep_doc(**overrides))
+    return store.create_sweep(spec=spec, plan=check_spec(spec)).id
+
+
+def run_workers(body: Callable[[int], None], workers: int = WORKERS) -> None:
+    errors: list[BaseException] = []
+    start = threading.Barrier(workers)
+
+    def target(index: int) -> None:
+        try:
+            start.wait()
+            body(index)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors[:3]
+
+
+def test_sixteen_workers_hold_each_trial_once_and_the_budget_is_exact(database_url: str) -> None:
+    db = Database(database_url)
+    store = Store(db, lease_seconds=60)
+    sweep_id = create(
+        store,
+        search={"kind": "grid", "grid_points": 8},
+        stages=[{"trials": 64, "epochs": 1}, {"trials": 48, "epochs": 2, "top_k": 4}],
+        parallelism=10,
+    )
+    holders: dict[int, str] = {}
+    finished: Counter[int] = Counter()
+    params_seen: dict[int, list[tuple[object, ...]]] = {0: [], 1: []}
+    lock = threading.Lock()
+    max_running = 0
+
+    def worker(index: int) -> None:
+        nonlocal max_running
+        name = f"w{index}"
+        idle = 0
+        while idle < 50:
+            claimed = store.claim(worker_id=name, sweep_id=sweep_id, count=random.choice([1, 2, 3]))
+            if not claimed:
+                if store.get_sweep(sweep_id=sweep_id).status == "completed":
+                    return
+                idle += 1
+                continue
+            idle = 0
+            with lock:
+                for trial in claimed:
+                    assert trial.id not in holders, f"trial {trial.id} held by {holders[trial.id]} and {name}"
+                    holders[trial.id] = name
+                    params_seen[trial.stage].append(tuple(sorted(trial.params.items())))
+                running = len(holders)
+                max_running = max(max_running, running)
+            for trial in claimed:
+                with lock:
+                    del holders[trial.id]
+                store.finish(
+                    trial_id=trial.id,
+                    lease_token=trial.lease_token,
+                    status="completed",
+                    metrics={"val_accuracy": random.random()},
+                )
+                with lock:
+                    finished[trial.id] += 1
+
+    try:
+        run_workers(worker)
+        sweep = store.get_sweep(sweep_id=sweep_id)
+        assert sweep.status == "completed"
+        assert sweep.counts == {"completed": 112}
+        assert [s.counts for s in sweep.stages] == [{"completed": 64}, {"completed": 48}]
+        assert set(finished.values()) == {1}
+        assert len(finished) == 112
+        # Grid points: never twice within a stage.
+        for stage, seen in params_seen.items():
+            assert len(seen) == len(set(seen)), f"stage {stage} ran a grid point twice"
+        assert max_running <= 10
+    finally:
+        db.dispose()
+
+
+def test_workers_that_vanish_are_covered_by_the_lease(database_url: str) -> None:
+    db = Database(database_url)
+    store = Store(db, lease_seconds=0.4)
+    sweep_id = create(store, stages=[{"trials": 40, "epochs": 1}], parallelism=40, max_attempts=50)
+    completed: Counter[int] = Counter()
+    stale = 0
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        nonlocal stale
+        rng = random.Random(index)
+        idle = 0
+        while idle < 400:
+            claimed = store.claim(worker_id=f"w{index}", sweep_id=sweep_id)
+            if not claimed:
+                if store.get_sweep(sweep_id=sweep_id).status == "completed":
+                    return
+                idle += 1
+                threading.Event().wait(0.01)
+                continue
+            idle = 0
+            trial = claimed[0]
+            if rng.random() < 0.2:
+                # This worker goes silent past its lease, then tries to finish anyway.
+                threading.Event().wait(0.6)
+            try:
+                store.finish(
+                    trial_id=trial.id, lease_token=trial.lease_token, status="completed", metrics={"val_accuracy": 0.5}
+                )
+            except LeaseConflict:
+                with lock:
+                    stale += 1
+                continue
+            with lock:
+                completed[trial.id] += 1
+
+    try:
+        run_workers(worker, workers=16)
+        sweep = store.get_sweep(sweep_id=sweep_id)
+        assert sweep.status == "completed"
+        assert sweep.counts == {"completed": 40}
+        assert len(completed) == 40 and set(completed.values()) == {1}
+        assert stale > 0
+    finally:
+        db.dispose()
