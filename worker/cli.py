@@ -141,6 +141,8 @@ def _configure_logging(worker_id: str) -> None:
         format=f"%(asctime)s {worker_id} %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    # One line per HTTP request drowns out the trials' own progress.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def worker_command(
@@ -198,9 +200,10 @@ def worker_command(
 ) -> None:
     """Pull trials from a hypersweep server, train them, and report back.
 
-    Each trial's per-epoch metrics stream to the server as it trains; a trial stops early
-    when its loss explodes or the server says so (the sweep was cancelled). Ctrl-C or
-    SIGTERM stops after the current epoch and hands the trial back to the server.
+    Each trial streams its per-epoch metrics to the server while it trains,
+    and stops early when its loss explodes or the server says so (its sweep
+    was cancelled). Ctrl-C or SIGTERM stops after the current epoch and
+    hands the trial back to the server, which queues it again at once.
 
     Example: hypersweep worker --sweep 3 --concurrency 2
     """
