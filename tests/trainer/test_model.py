@@ -1,0 +1,78 @@
+"""trainer.model: the MLP's shape, its initialisation, and what L2 regularisation covers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from trainer.config import ACTIVATIONS
+from trainer.model import MLP, decayed_weights, make_activation, weight_penalty
+
+
+def _count(model: nn.Module, kind: type[nn.Module]) -> int:
+    return sum(isinstance(module, kind) for module in model.modules())
+
+
+def _first_linear(model: nn.Module) -> nn.Linear:
+    return next(module for module in model.modules() if isinstance(module, nn.Linear))
+
+
+def test_mlp_has_the_requested_blocks_and_outputs_one_logit_per_class() -> None:
+    model = MLP(64, 10, hidden=32, layers=3, dropout=0.5, batchnorm=True)
+
+    assert _count(model, nn.Linear) == 4
+    assert _count(model, nn.BatchNorm1d) == 3
+    assert _count(model, nn.Dropout) == 3
+    assert model(torch.randn(5, 64)).shape == (5, 10)
+
+    plain = MLP(64, 10, hidden=32, layers=1)
+    assert _count(plain, nn.BatchNorm1d) == 0 and _count(plain, nn.Dropout) == 0
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_every_activation_is_built(name: str) -> None:
+    model = MLP(8, 3, hidden=16, layers=2, activation=name)
+    kinds = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh, "elu": nn.ELU}
+    assert _count(model, kinds[name]) == 2
+
+
+def test_unknown_activation_or_init_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown activation"):
+        make_activation("swish")
+    with pytest.raises(ValueError, match="unknown init"):
+        MLP(4, 2, init="orthogonal")
+
+
+def test_kaiming_and_xavier_give_their_scales_and_zero_biases() -> None:
+    torch.manual_seed(0)
+    fan_in, fan_out = 256, 512
+    kaiming = _first_linear(MLP(fan_in, 10, hidden=fan_out, layers=1, init="kaiming"))
+    xavier = _first_linear(MLP(fan_in, 10, hidden=fan_out, layers=1, init="xavier"))
+
+    # He normal for ReLU: std = sqrt(2 / fan_in); Glorot uniform: |w| <= sqrt(6 / (in+out)).
+    assert kaiming.weight.std().item() == pytest.approx(math.sqrt(2 / fan_in), rel=0.02)
+    bound = math.sqrt(6 / (fan_in + fan_out))
+    assert xavier.weight.abs().max().item() <= bound
+    assert xavier.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.02)
+    assert not kaiming.bias.any() and not xavier.bias.any()
+
+
+def test_weight_penalty_sums_squared_linear_weights_only() -> None:
+    model = MLP(6, 3, hidden=5, layers=2, batchnorm=True)
+    weights = decayed_weights(model)
+    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    expected = sum((layer.weight**2).sum().item() for layer in linears)
+
+    assert len(weights) == 3
+    assert weight_penalty(weights).item() == pytest.approx(expected, rel=1e-6)
+
+    with torch.no_grad():  # biases and BatchNorm parameters are not regularised
+        for module in model.modules():
+            if isinstance(module, nn.Linear | nn.BatchNorm1d):
+                module.bias.fill_(10.0)
+            if isinstance(module, nn.BatchNorm1d):
+                module.weight.fill_(10.0)
+    assert weight_penalty(weights).item() == pytest.approx(expected, rel=1e-6)
