@@ -4,19 +4,52 @@
 ``python -m trainer`` does the same from the command line.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from trainer.config import ACTIVATIONS, INITS, OPTIMIZERS, SETTINGS, TrainerConfig
-from trainer.data import DatasetError, Splits, load_dataset
-from trainer.model import MLP
-from trainer.train import (
-    EpochCallback,
-    FinalMetrics,
-    StopReason,
-    TrainResult,
-    default_device,
-    evaluate,
-    set_threads,
-    train,
-)
+
+if TYPE_CHECKING:
+    from trainer.data import DatasetError, Splits, load_dataset
+    from trainer.loop import (
+        EpochCallback,
+        FinalMetrics,
+        StopReason,
+        TrainResult,
+        default_device,
+        evaluate,
+        set_threads,
+        train,
+    )
+    from trainer.model import MLP
+
+# The service imports ``trainer.config`` to validate sweeps; PyTorch is imported only when
+# something that needs it is first used, so the server never pays for it.
+_LAZY = {
+    "DatasetError": "trainer.data",
+    "Splits": "trainer.data",
+    "load_dataset": "trainer.data",
+    "MLP": "trainer.model",
+    "EpochCallback": "trainer.loop",
+    "FinalMetrics": "trainer.loop",
+    "StopReason": "trainer.loop",
+    "TrainResult": "trainer.loop",
+    "default_device": "trainer.loop",
+    "evaluate": "trainer.loop",
+    "set_threads": "trainer.loop",
+    "train": "trainer.loop",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trainer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "ACTIVATIONS",

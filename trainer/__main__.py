@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from pydantic import TypeAdapter, ValidationError
 
 from trainer.config import SETTINGS, TrainerConfig
-from trainer.train import train
+from trainer.loop import train
 
 PROG = "python -m trainer"
 

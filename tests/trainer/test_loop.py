@@ -1,4 +1,4 @@
-"""trainer.train: learning, per-step divergence and NaN stops, the epoch callback,
+"""trainer.loop: learning, per-step divergence and NaN stops, the epoch callback,
 determinism, regularisation, and every optimizer, activation and init."""
 
 from __future__ import annotations
