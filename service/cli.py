@@ -83,6 +83,26 @@ def db_upgrade(
     typer.echo(f"database at revision {current}")
 
 
+def _register_client_commands() -> None:
+    from service import commands
+
+    for command in (
+        commands.submit,
+        commands.status,
+        commands.trials,
+        commands.watch,
+        commands.export,
+        commands.cancel,
+    ):
+        app.command()(command)
+    from service.demo import demo
+
+    app.command()(demo)
+
+
+_register_client_commands()
+
+
 def _register_optional_commands() -> None:
     try:
         worker_cli = importlib.import_module("worker.cli")

@@ -141,3 +141,59 @@ def sweep_doc(**overrides: Any) -> dict[str, Any]:
     }
     doc.update(overrides)
     return doc
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def start_server(database_url: str, tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start a real ``hypersweep serve`` on this test's database; returns its URL.
+    Keyword arguments become ``HYPERSWEEP_*`` variables (``start(token="s")``)."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(**env_overrides: Any) -> str:
+        port = free_port()
+        env = {**os.environ, "HYPERSWEEP_DATABASE_URL": database_url}
+        env.pop("HYPERSWEEP_TOKEN", None)
+        env.update({f"HYPERSWEEP_{k.upper()}": str(v) for k, v in env_overrides.items()})
+        log = (tmp_path / f"server-{port}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--log-level", "warning"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / f"server-{port}.log").read_text()
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    return url
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError("server did not start")
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture
+def live_server(start_server: Callable[..., str]) -> str:
+    return start_server()

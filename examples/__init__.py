@@ -1,0 +1,1 @@
+"""Example sweep documents, shipped with the package (``hypersweep demo`` runs one)."""

@@ -1,0 +1,293 @@
+"""Commands that talk to a running server: submit, status, trials, watch, export, cancel.
+
+Every failure a person can cause or meet (a missing file, bad YAML, a refused document,
+a server that is down or wants a token) ends in one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from worker.client import RetryPolicy, ServiceClient, ServiceError, ServiceUnavailable
+
+__all__ = ["cancel", "export", "load_document", "status", "submit", "trials", "watch"]
+
+out = Console()
+err = Console(stderr=True)
+
+ServerOpt = Annotated[str, typer.Option("--server", envvar="HYPERSWEEP_SERVER", help="The hypersweep server's URL.")]
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", envvar="HYPERSWEEP_TOKEN", help="Bearer token, when the server has one.")
+]
+SweepArg = Annotated[int, typer.Argument(help="The sweep's id (as printed by 'hypersweep submit').", min=1)]
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+# A person at a terminal wants a quick answer, not a minute of retries.
+_CLI_RETRY = RetryPolicy(attempts=3, base_delay=0.2, max_delay=1.0, deadline=5.0)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def connected(server: str, token: str | None) -> Iterator[ServiceClient]:
+    """A client for ``server``; the service's refusals become one-line errors."""
+    client = ServiceClient.connect(server, token=token, retry=_CLI_RETRY, timeout=10.0)
+    try:
+        yield client
+    except ServiceUnavailable:
+        raise fail(f"cannot reach the hypersweep server at {server} (is 'hypersweep serve' running?)") from None
+    except ServiceError as exc:
+        raise fail(_explain(exc, server)) from None
+    finally:
+        client.close()
+
+
+def _explain(exc: ServiceError, server: str) -> str:
+    if exc.status_code == 401:
+        return f"the server at {server} needs a token: set HYPERSWEEP_TOKEN or pass --token"
+    if exc.status_code == 422 and isinstance(exc.detail, list):
+        problems = [f"{e.get('path') or '.'.join(map(str, e.get('loc', [])[1:]))}: {e.get('msg')}" for e in exc.detail]
+        return "the server refused it: " + "; ".join(problems)
+    if isinstance(exc.detail, str):
+        return exc.detail
+    return str(exc)
+
+
+def load_document(path: Path) -> dict[str, Any]:
+    """A sweep document from a YAML or JSON file (JSON is YAML)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise fail(f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"cannot read {path}: {exc}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise fail(f"{path} is not valid YAML{where}: {problem}") from None
+    if not isinstance(document, dict):
+        raise fail(f"{path} must hold a sweep document (a mapping with name, space, stages, ...)")
+    return document
+
+
+def submit(
+    file: Annotated[Path, typer.Argument(help="The sweep document, YAML or JSON.")],
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """Submit a sweep; prints its id and where to watch it."""
+    document = load_document(file)
+    with connected(server, token) as client:
+        sweep = client.submit_sweep(document)
+    total = sum(stage["trials"] for stage in sweep["stages"])
+    out.print(
+        f"submitted sweep [bold]{sweep['id']}[/] ({sweep['name']}): {len(sweep['stages'])} stage(s), {total} trials"
+    )
+    for warning in sweep["warnings"]:
+        out.print(f"[yellow]warning:[/] {warning}")
+    out.print(f"watch it:  hypersweep watch {sweep['id']}")
+    out.print(f"dashboard: {server.rstrip('/')}/#/sweeps/{sweep['id']}")
+
+
+def _finished(counts: dict[str, int]) -> int:
+    return sum(n for status, n in counts.items() if status not in ("queued", "running"))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def _space_line(space: dict[str, Any] | None) -> str:
+    if not space:
+        return "(derived when it starts)"
+    parts = []
+    for name, axis in space.items():
+        if axis["type"] == "categorical":
+            parts.append(f"{name} in {axis['values']}")
+        else:
+            parts.append(
+                f"{name} {_fmt(axis['low'])}..{_fmt(axis['high'])}{' log' if axis.get('scale') == 'log' else ''}"
+            )
+    return ", ".join(parts)
+
+
+def status(sweep_id: SweepArg, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None) -> None:
+    """Progress per stage, counts by status, the best trial and any warnings."""
+    with connected(server, token) as client:
+        sweep = client.get_sweep(sweep_id)
+    objective = sweep["objective"]
+    out.print(f"sweep [bold]{sweep['id']}[/] {sweep['name']}: [bold]{sweep['status']}[/]")
+    out.print(f"objective: {objective['mode']} {objective['metric']}")
+    table = Table("stage", "status", "done", "epochs", "search", "space")
+    for stage in sweep["stages"]:
+        done = _finished(stage["counts"])
+        table.add_row(
+            str(stage["index"]),
+            stage["status"],
+            f"{done}/{stage['trials']}",
+            str(stage["epochs"]),
+            stage["search"]["kind"],
+            _space_line(stage["space"]),
+        )
+    out.print(table)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(sweep["counts"].items())) or "no trials yet"
+    out.print(f"trials: {counts}")
+    best = sweep["best"]
+    if best is not None:
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in best["params"].items())
+        test = best["metrics"].get("test_accuracy")
+        test_part = f", test_accuracy {_fmt(test)}" if test is not None else ""
+        out.print(f"best: trial {best['number']} {objective['metric']} {_fmt(best['value'])}{test_part} ({params})")
+    for warning in sweep["warnings"]:
+        out.print(f"[yellow]warning:[/] {warning}")
+
+
+def trials(
+    sweep_id: SweepArg,
+    sort: Annotated[str, typer.Option(help="number, metric, started_at, ...; '-' first for descending.")] = "-metric",
+    status_filter: Annotated[
+        str | None, typer.Option("--status", help="Only trials with this status (completed, diverged, ...).")
+    ] = None,
+    stage: Annotated[int | None, typer.Option(help="Only this stage.", min=0)] = None,
+    limit: Annotated[int, typer.Option(help="How many rows.", min=1, max=1000)] = 20,
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """A table of a sweep's trials, best first by default."""
+    with connected(server, token) as client:
+        sweep = client.get_sweep(sweep_id)
+        rows = client.list_trials(sweep_id, status=status_filter, stage=stage, sort=sort, limit=limit)
+    names = list(sweep["spec"]["space"])
+    metric = sweep["objective"]["metric"]
+    table = Table("#", "stage", "status", metric, "test_accuracy", *names, "epochs", "attempt")
+    for t in rows:
+        table.add_row(
+            str(t["number"]),
+            str(t["stage"]),
+            t["status"],
+            _fmt(t["value"]),
+            _fmt(t["metrics"].get("test_accuracy")),
+            *(_fmt(t["params"].get(n)) for n in names),
+            _fmt(t["metrics"].get("epochs_run")),
+            str(t["attempt"]),
+        )
+    out.print(table)
+
+
+def watch(
+    sweep_id: SweepArg,
+    interval: Annotated[float, typer.Option(help="Seconds between polls.", min=0.1)] = 1.0,
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """Live progress: one bar per stage with the best value so far, until the sweep ends."""
+    with connected(server, token) as client:
+        sweep = follow(client, sweep_id, interval=interval, console=out)
+    out.print(f"sweep {sweep_id} {sweep['status']}")
+
+
+def follow(client: ServiceClient, sweep_id: int, *, interval: float, console: Console) -> dict[str, Any]:
+    """Draw a progress bar per stage until the sweep is no longer running; returns it."""
+    sweep = client.get_sweep(sweep_id)
+    metric = sweep["objective"]["metric"]
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        tasks: dict[int, TaskID] = {
+            s["index"]: progress.add_task(f"stage {s['index']}", total=s["trials"]) for s in sweep["stages"]
+        }
+        try:
+            while True:
+                best = sweep["best"]
+                best_text = f"best {metric} {_fmt(best['value'])}" if best else "no result yet"
+                for stage in sweep["stages"]:
+                    running = stage["counts"].get("running", 0)
+                    progress.update(
+                        tasks[stage["index"]],
+                        total=stage["trials"],
+                        completed=_finished(stage["counts"]),
+                        description=f"stage {stage['index']} ({stage['status']}, {running} running) {best_text}",
+                    )
+                if sweep["status"] != "running":
+                    return sweep
+                time.sleep(interval)
+                sweep = client.get_sweep(sweep_id)
+        except KeyboardInterrupt:
+            console.print("stopped watching; the sweep goes on")
+            return sweep
+
+
+def export(
+    sweep_id: SweepArg,
+    format: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """Every trial of a sweep: CSV with one column per parameter and metric, or JSON."""
+    if format not in ("csv", "json"):
+        raise fail(f"unknown format {format!r}; use csv or json")
+    with connected(server, token) as client:
+        rows: list[dict[str, Any]] = []
+        while True:
+            page = client.list_trials(sweep_id, sort="number", limit=1000, offset=len(rows))
+            rows += page
+            if len(page) < 1000:
+                break
+    text = json.dumps(rows, indent=2) + "\n" if format == "json" else _csv(rows)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {len(rows)} trials to {output}")
+
+
+_TRIAL_COLUMNS = ["id", "number", "stage", "status", "attempt", "value", "worker_id", "started_at", "finished_at"]
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    params = list(dict.fromkeys(name for row in rows for name in row["params"]))
+    metrics = list(dict.fromkeys(name for row in rows for name in row["metrics"]))
+    taken = set(_TRIAL_COLUMNS) | set(params)
+    metric_columns = {m: (f"metric_{m}" if m in taken else m) for m in metrics}
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*_TRIAL_COLUMNS, *params, *metric_columns.values(), "error"])
+    for row in rows:
+        writer.writerow(
+            [
+                *(row.get(c) for c in _TRIAL_COLUMNS),
+                *(row["params"].get(p) for p in params),
+                *(row["metrics"].get(m) for m in metrics),
+                row.get("error"),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def cancel(sweep_id: SweepArg, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None) -> None:
+    """Cancel a sweep: no new trials, running ones are told to stop."""
+    with connected(server, token) as client:
+        sweep = client.cancel_sweep(sweep_id)
+    out.print(f"sweep {sweep['id']} {sweep['status']}")
