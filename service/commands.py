@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import sys
 import time
 from collections.abc import Iterator
@@ -48,6 +49,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 @contextmanager
 def connected(server: str, token: str | None) -> Iterator[ServiceClient]:
     """A client for ``server``; the service's refusals become one-line errors."""
+    # Retries are the client's business; a person sees the outcome, not each attempt.
+    logging.getLogger("worker.client").setLevel(logging.ERROR)
     client = ServiceClient.connect(server, token=token, retry=_CLI_RETRY, timeout=10.0)
     try:
         yield client
