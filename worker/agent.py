@@ -1,10 +1,12 @@
 """The worker's pull loop: claim a trial, train it, stream its epochs back, finish it.
 
-One :class:`Agent` runs one trial at a time in the calling thread. While a trial trains,
-a background thread renews its lease every third of the lease's length. The trainer's
-``on_epoch`` callback reports each epoch (``step`` = epoch, from 1) and stops training
-when the server answers ``"stop"``, when the lease is lost (409), or when the agent was
-asked to stop (SIGTERM).
+One :class:`Agent` runs one trial at a time in the calling thread. The trainer's
+``on_epoch`` callback queues each epoch's report (``step`` = epoch, from 1) for a
+background thread that sends it, and renews the lease with a heartbeat whenever a third
+of the lease has passed without a report; training does not wait for the network. The
+callback stops training when the server has answered ``"stop"`` (to a report or a
+heartbeat: seen by the next epoch end), when the lease is lost (409), or when the agent
+was asked to stop (SIGTERM).
 
 How a trial ends, seen from the server:
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
 import random
 import threading
 import time
@@ -91,37 +94,67 @@ def lease_seconds_left(expires_at: str | None, *, now: datetime | None = None) -
     return left if left > 0 else FALLBACK_LEASE_SECONDS
 
 
-class _Heartbeat(threading.Thread):
-    """Renews one trial's lease until :meth:`stop_beating`; records what the server said."""
+class _TrialChannel(threading.Thread):
+    """Everything sent for one running trial before its end, from a thread of its own so
+    that training never waits on the network: each epoch's report, in order, and a
+    heartbeat whenever nothing has renewed the lease for ``every`` seconds (a report
+    renews it too). What the server answers lands in :attr:`lease_lost` and
+    :attr:`stop_requested`, which the training thread reads at its next epoch end."""
 
     def __init__(self, client: ServiceClient, trial_id: int, lease_token: str, every: float):
-        super().__init__(name=f"heartbeat-{trial_id}", daemon=True)
+        super().__init__(name=f"trial-{trial_id}", daemon=True)
         self.client = client
         self.trial_id = trial_id
         self.lease_token = lease_token
         self.every = every
         self.lease_lost = threading.Event()
         self.stop_requested = threading.Event()
-        self._done = threading.Event()
+        # None marks the end: everything queued before it is still sent.
+        self._outbox: queue.Queue[tuple[int, dict[str, float]] | None] = queue.Queue()
+
+    def report(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Queue one point of the curve; returns at once."""
+        self._outbox.put((step, dict(metrics)))
+
+    def close(self) -> None:
+        """Send what is queued, then stop. After this the lease is the caller's to end."""
+        self._outbox.put(None)
+        self.join()
 
     def run(self) -> None:
-        while not self._done.wait(self.every):
+        while True:
             try:
-                answer = self.client.heartbeat(self.trial_id, lease_token=self.lease_token)
-            except LeaseLost:
-                logger.warning("trial %s: lease lost (heartbeat answered 409)", self.trial_id)
-                self.lease_lost.set()
-                return
-            except ServiceError as exc:
-                # The server may come back before the lease runs out; keep training.
-                logger.warning("trial %s: heartbeat failed: %s", self.trial_id, exc)
+                item = self._outbox.get(timeout=self.every)
+            except queue.Empty:
+                self._send(self._heartbeat)
                 continue
-            if answer.get("action") == "stop":
-                self.stop_requested.set()
+            if item is None:
+                return
+            self._send(self._report, *item)
 
-    def stop_beating(self) -> None:
-        self._done.set()
-        self.join()
+    def _heartbeat(self) -> dict[str, Any]:
+        return self.client.heartbeat(self.trial_id, lease_token=self.lease_token)
+
+    def _report(self, step: int, metrics: dict[str, float]) -> dict[str, Any]:
+        return self.client.report(self.trial_id, lease_token=self.lease_token, step=step, metrics=metrics)
+
+    def _send(self, call: Callable[..., dict[str, Any]], *args: Any) -> None:
+        if self.lease_lost.is_set():
+            return  # nothing more is ours to say; the queue just drains until closed
+        try:
+            answer = call(*args)
+        except LeaseLost as exc:
+            logger.warning("trial %s: lease lost: %s", self.trial_id, exc.detail)
+            self.lease_lost.set()
+            return
+        except ServiceError as exc:
+            # The server may be back before the lease runs out, so training goes on; a
+            # lost report costs one point of the curve, and the finish carries the final
+            # metrics anyway.
+            logger.warning("trial %s: %s", self.trial_id, exc)
+            return
+        if answer.get("action") == "stop":
+            self.stop_requested.set()
 
 
 class Agent:
@@ -131,7 +164,7 @@ class Agent:
     no longer running and nothing is claimable; without it the agent serves every sweep
     and runs until :meth:`request_stop`. ``once`` makes :meth:`run` return after the first
     trial it runs (or the first empty claim). ``train_fn`` is the trainer entry point
-    (``trainer.train``); it is a parameter so that a benchmark can time the same path.
+    (``trainer.loop.train``); it is a parameter so that a benchmark can time the same path.
     """
 
     def __init__(
@@ -196,47 +229,30 @@ class Agent:
         trial_id = int(trial["id"])
         token = str(trial["lease_token"])
         every = max(MIN_HEARTBEAT_SECONDS, lease_seconds_left(trial.get("lease_expires_at")) / 3)
-        heartbeat = _Heartbeat(self.client, trial_id, token, every)
-        server_said_stop = threading.Event()
+        channel = _TrialChannel(self.client, trial_id, token, every)
         logger.info("trial %s: starting with %s", trial_id, trial.get("params"))
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
-            try:
-                answer = self.client.report(
-                    trial_id, lease_token=token, step=epoch, metrics=metrics
-                )
-            except LeaseLost:
-                heartbeat.lease_lost.set()
-                return False
-            except ServiceError as exc:
-                # A lost report costs one point of the curve; the finish still carries
-                # the final metrics, so training goes on.
-                logger.warning("trial %s: report of epoch %s failed: %s", trial_id, epoch, exc)
-            else:
-                if answer.get("action") == "stop":
-                    server_said_stop.set()
-            if heartbeat.stop_requested.is_set():
-                server_said_stop.set()
-            return not (server_said_stop.is_set() or heartbeat.lease_lost.is_set() or self.stopping)
+            channel.report(epoch, metrics)
+            # An answer to this report is seen at the next epoch end at the latest.
+            return not (channel.stop_requested.is_set() or channel.lease_lost.is_set() or self.stopping)
 
-        heartbeat.start()
+        channel.start()
         try:
             config = TrainerConfig.from_settings(dict(trial["trainer"]))
-            result = self.train_fn(
-                config, on_epoch=on_epoch, data_dir=self.data_dir, device=self.device
-            )
+            result = self.train_fn(config, on_epoch=on_epoch, data_dir=self.data_dir, device=self.device)
         except Exception as exc:
-            heartbeat.stop_beating()
-            if heartbeat.lease_lost.is_set():
+            channel.close()
+            if channel.lease_lost.is_set():
                 return self._abandon(trial_id)
             logger.exception("trial %s: training raised", trial_id)
             return self._finish(trial_id, token, "failed", {}, error=_error_text(exc))
-        heartbeat.stop_beating()
+        channel.close()
 
-        if heartbeat.lease_lost.is_set():
+        if channel.lease_lost.is_set():
             return self._abandon(trial_id)
         stopped_by_us = result.metrics.get("stop_reason") == "stopped"
-        if self.stopping and stopped_by_us and not server_said_stop.is_set():
+        if self.stopping and stopped_by_us and not channel.stop_requested.is_set():
             # Interrupted by our own shutdown, not by the trial: let another worker redo it.
             return self._release(trial)
         status: FinishStatus = "diverged" if result.status == "diverged" else "completed"

@@ -161,8 +161,7 @@ def worker_command(
             "--concurrency",
             metavar="N",
             min=1,
-            help="Trials to run side by side, each in its own process with an equal "
-            "share of this machine's CPU cores.",
+            help="Trials to run side by side, each in its own process with an equal share of this machine's CPU cores.",
         ),
     ] = 1,
     server: Annotated[
@@ -194,9 +193,7 @@ def worker_command(
             help="Folder that 'npz:<path>' datasets are read from.",
         ),
     ] = None,
-    once: Annotated[
-        bool, typer.Option("--once", help="Run at most one trial (per process), then exit.")
-    ] = False,
+    once: Annotated[bool, typer.Option("--once", help="Run at most one trial (per process), then exit.")] = False,
 ) -> None:
     """Pull trials from a hypersweep server, train them, and report back.
 

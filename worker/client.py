@@ -182,9 +182,7 @@ class ServiceClient:
         """``POST /sweeps``: the stored sweep (422 from the server raises ServiceError)."""
         return self._object("POST", "/sweeps", body=spec)
 
-    def list_sweeps(
-        self, *, limit: int | None = None, offset: int | None = None
-    ) -> list[dict[str, Any]]:
+    def list_sweeps(self, *, limit: int | None = None, offset: int | None = None) -> list[dict[str, Any]]:
         """``GET /sweeps``, newest first."""
         return self._list("GET", "/sweeps", params={"limit": limit, "offset": offset})
 
@@ -216,9 +214,7 @@ class ServiceClient:
 
     # The worker protocol
 
-    def claim(
-        self, *, worker_id: str, sweep_id: int | None = None, count: int = 1
-    ) -> list[dict[str, Any]]:
+    def claim(self, *, worker_id: str, sweep_id: int | None = None, count: int = 1) -> list[dict[str, Any]]:
         """``POST /trials/claim``: up to ``count`` leased trials, ``[]`` when the server has
         nothing to do now (204). Each trial carries ``trainer``, ``lease_token`` and
         ``lease_expires_at``."""
@@ -234,13 +230,9 @@ class ServiceClient:
     def heartbeat(self, trial_id: int, *, lease_token: str) -> dict[str, Any]:
         """``POST /trials/{id}/heartbeat``: extends the lease; the answer's ``action`` is
         ``"continue"`` or ``"stop"``. Raises LeaseLost on a stale token."""
-        return self._object(
-            "POST", f"/trials/{trial_id}/heartbeat", body={"lease_token": lease_token}
-        )
+        return self._object("POST", f"/trials/{trial_id}/heartbeat", body={"lease_token": lease_token})
 
-    def report(
-        self, trial_id: int, *, lease_token: str, step: int, metrics: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    def report(self, trial_id: int, *, lease_token: str, step: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /trials/{id}/report``: one point of the curve; answers with ``action``."""
         body = {"lease_token": lease_token, "step": step, "metrics": metrics}
         return self._object("POST", f"/trials/{trial_id}/report", body=body)
@@ -264,9 +256,7 @@ class ServiceClient:
     def release(self, trial_id: int, *, lease_token: str) -> dict[str, Any]:
         """``POST /trials/{id}/release``: give the trial back now; the server re-queues it
         without waiting for the lease to expire."""
-        return self._object(
-            "POST", f"/trials/{trial_id}/release", body={"lease_token": lease_token}
-        )
+        return self._object("POST", f"/trials/{trial_id}/release", body={"lease_token": lease_token})
 
     def healthz(self) -> dict[str, Any]:
         """``GET /healthz`` (outside ``/api/v1``): liveness and database reachability."""
@@ -288,9 +278,7 @@ class ServiceClient:
             raise ServiceError(f"{method} {path}: expected a JSON object, got {answer!r:.200}")
         return answer
 
-    def _list(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
+    def _list(self, method: str, path: str, *, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         answer = self._request(method, path, params=params).json()
         if not isinstance(answer, list):
             raise ServiceError(f"{method} {path}: expected a JSON list, got {answer!r:.200}")
@@ -313,9 +301,7 @@ class ServiceClient:
         attempt = 0
         while True:
             try:
-                response = self.http.request(
-                    method, url, content=content, headers=headers, params=query
-                )
+                response = self.http.request(method, url, content=content, headers=headers, params=query)
             except httpx.TransportError as exc:
                 failure = f"{type(exc).__name__}: {exc}"
                 status_code = None

@@ -113,9 +113,10 @@ def test_sigterm_hands_running_trials_back_and_the_sweep_still_completes(
     server: Server,
 ) -> None:
     client = server.client
-    # Long enough that the signal lands mid-trial, with the whole trial still ahead.
-    epochs = 30
-    sweep = client.submit_sweep(grid_sweep("e2e-sigterm", (1e-2, 1e-1), 2, epochs=epochs, batch_size=32))
+    # Small batches make epochs long enough (tens of milliseconds each) that the signal
+    # lands well inside the trials, with most of their epochs still ahead.
+    epochs = 60
+    sweep = client.submit_sweep(grid_sweep("e2e-sigterm", (1e-2, 1e-1), 2, epochs=epochs, batch_size=8))
     worker = server.start_worker("--sweep", str(sweep["id"]), "--concurrency", "2")
 
     def both_trials_reported() -> bool:

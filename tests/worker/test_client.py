@@ -82,19 +82,13 @@ def test_release_requeues_the_trial_at_once(service: ServiceClient) -> None:
 def test_finish_records_the_final_metrics_and_sets_best(service: ServiceClient) -> None:
     sweep = service.submit_sweep(sweep_doc(stages=[{"trials": 1, "epochs": 1}]))
     [trial] = service.claim(worker_id="w1", sweep_id=sweep["id"])
-    answer = service.report(
-        trial["id"], lease_token=trial["lease_token"], step=1, metrics={"val_accuracy": 0.5}
-    )
+    answer = service.report(trial["id"], lease_token=trial["lease_token"], step=1, metrics={"val_accuracy": 0.5})
     assert answer["action"] == "continue"
     metrics = {"val_accuracy": 0.75, "epochs_run": 1, "stop_reason": "completed"}
-    finished = service.finish(
-        trial["id"], lease_token=trial["lease_token"], status="completed", metrics=metrics
-    )
+    finished = service.finish(trial["id"], lease_token=trial["lease_token"], status="completed", metrics=metrics)
     assert finished["status"] == "completed"
     # Finishing twice with the same token is harmless.
-    service.finish(
-        trial["id"], lease_token=trial["lease_token"], status="completed", metrics=metrics
-    )
+    service.finish(trial["id"], lease_token=trial["lease_token"], status="completed", metrics=metrics)
 
     done = service.get_sweep(sweep["id"])
     assert done["status"] == "completed"

@@ -16,9 +16,7 @@ import pytest
 from worker.client import RetryPolicy, ServiceClient, ServiceError, ServiceUnavailable
 
 
-def _client(
-    handler: httpx.MockTransport, *, attempts: int = 5
-) -> tuple[ServiceClient, list[float]]:
+def _client(handler: httpx.MockTransport, *, attempts: int = 5) -> tuple[ServiceClient, list[float]]:
     slept: list[float] = []
     client = ServiceClient(
         httpx.Client(transport=handler, base_url="http://hypersweep.test"),
