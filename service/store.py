@@ -13,7 +13,10 @@ from __future__ import annotations
 import json
 import math
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -37,7 +40,7 @@ from service.schemas import (
     TrialDetail,
     TrialOut,
 )
-from service.search.base import Params, SearchConfig
+from service.search.base import Designer, Observation, Params, SearchConfig
 from service.search.registry import make_designer
 from service.search.space import Space
 from service.search.stages import narrow
@@ -48,6 +51,9 @@ __all__ = ["SORT_KEYS", "Store"]
 
 _space_adapter: TypeAdapter[Space] = TypeAdapter(Space)
 _ACTIVE = (TrialStatus.queued, TrialStatus.running)
+#: Learning designers kept in memory, one per sweep stage; the least recently used goes first.
+LEARNERS_KEPT = 64
+_IN_LIST_MAX = 500
 
 #: ``sort`` values for trial listings; a leading ``-`` sorts descending.
 SORT_KEYS: dict[str, Any] = {
@@ -85,6 +91,15 @@ def objective_value(metrics: dict[str, Any], metric: str) -> float | None:
     return None
 
 
+@dataclass
+class _Learner:
+    """A learning designer kept between claims, and the ids of the finished trials it has
+    been shown (told, or passed over as failed or outside its space)."""
+
+    designer: Designer
+    seen: set[int] = field(default_factory=set)
+
+
 class Store:
     """All reads and writes of the service. ``lease_seconds`` is how long a claim or a
     heartbeat keeps a trial for its holder."""
@@ -92,6 +107,8 @@ class Store:
     def __init__(self, db: Database, *, lease_seconds: float) -> None:
         self.db = db
         self.lease = timedelta(seconds=lease_seconds)
+        self._learners: OrderedDict[tuple[int, int], _Learner] = OrderedDict()
+        self._learners_lock = threading.Lock()
 
     # -- sweeps ---------------------------------------------------------------------------
 
@@ -415,14 +432,7 @@ class Store:
         )
 
     def _generate(self, s: Session, sweep: Sweep, stage: Stage, count: int, now: datetime) -> list[Trial]:
-        assert stage.space is not None
-        designer = make_designer(
-            _space(stage.space),
-            config=SearchConfig.model_validate(stage.search),
-            stage=stage.index,
-            minimize=sweep.minimize,
-        )
-        suggestions: list[Params] = designer.suggest(stage.generated, count)
+        suggestions: list[Params] = self._designer(s, sweep, stage).suggest(stage.generated, count)
         trials = [
             Trial(
                 sweep_id=sweep.id,
@@ -441,6 +451,66 @@ class Store:
         sweep.trials_created += count
         s.add_all(trials)
         return trials
+
+    def _designer(self, s: Session, sweep: Sweep, stage: Stage) -> Designer:
+        """The stage's designer, ready to suggest. Designers that learn are kept in this
+        process between claims (the caller holds the sweep's lock, so one claim at a time
+        uses each) and brought up to date here: shown the trials of this stage and the ones
+        before that finished since they last looked, and this stage's queued and running
+        trials. A designer built afresh (a new process, or one evicted) is shown every
+        finished trial, in ``number`` order."""
+        assert stage.space is not None
+        key = (sweep.id, stage.index)
+        with self._learners_lock:
+            learner = self._learners.get(key)
+            if learner is not None:
+                self._learners.move_to_end(key)
+        if learner is None:
+            designer = make_designer(
+                _space(stage.space),
+                config=SearchConfig.model_validate(stage.search),
+                stage=stage.index,
+                minimize=sweep.minimize,
+            )
+            if not designer.learns:
+                return designer
+            learner = _Learner(designer)
+            with self._learners_lock:
+                for earlier in range(stage.index):
+                    self._learners.pop((sweep.id, earlier), None)
+                self._learners[key] = learner
+                while len(self._learners) > LEARNERS_KEPT:
+                    self._learners.popitem(last=False)
+        active = s.scalars(
+            select(Trial.params)
+            .where(Trial.sweep_id == sweep.id, Trial.stage == stage.index, Trial.status.in_(_ACTIVE))
+            .order_by(Trial.number)
+        ).all()
+        learner.designer.update(self._finished_since(s, sweep.id, stage.index, learner), active)
+        return learner.designer
+
+    @staticmethod
+    def _finished_since(s: Session, sweep_id: int, stage: int, learner: _Learner) -> list[Observation]:
+        """Observations of the trials of stages up to ``stage`` that finished since
+        ``learner`` last looked, in ``number`` order; marks them seen. Only their ids are
+        read for the trials it has seen already."""
+        where = [Trial.sweep_id == sweep_id, Trial.stage <= stage, Trial.status.in_(FINISHED)]
+        new = set(s.scalars(select(Trial.id).where(*where))) - learner.seen
+        if not new:
+            return []
+        query = select(Trial.id, Trial.params, Trial.status, Trial.value).order_by(Trial.number)
+        # A designer built afresh is new to every finished trial: too many ids for an IN list.
+        query = query.where(Trial.id.in_(new)) if len(new) <= _IN_LIST_MAX else query.where(*where)
+        observations: list[Observation] = []
+        for trial_id, params, status, value in s.execute(query):
+            if trial_id not in new:
+                continue
+            learner.seen.add(trial_id)
+            if status == TrialStatus.completed and value is not None:
+                observations.append(Observation(params, value))
+            elif status == TrialStatus.diverged:
+                observations.append(Observation(params, value, diverged=True))
+        return observations
 
     def _advance(self, s: Session, sweep: Sweep, now: datetime) -> bool:
         """Close the current stage if it is done: start the next one (deriving its space

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from service.search.base import Designer, SearchConfig
+from service.search.bayes import BayesDesigner
 from service.search.grid import GridDesigner
 from service.search.random import RandomDesigner
 from service.search.space import Space
@@ -12,6 +13,7 @@ __all__ = ["available_kinds", "make_designer"]
 _DESIGNERS: dict[str, type[Designer]] = {
     "random": RandomDesigner,
     "grid": GridDesigner,
+    "bayes": BayesDesigner,
 }
 
 

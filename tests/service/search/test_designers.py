@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import statistics
+from typing import Any
 
 import pytest
 from pydantic import TypeAdapter
 
-from service.search.base import SearchConfig
+from service.search.base import Designer, Observation, Params, SearchConfig
 from service.search.grid import GridDesigner
 from service.search.registry import available_kinds, make_designer
 from service.search.space import CategoricalParam, FloatParam, IntParam, Space
@@ -23,10 +24,48 @@ SPACE: Space = TypeAdapter(Space).validate_python(
 )
 
 
-def designer(kind: str, seed: int = 0, stage: int = 0, grid_points: int = 3) -> object:
+#: Every strategy, by the name the contract tests show, and its ``search`` section.
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "random": {"kind": "random"},
+    "grid": {"kind": "grid", "grid_points": 3},
+    "bayes-tpe": {"kind": "bayes", "sampler": "tpe"},
+    "bayes-gp": {"kind": "bayes", "sampler": "gp"},
+}
+
+
+def designer(kind: str, seed: int = 0, stage: int = 0, grid_points: int = 3) -> Any:
     return make_designer(
         SPACE, config=SearchConfig(kind=kind, seed=seed, grid_points=grid_points), stage=stage, minimize=False
     )  # type: ignore[arg-type]
+
+
+def strategy(name: str, seed: int = 0) -> Designer:
+    return make_designer(SPACE, config=SearchConfig(**STRATEGIES[name], seed=seed), stage=0, minimize=False)
+
+
+def score(params: Params) -> float:
+    """A made-up objective to maximize: best near lr = 1e-3, dropout = 0.2, adam."""
+    lr, dropout = float(params["lr"]), float(params["dropout"])
+    bonus = 0.3 if params["optimizer"] == "adam" else 0.0
+    width = abs(math.log2(int(params["hidden"]) / 128)) / 20
+    return bonus - (math.log10(lr) + 3) ** 2 / 10 - (dropout - 0.2) ** 2 - width
+
+
+def drive(d: Designer, trials: int, batch: int) -> list[Params]:
+    """Claim ``batch`` trials at a time, as workers would, and report each batch's results
+    before the next claim; returns every suggestion in claim order."""
+    suggested: list[Params] = []
+    finished: list[Observation] = []
+    while len(suggested) < trials:
+        d.update(finished, [])
+        chunk = d.suggest(len(suggested), min(batch, trials - len(suggested)))
+        finished = [Observation(p, score(p)) for p in chunk]
+        suggested += chunk
+    return suggested
+
+
+def distinct(points: list[Params]) -> int:
+    return len({tuple(sorted(p.items())) for p in points})
 
 
 def inside(params: dict[str, object]) -> bool:
@@ -42,11 +81,30 @@ def inside(params: dict[str, object]) -> bool:
     return True
 
 
-@pytest.mark.parametrize("kind", ["random", "grid"])
-def test_suggestions_stay_inside_the_space(kind: str) -> None:
-    for params in designer(kind).suggest(0, 60):  # type: ignore[attr-defined]
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_suggestions_stay_inside_the_space(name: str) -> None:
+    # Past the random start of the learning designers (ten results), so their models propose too.
+    for params in drive(strategy(name), trials=14, batch=4):
         assert set(params) == set(SPACE)
         assert inside(params)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_same_seed_and_same_results_give_the_same_trials(name: str) -> None:
+    first = drive(strategy(name, seed=7), trials=14, batch=2)
+    assert drive(strategy(name, seed=7), trials=14, batch=2) == first
+    assert drive(strategy(name, seed=8), trials=14, batch=2) != first
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_a_parallel_claim_gets_distinct_trials(name: str) -> None:
+    assert distinct(strategy(name).suggest(0, 16)) == 16
+    # Once a model is fitted, one claim of many trials still spreads them out.
+    warm = strategy(name)
+    done = drive(warm, trials=12, batch=4)
+    warm.update([Observation(p, score(p)) for p in done[-4:]], [])
+    batch = warm.suggest(12, 8)
+    assert distinct(batch + done) == 20
 
 
 @pytest.mark.parametrize("kind", ["random", "grid"])
@@ -55,12 +113,6 @@ def test_same_seed_same_trials_in_any_order(kind: str) -> None:
     pieces = designer(kind, seed=7).suggest(10, 10) + designer(kind, seed=7).suggest(0, 10)  # type: ignore[attr-defined]
     assert pieces[10:] + pieces[:10] == whole
     assert designer(kind, seed=8).suggest(0, 20) != whole  # type: ignore[attr-defined]
-
-
-@pytest.mark.parametrize("kind", ["random", "grid"])
-def test_suggestions_of_one_batch_are_distinct(kind: str) -> None:
-    batch = designer(kind).suggest(0, 16)  # type: ignore[attr-defined]
-    assert len({tuple(sorted(p.items())) for p in batch}) == 16
 
 
 def test_stages_draw_different_points() -> None:
@@ -114,6 +166,6 @@ def test_a_partial_grid_spreads_over_the_grid() -> None:
 
 
 def test_unknown_kind_is_refused_by_the_registry() -> None:
-    assert set(available_kinds()) >= {"random", "grid"}
+    assert set(available_kinds()) == {"random", "grid", "bayes"}
     with pytest.raises(ValueError, match="not available"):
         make_designer(SPACE, config=SearchConfig.model_construct(kind="anneal"), stage=0, minimize=False)

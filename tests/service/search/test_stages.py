@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from service.search.space import CategoricalParam, FloatParam, IntParam, Space
@@ -100,3 +102,53 @@ def test_no_completed_trials_keeps_the_space() -> None:
     result = narrow(SPACE, original=SPACE, top=[], stage=0)
     assert result.space == SPACE
     assert "no completed trial" in result.warnings[0]
+
+
+def test_int_log_axis_narrows_in_log_space() -> None:
+    hidden = narrow(SPACE, original=SPACE, top=top(1e-3, 1e-2, hidden=(64, 256)), stage=0).space["hidden"]
+    assert isinstance(hidden, IntParam) and hidden.scale == "log"
+    # The span is two octaves (64..256); half an octave is added on each side.
+    assert (hidden.low, hidden.high) == (45, 362)
+
+
+def test_best_value_on_the_lower_border_extends_that_side() -> None:
+    current: Space = {**SPACE, "dropout": FloatParam(type="float", low=0.2, high=0.6)}
+    result = narrow(current, original=SPACE, top=top(1e-3, 1e-2, dropout=(0.2, 0.4)), stage=1)
+    dropout = result.space["dropout"]
+    assert isinstance(dropout, FloatParam)
+    # Half the current range (0.2) past the border, not just the margin.
+    assert dropout.low == pytest.approx(0.0)
+    assert dropout.high == pytest.approx(0.45)
+    assert any("lower border" in w and "dropout" in w and "extends" in w for w in result.warnings)
+
+
+unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lr_units=st.lists(unit, min_size=1, max_size=8),
+    dropout_units=st.lists(unit, min_size=1, max_size=8),
+    hiddens=st.lists(st.integers(16, 1024), min_size=1, max_size=8),
+    optimizers=st.lists(st.sampled_from(["sgd", "momentum", "adam"]), min_size=1, max_size=8),
+)
+def test_the_narrowed_space_holds_every_top_trial_and_stays_inside_the_original(
+    lr_units: list[float], dropout_units: list[float], hiddens: list[int], optimizers: list[str]
+) -> None:
+    n = min(len(lr_units), len(dropout_units), len(hiddens), len(optimizers))
+    best = [
+        {"lr": 10 ** (-6 + 6 * lr_units[i]), "dropout": 0.8 * dropout_units[i], "hidden": hiddens[i], "optimizer": o}
+        for i, o in enumerate(optimizers[:n])
+    ]
+    space = narrow(SPACE, original=SPACE, top=best, stage=0).space
+    for name, param in space.items():
+        original = SPACE[name]
+        values = [p[name] for p in best]
+        if isinstance(param, CategoricalParam):
+            assert set(param.values) == set(values)
+            continue
+        assert not isinstance(original, CategoricalParam)
+        assert original.low <= param.low < param.high <= original.high
+        assert type(param) is type(original) and param.scale == original.scale
+        # Inclusive up to the rounding of a bound through log10 and back.
+        assert all(param.low * (1 - 1e-12) <= float(v) <= param.high * (1 + 1e-12) for v in values)
