@@ -35,7 +35,7 @@ from enum import StrEnum
 from typing import Any
 
 from trainer import TrainerConfig, train
-from worker.client import FinishStatus, LeaseLost, ServiceClient, ServiceError
+from worker.client import FinishStatus, LeaseLost, ServiceClient, ServiceError, ServiceUnavailable
 
 __all__ = ["Agent", "IdleBackoff", "Outcome", "lease_seconds_left"]
 
@@ -59,6 +59,8 @@ class Outcome(StrEnum):
     FAILED = "failed"
     LEASE_LOST = "lease_lost"
     RELEASED = "released"
+    #: The server could not be told how the trial ended; its lease will lapse.
+    UNDELIVERED = "undelivered"
 
 
 @dataclass
@@ -202,13 +204,25 @@ class Agent:
         return self._stop_requested
 
     def run(self) -> int:
-        """Claim and run trials until there is nothing left to do; return how many ran."""
+        """Claim and run trials until there is nothing left to do; return how many ran.
+
+        Raises :class:`~worker.client.ServiceError` when the server refuses the agent (a
+        sweep that does not exist, a wrong token) and, for an agent bound to a sweep, when
+        the server stays unreachable through the client's retries. An agent serving every
+        sweep is a long-lived daemon instead: it keeps waiting for the server to return.
+        """
         ran = 0
         while not self.stopping:
-            trials = self.client.claim(worker_id=self.worker_id, sweep_id=self.sweep_id)
-            if not trials:
-                if self.once or self._sweep_is_over():
+            try:
+                trials = self.client.claim(worker_id=self.worker_id, sweep_id=self.sweep_id)
+                if not trials and (self.once or self._sweep_is_over()):
                     break
+            except ServiceUnavailable as exc:
+                if self.sweep_id is not None:
+                    raise
+                logger.warning("%s; waiting for the server", exc)
+                trials = []
+            if not trials:
                 self._idle(self.backoff.next_delay())
                 continue
             self.backoff.reset()
@@ -277,6 +291,10 @@ class Agent:
             )
         except LeaseLost:
             return self._abandon(trial_id)
+        except ServiceError as exc:
+            # The result is lost, not the trial: its lease lapses and it is run again.
+            logger.error("trial %s: could not deliver its result: %s", trial_id, exc)
+            return Outcome.UNDELIVERED
         logger.info("trial %s: %s %s", trial_id, status, _summary(metrics))
         return Outcome(status)
 
@@ -308,14 +326,7 @@ class Agent:
     def _sweep_is_over(self) -> bool:
         if self.sweep_id is None:
             return False
-        try:
-            status = self.client.get_sweep(self.sweep_id).get("status")
-        except ServiceError as exc:
-            if exc.status_code == 404:
-                raise
-            logger.warning("sweep %s: status unavailable: %s", self.sweep_id, exc)
-            return False
-        return status != "running"
+        return self.client.get_sweep(self.sweep_id).get("status") != "running"
 
 
 def _error_text(exc: BaseException) -> str:

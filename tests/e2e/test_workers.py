@@ -142,3 +142,16 @@ def test_sigterm_hands_running_trials_back_and_the_sweep_still_completes(
         assert trial["status"] == "completed"
         assert trial["attempt"] == 2
         assert len(trial["curve"]) == epochs
+
+
+def test_a_worker_refused_by_the_server_exits_with_the_reason(server: Server) -> None:
+    sweep = server.client.submit_sweep(grid_sweep("e2e-refused", (1e-2, 1e-1), 2, epochs=1))
+    wrong_token = server.start_worker("--sweep", str(sweep["id"]), "--token", "wrong", name="wrong-token")
+    no_such_sweep = server.start_worker("--sweep", "999", name="no-such-sweep")
+
+    assert server.wait_for_exit(wrong_token) == 1
+    assert server.wait_for_exit(no_such_sweep) == 1
+    logs = server.processes.logs()
+    assert "401" in logs
+    assert "404" in logs
+    assert server.client.get_sweep(sweep["id"])["counts"] == {}
