@@ -65,12 +65,14 @@ class Outcome(StrEnum):
 
 @dataclass
 class IdleBackoff:
-    """Waits between empty claims: capped exponential with full jitter, reset on work."""
+    """Seconds to wait between empty claims: the n-th wait in a row is drawn uniformly
+    from ``[base / 2, min(cap, base * 2**n)]``, so idle workers poll less and less often
+    and do not poll in lockstep. :meth:`reset` once there is work again."""
 
     base: float = 0.5
     cap: float = 10.0
     rng: random.Random = field(default_factory=random.Random)
-    _failures: int = 0
+    _failures: int = field(default=0, init=False, repr=False)
 
     def next_delay(self) -> float:
         delay = self.rng.uniform(self.base / 2, min(self.cap, self.base * 2.0**self._failures))
@@ -166,7 +168,7 @@ class Agent:
     no longer running and nothing is claimable; without it the agent serves every sweep
     and runs until :meth:`request_stop`. ``once`` makes :meth:`run` return after the first
     trial it runs (or the first empty claim). ``train_fn`` is the trainer entry point
-    (``trainer.loop.train``); it is a parameter so that a benchmark can time the same path.
+    (``trainer.train``); it is a parameter so that a benchmark can time the same path.
     """
 
     def __init__(

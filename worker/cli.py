@@ -64,7 +64,11 @@ def run_worker(
         for index in range(concurrency)
     ]
 
+    forwarded = False
+
     def forward(signum: int, frame: FrameType | None) -> None:
+        nonlocal forwarded
+        forwarded = True
         for child in children:
             if child.pid is not None and child.exitcode is None:
                 os.kill(child.pid, signal.SIGTERM)
@@ -77,7 +81,10 @@ def run_worker(
         child.start()
     for child in children:
         child.join()
-    return 0 if all(child.exitcode == 0 for child in children) else 1
+    # A child still importing torch when SIGTERM came dies of it before its handler is
+    # in place; it had claimed nothing, so that is a clean stop too.
+    clean = {0, -signal.SIGTERM} if forwarded else {0}
+    return 0 if all(child.exitcode in clean for child in children) else 1
 
 
 def _child_main(
@@ -131,6 +138,10 @@ def _agent_main(
         except ServiceError as exc:
             logger.error("%s", exc)
             return 1
+        except KeyboardInterrupt:
+            # The second Ctrl-C: quit now and let the lease hand the trial back.
+            logger.warning("interrupted; the current trial returns to the queue when its lease expires")
+            return 130
     logger.info("worker %s done after %d trial(s)", worker_id, ran)
     return 0
 
