@@ -115,7 +115,7 @@ def test_sigterm_hands_running_trials_back_and_the_sweep_still_completes(
     client = server.client
     # Small batches make epochs long enough (tens of milliseconds each) that the signal
     # lands well inside the trials, with most of their epochs still ahead.
-    epochs = 60
+    epochs = 30
     sweep = client.submit_sweep(grid_sweep("e2e-sigterm", (1e-2, 1e-1), 2, epochs=epochs, batch_size=8))
     worker = server.start_worker("--sweep", str(sweep["id"]), "--concurrency", "2")
 
