@@ -1,7 +1,9 @@
 """hypersweep's built-in trainer: an MLP classifier trained with plain PyTorch.
 
 ``train(TrainerConfig(...))`` runs one trial and returns a :class:`TrainResult`;
-``python -m trainer`` does the same from the command line.
+``python -m trainer`` does the same from the command line. ``train_fused([...])`` trains
+several trials that differ only in ``lr``, ``reg``, ``momentum`` and ``dropout`` as one
+batched model (``trainer.fused``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from trainer.config import ACTIVATIONS, INITS, OPTIMIZERS, SETTINGS, TrainerConf
 
 if TYPE_CHECKING:
     from trainer.data import DatasetError, Splits, load_dataset
+    from trainer.fused import FUSED_SETTINGS, FusedMLP, FusedOptimizer, fusion_key, train_fused
     from trainer.loop import (
         EpochCallback,
         FinalMetrics,
@@ -32,6 +35,11 @@ _LAZY = {
     "Splits": "trainer.data",
     "load_dataset": "trainer.data",
     "MLP": "trainer.model",
+    "FUSED_SETTINGS": "trainer.fused",
+    "FusedMLP": "trainer.fused",
+    "FusedOptimizer": "trainer.fused",
+    "fusion_key": "trainer.fused",
+    "train_fused": "trainer.fused",
     "EpochCallback": "trainer.loop",
     "FinalMetrics": "trainer.loop",
     "StopReason": "trainer.loop",
@@ -53,6 +61,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ACTIVATIONS",
+    "FUSED_SETTINGS",
     "INITS",
     "MLP",
     "OPTIMIZERS",
@@ -60,13 +69,17 @@ __all__ = [
     "DatasetError",
     "EpochCallback",
     "FinalMetrics",
+    "FusedMLP",
+    "FusedOptimizer",
     "Splits",
     "StopReason",
     "TrainResult",
     "TrainerConfig",
     "default_device",
     "evaluate",
+    "fusion_key",
     "load_dataset",
     "set_threads",
     "train",
+    "train_fused",
 ]
