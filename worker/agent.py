@@ -17,6 +17,13 @@ How a trial ends, seen from the server:
 
 A worker that dies without a word (SIGKILL, power loss) is covered by the lease: it
 expires and the server re-queues the trial.
+
+With ``fuse`` above 1 the agent claims up to that many trials at once and trains those
+that can share one model (``worker.fused.group_trials``) together with
+``trainer.fused.train_fused``. Each trial of a group keeps its own channel (reports,
+heartbeats, the server's answers) and ends as it would alone, as soon as it ends: a
+diverged member is finished while the others train on, a member told to stop or whose
+lease is lost leaves the group at its next epoch end.
 """
 
 from __future__ import annotations
@@ -28,16 +35,18 @@ import random
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from trainer import TrainerConfig, train
+from trainer import EpochCallback, TrainerConfig, TrainResult, train
+from trainer.fused import train_fused
 from worker.client import FinishStatus, LeaseLost, ServiceClient, ServiceError, ServiceUnavailable
+from worker.fused import group_trials
 
-__all__ = ["Agent", "IdleBackoff", "Outcome", "lease_seconds_left"]
+__all__ = ["MAX_FUSE", "Agent", "IdleBackoff", "Outcome", "lease_seconds_left"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +58,8 @@ MIN_HEARTBEAT_SECONDS = 0.2
 IDLE_SLICE = 0.1
 #: Used when ``lease_expires_at`` is missing or unreadable: the service's default lease.
 FALLBACK_LEASE_SECONDS = 60.0
+#: The most trials one claim may ask for (the service's limit), hence the largest ``fuse``.
+MAX_FUSE = 64
 
 
 class Outcome(StrEnum):
@@ -161,6 +172,12 @@ class _TrialChannel(threading.Thread):
             self.stop_requested.set()
 
 
+def _channel_for(client: ServiceClient, trial: Mapping[str, Any]) -> _TrialChannel:
+    """A channel for a claimed trial, heartbeating every third of what is left of its lease."""
+    every = max(MIN_HEARTBEAT_SECONDS, lease_seconds_left(trial.get("lease_expires_at")) / 3)
+    return _TrialChannel(client, int(trial["id"]), str(trial["lease_token"]), every)
+
+
 class Agent:
     """Pulls trials from the service and trains them, one at a time, until told to stop.
 
@@ -169,6 +186,10 @@ class Agent:
     and runs until :meth:`request_stop`. ``once`` makes :meth:`run` return after the first
     trial it runs (or the first empty claim). ``train_fn`` is the trainer entry point
     (``trainer.train``); it is a parameter so that a benchmark can time the same path.
+
+    ``fuse`` is how many trials one claim asks for; those that can be fused are trained as
+    one model by ``fused_train_fn`` (``trainer.fused.train_fused``), the rest one by one.
+    With ``once``, :meth:`run` returns after the trials of its first claim.
     """
 
     def __init__(
@@ -182,7 +203,11 @@ class Agent:
         once: bool = False,
         backoff: IdleBackoff | None = None,
         train_fn: Callable[..., Any] = train,
+        fuse: int = 1,
+        fused_train_fn: Callable[..., Any] = train_fused,
     ) -> None:
+        if not 1 <= fuse <= MAX_FUSE:
+            raise ValueError(f"fuse must be between 1 and {MAX_FUSE}, not {fuse}")
         self.client = client
         self.worker_id = worker_id
         self.sweep_id = sweep_id
@@ -191,6 +216,8 @@ class Agent:
         self.once = once
         self.backoff = backoff or IdleBackoff()
         self.train_fn = train_fn
+        self.fuse = fuse
+        self.fused_train_fn = fused_train_fn
         # A plain flag, not an Event: a signal handler sets it, and setting an Event takes
         # a lock that the interrupted main thread may be holding.
         self._stop_requested = False
@@ -216,7 +243,7 @@ class Agent:
         ran = 0
         while not self.stopping:
             try:
-                trials = self.client.claim(worker_id=self.worker_id, sweep_id=self.sweep_id)
+                trials = self.client.claim(worker_id=self.worker_id, sweep_id=self.sweep_id, count=self.fuse)
                 if not trials and (self.once or self._sweep_is_over()):
                     break
             except ServiceUnavailable as exc:
@@ -228,14 +255,19 @@ class Agent:
                 self._idle(self.backoff.next_delay())
                 continue
             self.backoff.reset()
-            for position, trial in enumerate(trials):
+            groups = group_trials(trials)
+            for position, group in enumerate(groups):
                 if self.stopping:
                     # Claimed but never started: give them back rather than let leases lapse.
-                    for unstarted in trials[position:]:
-                        self._release(unstarted)
+                    for unstarted in groups[position:]:
+                        for trial in unstarted:
+                            self._release(trial)
                     break
-                self.outcomes.append(self.run_trial(trial))
-                ran += 1
+                if len(group) == 1:
+                    self.outcomes.append(self.run_trial(group[0]))
+                else:
+                    self.outcomes += self.run_group(group)
+                ran += len(group)
             if self.once:
                 break
         return ran
@@ -244,8 +276,7 @@ class Agent:
         """Train one claimed trial and tell the server how it ended (see the module doc)."""
         trial_id = int(trial["id"])
         token = str(trial["lease_token"])
-        every = max(MIN_HEARTBEAT_SECONDS, lease_seconds_left(trial.get("lease_expires_at")) / 3)
-        channel = _TrialChannel(self.client, trial_id, token, every)
+        channel = _channel_for(self.client, trial)
         logger.info("trial %s: starting with %s", trial_id, trial.get("params"))
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
@@ -265,6 +296,62 @@ class Agent:
             return self._finish(trial_id, token, "failed", {}, error=_error_text(exc))
         channel.close()
 
+        return self._conclude(trial, channel, result)
+
+    def run_group(self, trials: Sequence[Mapping[str, Any]]) -> list[Outcome]:
+        """Train claimed trials that share a fusion key as one fused model and tell the
+        server how each ended, each as :meth:`run_trial` would and as soon as it ends.
+        Returns their outcomes in the order of ``trials``.
+
+        When the fused training raises (a data set that cannot be loaded, say), every
+        trial still running is finished as ``failed`` with the error.
+        """
+        channels = [_channel_for(self.client, trial) for trial in trials]
+        outcomes: list[Outcome | None] = [None] * len(trials)
+        logger.info("trials %s: training %d fused", ", ".join(str(t["id"]) for t in trials), len(trials))
+
+        def epoch_callback(channel: _TrialChannel) -> EpochCallback:
+            def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
+                channel.report(epoch, metrics)
+                return not (channel.stop_requested.is_set() or channel.lease_lost.is_set() or self.stopping)
+
+            return on_epoch
+
+        def on_result(member: int, result: TrainResult) -> None:
+            channels[member].close()
+            outcomes[member] = self._conclude(trials[member], channels[member], result)
+
+        for channel in channels:
+            channel.start()
+        try:
+            configs = [TrainerConfig.from_settings(dict(trial["trainer"])) for trial in trials]
+            self.fused_train_fn(
+                configs,
+                on_epoch=[epoch_callback(channel) for channel in channels],
+                on_result=on_result,
+                data_dir=self.data_dir,
+                device=self.device,
+            )
+        except Exception as exc:
+            logger.exception("trials %s: fused training raised", ", ".join(str(t["id"]) for t in trials))
+            for member, (trial, channel) in enumerate(zip(trials, channels, strict=True)):
+                if outcomes[member] is not None:
+                    continue
+                channel.close()
+                if channel.lease_lost.is_set():
+                    outcomes[member] = self._abandon(int(trial["id"]))
+                else:
+                    token = str(trial["lease_token"])
+                    outcomes[member] = self._finish(int(trial["id"]), token, "failed", {}, error=_error_text(exc))
+        ended = [outcome for outcome in outcomes if outcome is not None]
+        if len(ended) != len(trials):
+            raise RuntimeError("fused training returned without ending every trial")
+        return ended
+
+    def _conclude(self, trial: Mapping[str, Any], channel: _TrialChannel, result: TrainResult) -> Outcome:
+        """Tell the server how a trial that trained to its end (or was stopped) went; the
+        channel must be closed already."""
+        trial_id = int(trial["id"])
         if channel.lease_lost.is_set():
             return self._abandon(trial_id)
         stopped_by_us = result.metrics.get("stop_reason") == "stopped"
@@ -272,7 +359,7 @@ class Agent:
             # Interrupted by our own shutdown, not by the trial: let another worker redo it.
             return self._release(trial)
         status: FinishStatus = "diverged" if result.status == "diverged" else "completed"
-        return self._finish(trial_id, token, status, dict(result.metrics))
+        return self._finish(trial_id, str(trial["lease_token"]), status, dict(result.metrics))
 
     def _finish(
         self,

@@ -40,8 +40,10 @@ def run_worker(
     worker_id: str | None = None,
     data_dir: str | None = None,
     once: bool = False,
+    fuse: int = 1,
 ) -> int:
     """Run ``concurrency`` agents until their work is done or they are told to stop.
+    Each claims up to ``fuse`` trials at once and trains those it can as one fused model.
 
     Returns the exit code: 0 when every agent stopped cleanly (nothing left in the sweep,
     ``once`` satisfied, or SIGTERM), 1 when one could not reach the server or was refused
@@ -50,15 +52,17 @@ def run_worker(
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    if fuse < 1:
+        raise ValueError(f"fuse must be at least 1, not {fuse}")
     if concurrency == 1:
         own_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-0"
-        return _agent_main(server, token, sweep_id, own_id, data_dir, once, share=1)
+        return _agent_main(server, token, sweep_id, own_id, data_dir, once, share=1, fuse=fuse)
 
     context = multiprocessing.get_context("spawn")
     children = [
         context.Process(
             target=_child_main,
-            args=(server, token, sweep_id, worker_id, index, data_dir, once, concurrency),
+            args=(server, token, sweep_id, worker_id, index, data_dir, once, concurrency, fuse),
             name=f"worker-{index}",
         )
         for index in range(concurrency)
@@ -96,9 +100,10 @@ def _child_main(
     data_dir: str | None,
     once: bool,
     share: int,
+    fuse: int = 1,
 ) -> None:
     base = worker_id or f"{socket.gethostname()}-{os.getpid()}"
-    sys.exit(_agent_main(server, token, sweep_id, f"{base}-{index}", data_dir, once, share=share))
+    sys.exit(_agent_main(server, token, sweep_id, f"{base}-{index}", data_dir, once, share=share, fuse=fuse))
 
 
 def _agent_main(
@@ -110,6 +115,7 @@ def _agent_main(
     once: bool,
     *,
     share: int,
+    fuse: int = 1,
 ) -> int:
     # Imported here so that `--help` does not pay for importing torch.
     from trainer import set_threads
@@ -118,7 +124,7 @@ def _agent_main(
     _configure_logging(worker_id)
     threads = set_threads(share)
     with ServiceClient.connect(server, token=token) as client:
-        agent = Agent(client, worker_id=worker_id, sweep_id=sweep_id, data_dir=data_dir, once=once)
+        agent = Agent(client, worker_id=worker_id, sweep_id=sweep_id, data_dir=data_dir, once=once, fuse=fuse)
         interrupts = 0
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -204,7 +210,22 @@ def worker_command(
             help="Folder that 'npz:<path>' datasets are read from.",
         ),
     ] = None,
-    once: Annotated[bool, typer.Option("--once", help="Run at most one trial (per process), then exit.")] = False,
+    once: Annotated[
+        bool,
+        typer.Option("--once", help="Run at most one trial (one claim with --fuse) per process, then exit."),
+    ] = False,
+    fuse: Annotated[
+        int,
+        typer.Option(
+            "--fuse",
+            metavar="K",
+            min=1,
+            max=64,  # worker.agent.MAX_FUSE, not imported here: it would import torch for --help
+            help="Claim up to K trials at once and train those with the same architecture and fixed "
+            "settings as one batched model (each with its own lr, reg, momentum and dropout, its own "
+            "curve and early stop). 1 trains every trial on its own.",
+        ),
+    ] = 1,
 ) -> None:
     """Pull trials from a hypersweep server, train them, and report back.
 
@@ -214,6 +235,7 @@ def worker_command(
     hands the trial back to the server, which queues it again at once.
 
     Example: hypersweep worker --sweep 3 --concurrency 2
+    (or --fuse 16 to train up to 16 alike trials as one model)
     """
     code = run_worker(
         server=server,
@@ -223,5 +245,6 @@ def worker_command(
         worker_id=worker_id,
         data_dir=data_dir,
         once=once,
+        fuse=fuse,
     )
     raise typer.Exit(code)

@@ -1,0 +1,43 @@
+"""Which claimed trials a worker may train together as one fused model.
+
+``hypersweep worker --fuse K`` claims up to K trials at once; :func:`group_trials` splits
+them into groups that :func:`trainer.fused.train_fused` can train as one model (trials
+whose resolved trainer settings share a :func:`trainer.fused.fusion_key`: they differ at
+most in ``lr``, ``reg``, ``momentum`` and ``dropout``). The agent trains a group of one
+the ordinary way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+from trainer.config import TrainerConfig
+from trainer.fused import fusion_key
+
+__all__ = ["group_trials", "trial_fusion_key"]
+
+
+def trial_fusion_key(trial: Mapping[str, Any]) -> Hashable | None:
+    """The fusion key of a claimed trial's resolved settings (its ``trainer``), or None
+    when they cannot be read as a :class:`TrainerConfig`: such a trial is trained alone,
+    where the ordinary path reports why it fails."""
+    try:
+        key = fusion_key(TrainerConfig.from_settings(dict(trial["trainer"])))
+        hash(key)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return key
+
+
+def group_trials(trials: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """Split ``trials`` into groups that can be fused, every trial in exactly one group.
+
+    Groups come in the order of their first trial, and keep their trials in claim order.
+    A trial without a fusion key (see :func:`trial_fusion_key`) is a group of its own.
+    """
+    groups: dict[Hashable, list[Mapping[str, Any]]] = {}
+    for trial in trials:
+        key = trial_fusion_key(trial)
+        groups.setdefault(object() if key is None else key, []).append(trial)
+    return list(groups.values())
