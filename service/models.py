@@ -93,8 +93,6 @@ class Sweep(Base):
     current_stage: Mapped[int] = mapped_column(default=0)
     #: Trials created so far; the next trial's ``number``.
     trials_created: Mapped[int] = mapped_column(default=0)
-    best_trial_id: Mapped[int | None]
-    best_value: Mapped[float | None] = mapped_column(Float)
     warnings: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
@@ -125,7 +123,9 @@ class Trial(Base):
         UniqueConstraint("sweep_id", "number", name="uq_trials_sweep_number"),
         # One trial per index of a stage: a grid point or a random draw is never run twice.
         UniqueConstraint("sweep_id", "stage", "stage_index", name="uq_trials_sweep_stage_index"),
-        Index("ix_trials_sweep_status", "sweep_id", "status"),
+        # Serves the hot path: the queued trials of a sweep in number order, and counts of
+        # running or active trials, without touching the finished ones.
+        Index("ix_trials_sweep_status_number", "sweep_id", "status", "number"),
         Index("ix_trials_status_lease", "status", "lease_expires_at"),
         Index("ix_trials_sweep_value", "sweep_id", "value"),
     )

@@ -26,6 +26,7 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from service.dashboard.schemas import SweepCurves, SweepPoints, TrialCurve
 from service.db import Database
 from service.errors import Conflict, LeaseConflict, NotFound
 from service.models import FINISHED, CurvePoint, Stage, Sweep, SweepStatus, Trial, TrialStatus, utcnow
@@ -51,6 +52,7 @@ __all__ = ["SORT_KEYS", "Store"]
 
 _space_adapter: TypeAdapter[Space] = TypeAdapter(Space)
 _ACTIVE = (TrialStatus.queued, TrialStatus.running)
+_TRAINER_DEFAULTS = TrainerConfig().as_dict()
 #: Learning designers kept in memory, one per sweep stage; the least recently used goes first.
 LEARNERS_KEPT = 64
 _IN_LIST_MAX = 500
@@ -109,6 +111,7 @@ class Store:
         self.lease = timedelta(seconds=lease_seconds)
         self._learners: OrderedDict[tuple[int, int], _Learner] = OrderedDict()
         self._learners_lock = threading.Lock()
+        self._metrics: dict[int, str] = {}
 
     # -- sweeps ---------------------------------------------------------------------------
 
@@ -275,43 +278,43 @@ class Store:
         self, *, trial_id: int, lease_token: str, status: str, metrics: dict[str, Any], error: str | None = None
     ) -> TrialOut:
         """End a running trial. Finishing again with the same token returns the trial as it
-        is; a trial cancelled while it ran keeps ``cancelled`` but gets its final metrics."""
+        is; a trial cancelled while it ran keeps ``cancelled`` but gets its final metrics.
+
+        Only the trial's row is locked to record the result; when that may have been the
+        last active trial of its stage, a second transaction takes the sweep's lock and
+        starts the next stage or completes the sweep (claims and the lease reaper do the same,
+        so a crash between the two loses nothing)."""
         now = utcnow()
         with self.db.write() as s:
-            sweep_id = s.scalar(select(Trial.sweep_id).where(Trial.id == trial_id))
-            if sweep_id is None:
-                raise NotFound("trial", trial_id)
-            sweep = self._lock_sweep(s, sweep_id)
             trial = s.get(Trial, trial_id, with_for_update=True, populate_existing=True)
-            assert trial is not None
+            if trial is None:
+                raise NotFound("trial", trial_id)
             if trial.lease_token is None or not secrets.compare_digest(trial.lease_token, lease_token):
                 raise LeaseConflict(f"trial {trial_id}: the lease token is not the current one")
-            if trial.status == TrialStatus.cancelled:
-                trial.metrics = {**trial.metrics, **metrics}
-                trial.value = objective_value(trial.metrics, sweep.objective_metric)
+            if trial.status in FINISHED and trial.status != TrialStatus.cancelled:
                 return TrialOut.model_validate(trial)
-            if trial.status in FINISHED:
+            metric = self._objective_metric(s, trial.sweep_id)
+            trial.metrics = {**trial.metrics, **metrics}
+            trial.value = objective_value(trial.metrics, metric)
+            if trial.status == TrialStatus.cancelled:
                 return TrialOut.model_validate(trial)
             self._check_lease(trial, now)
             trial.status = status
-            trial.metrics = {**trial.metrics, **metrics}
-            trial.value = objective_value(trial.metrics, sweep.objective_metric)
             trial.error = error
             trial.finished_at = now
             trial.lease_expires_at = None
-            if status == TrialStatus.completed and trial.value is not None and self._better(sweep, trial.value):
-                sweep.best_trial_id, sweep.best_value = trial.id, trial.value
-            self._advance(s, sweep, now)
-            return TrialOut.model_validate(trial)
+            out = TrialOut.model_validate(trial)
+            stage = self._stage(s, trial.sweep_id, trial.stage)
+            stage_budget_used = stage.generated >= stage.trials
+        if stage_budget_used:
+            with self.db.write() as s:
+                self._advance(s, self._lock_sweep(s, out.sweep_id), now)
+        return out
 
     def release(self, *, trial_id: int, lease_token: str) -> TrialOut:
         """Give a running trial back at once: it is queued again with ``attempt + 1``."""
         now = utcnow()
         with self.db.write() as s:
-            sweep_id = s.scalar(select(Trial.sweep_id).where(Trial.id == trial_id))
-            if sweep_id is None:
-                raise NotFound("trial", trial_id)
-            self._lock_sweep(s, sweep_id)
             trial = self._held_trial(s, trial_id, lease_token, now)
             if trial.status == TrialStatus.running:
                 self._requeue(s, trial)
@@ -399,19 +402,24 @@ class Store:
                 )
             )
             self._start(picked, worker_id, now)
+            stage = self._stage(s, sweep_id, sweep.current_stage)
+            # Queued trials belong to the current stage: a stage starts only once the one
+            # before has none queued or running.
+            epochs = {stage.index: stage.epochs}
             while len(picked) < slots:
-                stage = self._stage(s, sweep_id, sweep.current_stage)
                 left = stage.trials - stage.generated
                 if left > 0:
                     fresh = self._generate(s, sweep, stage, min(left, slots - len(picked)), now)
                     self._start(fresh, worker_id, now)
                     picked += fresh
-                elif not self._advance(s, sweep, now):
+                elif self._advance(s, sweep, now):
+                    stage = self._stage(s, sweep_id, sweep.current_stage)
+                    epochs[stage.index] = stage.epochs
+                else:
                     break
             s.flush()
-            stages = {st.index: st for st in s.scalars(select(Stage).where(Stage.sweep_id == sweep_id))}
             trainer = sweep.spec.get("trainer", {})
-            return [self._claimed(t, trainer, stages[t.stage]) for t in picked]
+            return [self._claimed(t, trainer, epochs[t.stage]) for t in picked]
 
     def _start(self, trials: Iterable[Trial], worker_id: str, now: datetime) -> None:
         for trial in trials:
@@ -421,8 +429,8 @@ class Store:
             trial.lease_expires_at = now + self.lease
             trial.started_at = now
 
-    def _claimed(self, trial: Trial, trainer: dict[str, Any], stage: Stage) -> ClaimedTrial:
-        settings = {**TrainerConfig().as_dict(), **trainer, "epochs": stage.epochs, **trial.params}
+    def _claimed(self, trial: Trial, trainer: dict[str, Any], epochs: int) -> ClaimedTrial:
+        settings = {**_TRAINER_DEFAULTS, **trainer, "epochs": epochs, **trial.params}
         assert trial.lease_token is not None and trial.lease_expires_at is not None
         return ClaimedTrial(
             **TrialOut.model_validate(trial).model_dump(),
@@ -521,12 +529,10 @@ class Store:
         stage = self._stage(s, sweep.id, sweep.current_stage)
         if stage.generated < stage.trials:
             return False
-        active = s.scalar(
-            select(func.count())
-            .select_from(Trial)
-            .where(Trial.sweep_id == sweep.id, Trial.stage == stage.index, Trial.status.in_(_ACTIVE))
-        )
-        if active:
+        # Only the current stage can have queued or running trials (a stage starts once the
+        # one before has none), so counting the sweep's active trials counts the stage's,
+        # through the (sweep_id, status, number) index.
+        if self._count(s, sweep.id, list(_ACTIVE)):
             return False
         stage.finished_at = now
         following = s.scalar(select(Stage).where(Stage.sweep_id == sweep.id, Stage.index == stage.index + 1))
@@ -593,6 +599,15 @@ class Store:
         trial.started_at = None
         trial.metrics = {}
 
+    def _objective_metric(self, s: Session, sweep_id: int) -> str:
+        """The sweep's objective metric; it never changes, so it is read once per process."""
+        metric = self._metrics.get(sweep_id)
+        if metric is None:
+            metric = s.scalar(select(Sweep.objective_metric).where(Sweep.id == sweep_id))
+            assert metric is not None
+            self._metrics[sweep_id] = metric
+        return metric
+
     @staticmethod
     def _stage(s: Session, sweep_id: int, index: int) -> Stage:
         stage = s.scalar(select(Stage).where(Stage.sweep_id == sweep_id, Stage.index == index))
@@ -608,12 +623,6 @@ class Store:
             or 0
         )
 
-    @staticmethod
-    def _better(sweep: Sweep, value: float) -> bool:
-        if sweep.best_value is None:
-            return True
-        return value < sweep.best_value if sweep.minimize else value > sweep.best_value
-
     def _sweep_outs(self, s: Session, sweeps: Sequence[Sweep]) -> list[SweepOut]:
         if not sweeps:
             return []
@@ -628,15 +637,13 @@ class Store:
         stages: dict[int, list[Stage]] = {i: [] for i in ids}
         for st in s.scalars(select(Stage).where(Stage.sweep_id.in_(ids)).order_by(Stage.sweep_id, Stage.index)):
             stages[st.sweep_id].append(st)
-        best_ids = [sw.best_trial_id for sw in sweeps if sw.best_trial_id is not None]
-        best = {t.id: t for t in s.scalars(select(Trial).where(Trial.id.in_(best_ids)))} if best_ids else {}
         out = []
         for sw in sweeps:
             total: dict[str, int] = {}
             for per_stage in counts[sw.id].values():
                 for status, n in per_stage.items():
                     total[status] = total.get(status, 0) + n
-            best_trial = best.get(sw.best_trial_id) if sw.best_trial_id is not None else None
+            best_trial = self._best(s, sw)
             out.append(
                 SweepOut(
                     id=sw.id,
@@ -658,6 +665,18 @@ class Store:
         return out
 
     @staticmethod
+    def _best(s: Session, sweep: Sweep) -> Trial | None:
+        """The completed trial with the best objective value (the lowest number on ties),
+        read through the (sweep_id, value) index."""
+        order = Trial.value.asc() if sweep.minimize else Trial.value.desc()
+        return s.scalar(
+            select(Trial)
+            .where(Trial.sweep_id == sweep.id, Trial.status == TrialStatus.completed, Trial.value.is_not(None))
+            .order_by(order, Trial.number)
+            .limit(1)
+        )
+
+    @staticmethod
     def _stage_out(stage: Stage, counts: dict[str, int]) -> StageOut:
         if stage.finished_at is not None:
             status = "completed"
@@ -677,3 +696,111 @@ class Store:
             started_at=stage.started_at,
             finished_at=stage.finished_at,
         )
+
+    # -- the dashboard: read-only aggregates -------------------------------------------------
+
+    def sweep_points(self, *, sweep_id: int) -> SweepPoints:
+        """Every trial of the sweep as columns, for the dashboard's plots and table. One
+        query reads only the columns they need (never curves or whole metrics), so a sweep
+        of 10,000 trials answers in tens of milliseconds."""
+        with self.db.read() as s:
+            spec = s.scalar(select(Sweep.spec).where(Sweep.id == sweep_id))
+            if spec is None:
+                raise NotFound("sweep", sweep_id)
+            rows = s.execute(
+                select(
+                    Trial.id,
+                    Trial.number,
+                    Trial.stage,
+                    Trial.status,
+                    Trial.value,
+                    Trial.attempt,
+                    Trial.params,
+                    Trial.metrics["epochs_run"],
+                    Trial.started_at,
+                    Trial.finished_at,
+                )
+                .where(Trial.sweep_id == sweep_id)
+                .order_by(Trial.number)
+            ).all()
+        names = list(spec.get("space", {}))
+        params: dict[str, list[Any]] = {name: [] for name in names}
+        epochs_run: list[int | None] = []
+        seconds: list[float | None] = []
+        for row in rows:
+            for name in names:
+                params[name].append(row.params.get(name))
+            epochs = _finite(row[7]) if _is_number(row[7]) else None
+            epochs_run.append(int(epochs) if epochs is not None else None)
+            done = row.started_at is not None and row.finished_at is not None
+            seconds.append((row.finished_at - row.started_at).total_seconds() if done else None)
+        return SweepPoints(
+            sweep_id=sweep_id,
+            id=[row.id for row in rows],
+            number=[row.number for row in rows],
+            stage=[row.stage for row in rows],
+            status=[row.status for row in rows],
+            value=[row.value for row in rows],
+            attempt=[row.attempt for row in rows],
+            epochs_run=epochs_run,
+            seconds=seconds,
+            params=params,
+        )
+
+    def sweep_curves(self, *, sweep_id: int, trial_ids: Sequence[int]) -> SweepCurves:
+        """The curves of the trials ``trial_ids`` that belong to the sweep, in the order
+        asked; ids of other sweeps' trials, or of none, are left out. Every numeric metric
+        becomes a column; a step without it, or with a non-finite value, has null there."""
+        wanted = list(dict.fromkeys(trial_ids))
+        with self.db.read() as s:
+            if s.scalar(select(Sweep.id).where(Sweep.id == sweep_id)) is None:
+                raise NotFound("sweep", sweep_id)
+            if not wanted:
+                return SweepCurves(sweep_id=sweep_id, trials=[])
+            found = {
+                row.id: row
+                for row in s.execute(
+                    select(Trial.id, Trial.number, Trial.stage, Trial.status, Trial.metrics).where(
+                        Trial.sweep_id == sweep_id, Trial.id.in_(wanted)
+                    )
+                )
+            }
+            steps: dict[int, list[tuple[int, dict[str, Any]]]] = {trial_id: [] for trial_id in found}
+            if found:
+                for trial_id, step, metrics in s.execute(
+                    select(CurvePoint.trial_id, CurvePoint.step, CurvePoint.metrics)
+                    .where(CurvePoint.trial_id.in_(list(found)))
+                    .order_by(CurvePoint.trial_id, CurvePoint.step)
+                ):
+                    steps[trial_id].append((step, metrics))
+        curves = []
+        for trial_id in wanted:
+            if trial_id not in found:
+                continue
+            row, points = found[trial_id], steps[trial_id]
+            columns: dict[str, list[float | None]] = {}
+            for i, (_, metrics) in enumerate(points):
+                for name, value in metrics.items():
+                    if _is_number(value):
+                        columns.setdefault(name, [None] * len(points))[i] = _finite(value)
+            final = {name: _finite(value) for name, value in row.metrics.items() if _is_number(value)}
+            curves.append(
+                TrialCurve(
+                    id=row.id,
+                    number=row.number,
+                    stage=row.stage,
+                    status=row.status,
+                    step=[step for step, _ in points],
+                    metrics=columns,
+                    final=final,
+                )
+            )
+        return SweepCurves(sweep_id=sweep_id, trials=curves)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
