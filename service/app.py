@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import api_router
 from service.api.deps import require_token
+from service.api.responses import ANY_ROUTE
 from service.config import Settings
 from service.db import Database
 from service.errors import Conflict, NotFound
@@ -56,10 +57,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.metrics = metrics
     app.add_middleware(_BodyLimit, max_bytes=settings.max_body_bytes)
-    app.include_router(api_router)
+    app.include_router(api_router, responses=ANY_ROUTE)
     _add_error_handlers(app)
 
-    @app.get("/healthz", tags=["service"])
+    @app.get("/healthz", tags=["service"], responses={503: {"description": "The database is unreachable."}})
     def healthz() -> JSONResponse:
         """Liveness and database reachability; needs no token."""
         try:
@@ -69,7 +70,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok", "database": "ok"})
 
-    @app.get("/metrics", tags=["service"], dependencies=[Depends(require_token)], response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        dependencies=[Depends(require_token)],
+        response_class=Response,
+        responses=ANY_ROUTE,
+    )
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -13,6 +13,7 @@ from service.search.base import SearchConfig
 from service.search.space import Space
 
 __all__ = [
+    "MAX_ID",
     "ActionOut",
     "ClaimIn",
     "ClaimOut",
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+#: The largest id (and offset) a request may carry: ids are 32-bit integers on PostgreSQL,
+#: and a larger number in a query fails there instead of matching nothing.
+MAX_ID = 2**31 - 1
 
 
 def _json_safe_number(value: Any) -> Any:
@@ -147,7 +151,7 @@ class SweepOut(BaseModel):
 
 class ClaimIn(_Strict):
     worker_id: str = Field(min_length=1, max_length=200)
-    sweep_id: int | None = None
+    sweep_id: int | None = Field(default=None, ge=0, le=MAX_ID)
     count: int = Field(default=1, ge=1, le=64)
 
 
@@ -162,7 +166,9 @@ class ClaimOut(BaseModel):
 
 
 class LeaseIn(_Strict):
-    lease_token: str = Field(min_length=1, max_length=64)
+    # The alphabet of the tokens claims hand out (``secrets.token_urlsafe``); anything else
+    # was never a token, and is refused before it reaches a constant-time comparison.
+    lease_token: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 class ReportIn(LeaseIn):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.config import Settings
+from service.schemas import MAX_ID
 from service.store import Store
 
-__all__ = ["SettingsDep", "StoreDep", "require_token"]
+__all__ = ["SettingsDep", "StoreDep", "SweepId", "TrialId", "require_token"]
 
 
 def get_store(request: Request) -> Store:
@@ -26,6 +27,8 @@ def get_settings(request: Request) -> Settings:
 
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+SweepId = Annotated[int, Path(ge=0, le=MAX_ID)]
+TrialId = Annotated[int, Path(ge=0, le=MAX_ID)]
 
 _bearer = HTTPBearer(auto_error=False, description="Required when the server has HYPERSWEEP_TOKEN set.")
 

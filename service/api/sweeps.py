@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from service.api.deps import StoreDep
+from service.api.deps import StoreDep, SweepId
+from service.api.responses import CONFLICT, NOT_FOUND
 from service.models import TrialStatus
-from service.schemas import SweepOut, SweepSpec, TrialOut
+from service.schemas import MAX_ID, SweepOut, SweepSpec, TrialOut
 from service.store import SORT_KEYS
 from service.validation import check_spec
 
@@ -27,7 +28,7 @@ def list_sweeps(
     store: StoreDep,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[SweepOut]:
     """Sweeps, newest first. The total is in the ``X-Total-Count`` header."""
     sweeps, total = store.list_sweeps(limit=limit, offset=offset)
@@ -35,19 +36,19 @@ def list_sweeps(
     return sweeps
 
 
-@router.get("/{sweep_id}", response_model=SweepOut)
-def get_sweep(sweep_id: int, store: StoreDep) -> SweepOut:
+@router.get("/{sweep_id}", response_model=SweepOut, responses=NOT_FOUND)
+def get_sweep(sweep_id: SweepId, store: StoreDep) -> SweepOut:
     return store.get_sweep(sweep_id=sweep_id)
 
 
-@router.post("/{sweep_id}/cancel", response_model=SweepOut)
-def cancel_sweep(sweep_id: int, store: StoreDep) -> SweepOut:
+@router.post("/{sweep_id}/cancel", response_model=SweepOut, responses={**NOT_FOUND, **CONFLICT})
+def cancel_sweep(sweep_id: SweepId, store: StoreDep) -> SweepOut:
     return store.cancel_sweep(sweep_id=sweep_id)
 
 
-@router.get("/{sweep_id}/trials", response_model=list[TrialOut])
+@router.get("/{sweep_id}/trials", response_model=list[TrialOut], responses=NOT_FOUND)
 def list_trials(
-    sweep_id: int,
+    sweep_id: SweepId,
     store: StoreDep,
     response: Response,
     status: Annotated[list[TrialStatus] | None, Query(description="Repeat or comma-separate to match several.")] = None,
@@ -56,7 +57,7 @@ def list_trials(
         str, Query(pattern=_SORT_PATTERN, description=f"One of {', '.join(SORT_KEYS)}; '-' in front for descending.")
     ] = "number",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[TrialOut]:
     """A sweep's trials. ``sort=-metric`` puts the best first on a ``max`` objective;
     trials without a value come last either way. The total is in ``X-Total-Count``."""

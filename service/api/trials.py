@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
-from service.api.deps import StoreDep
+from service.api.deps import StoreDep, TrialId
+from service.api.responses import CONFLICT, NOT_FOUND
 from service.schemas import ActionOut, ClaimIn, ClaimOut, FinishIn, LeaseIn, ReportIn, TrialDetail, TrialOut
 
 router = APIRouter(prefix="/trials", tags=["trials"])
@@ -14,9 +15,10 @@ router = APIRouter(prefix="/trials", tags=["trials"])
 __all__ = ["router"]
 
 _NO_WORK: dict[int | str, dict[str, Any]] = {204: {"description": "Nothing to do now; ask again later."}}
+_LEASED = {**NOT_FOUND, **CONFLICT}
 
 
-@router.post("/claim", response_model=ClaimOut, responses=_NO_WORK)
+@router.post("/claim", response_model=ClaimOut, responses={**_NO_WORK, **NOT_FOUND})
 def claim(body: ClaimIn, store: StoreDep, request: Request) -> ClaimOut | Response:
     trials = store.claim(worker_id=body.worker_id, sweep_id=body.sweep_id, count=body.count)
     request.app.state.metrics.claimed.inc(len(trials))
@@ -25,23 +27,23 @@ def claim(body: ClaimIn, store: StoreDep, request: Request) -> ClaimOut | Respon
     return ClaimOut(trials=trials)
 
 
-@router.get("/{trial_id}", response_model=TrialDetail)
-def get_trial(trial_id: int, store: StoreDep) -> TrialDetail:
+@router.get("/{trial_id}", response_model=TrialDetail, responses=NOT_FOUND)
+def get_trial(trial_id: TrialId, store: StoreDep) -> TrialDetail:
     return store.get_trial(trial_id=trial_id)
 
 
-@router.post("/{trial_id}/heartbeat", response_model=ActionOut)
-def heartbeat(trial_id: int, body: LeaseIn, store: StoreDep) -> ActionOut:
+@router.post("/{trial_id}/heartbeat", response_model=ActionOut, responses=_LEASED)
+def heartbeat(trial_id: TrialId, body: LeaseIn, store: StoreDep) -> ActionOut:
     return store.heartbeat(trial_id=trial_id, lease_token=body.lease_token)
 
 
-@router.post("/{trial_id}/report", response_model=ActionOut)
-def report(trial_id: int, body: ReportIn, store: StoreDep) -> ActionOut:
+@router.post("/{trial_id}/report", response_model=ActionOut, responses=_LEASED)
+def report(trial_id: TrialId, body: ReportIn, store: StoreDep) -> ActionOut:
     return store.report(trial_id=trial_id, lease_token=body.lease_token, step=body.step, metrics=body.metrics)
 
 
-@router.post("/{trial_id}/finish", response_model=TrialOut)
-def finish(trial_id: int, body: FinishIn, store: StoreDep, request: Request) -> TrialOut:
+@router.post("/{trial_id}/finish", response_model=TrialOut, responses=_LEASED)
+def finish(trial_id: TrialId, body: FinishIn, store: StoreDep, request: Request) -> TrialOut:
     trial = store.finish(
         trial_id=trial_id, lease_token=body.lease_token, status=body.status, metrics=body.metrics, error=body.error
     )
@@ -49,7 +51,7 @@ def finish(trial_id: int, body: FinishIn, store: StoreDep, request: Request) -> 
     return trial
 
 
-@router.post("/{trial_id}/release", response_model=TrialOut)
-def release(trial_id: int, body: LeaseIn, store: StoreDep) -> TrialOut:
+@router.post("/{trial_id}/release", response_model=TrialOut, responses=_LEASED)
+def release(trial_id: TrialId, body: LeaseIn, store: StoreDep) -> TrialOut:
     """Give a running trial back at once (a worker shutting down): it is queued again."""
     return store.release(trial_id=trial_id, lease_token=body.lease_token)
