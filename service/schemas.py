@@ -6,7 +6,7 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from service.models import SweepStatus, TrialStatus
 from service.search.base import SearchConfig
@@ -55,6 +55,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _refuse_nul(value: Any, path: str) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{path or 'the body'} contains a NUL character (\\u0000), which cannot be stored")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            _refuse_nul(key, where)
+            _refuse_nul(item, where)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_nul(item, f"{path}.{index}")
+
+
+class _Body(_Strict):
+    """A request body. No text in it may hold a NUL character: PostgreSQL stores none in
+    text or JSON (it would fail there with a server error), so every backend refuses it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        _refuse_nul(data, "")
+        return data
+
+
 class Objective(_Strict):
     metric: str = Field(default="val_accuracy", min_length=1, max_length=200)
     mode: Literal["max", "min"] = "max"
@@ -74,7 +99,7 @@ class StageSpec(_Strict):
     search: SearchConfig | None = Field(default=None, description="This stage's search; the sweep's by default.")
 
 
-class SweepSpec(_Strict):
+class SweepSpec(_Body):
     """A sweep document. Checks that need more than one field (trainer names, grid sizes,
     stage budgets) are made by ``service.validation.check_spec``."""
 
@@ -149,7 +174,7 @@ class SweepOut(BaseModel):
     finished_at: datetime | None
 
 
-class ClaimIn(_Strict):
+class ClaimIn(_Body):
     worker_id: str = Field(min_length=1, max_length=200)
     sweep_id: int | None = Field(default=None, ge=0, le=MAX_ID)
     count: int = Field(default=1, ge=1, le=64)
@@ -165,7 +190,7 @@ class ClaimOut(BaseModel):
     trials: list[ClaimedTrial]
 
 
-class LeaseIn(_Strict):
+class LeaseIn(_Body):
     # The alphabet of the tokens claims hand out (``secrets.token_urlsafe``); anything else
     # was never a token, and is refused before it reaches a constant-time comparison.
     lease_token: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
