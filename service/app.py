@@ -147,24 +147,27 @@ class _BodyLimit:
                 await _too_large(self.max_bytes)(scope, receive, send)
                 return
         seen = 0
+        refused = False
 
+        # A body without Content-Length (chunked) is counted as it arrives. Past the limit
+        # the 413 goes out from here and the app is told the client left: an exception
+        # raised into the app would be caught by its body parsing and answered 400.
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and not refused:
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _BodyTooLarge
+                    refused = True
+                    await _too_large(self.max_bytes)(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
-            await _too_large(self.max_bytes)(scope, receive, send)
+        async def unless_refused(message: Message) -> None:
+            if not refused:
+                await send(message)
 
-
-class _BodyTooLarge(Exception):
-    pass
+        await self.app(scope, limited, unless_refused)
 
 
 def _too_large(limit: int) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
