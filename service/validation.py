@@ -120,13 +120,19 @@ def _check_trainer(trainer: dict[str, Any], errors: list[tuple[Loc, str]]) -> No
     except ValidationError as exc:
         for err in exc.errors():
             errors.append((("trainer", *err["loc"]), err["msg"]))
-    dataset = known.get("dataset")
-    if isinstance(dataset, str) and dataset.startswith("npz:"):
-        path = PurePosixPath(dataset[4:])
-        if path.is_absolute() or ".." in path.parts:
-            errors.append(
-                (("trainer", "dataset"), "an npz path is relative to the workers' data directory, without '..'")
-            )
+    if _leaves_data_dir(known.get("dataset")):
+        errors.append((("trainer", "dataset"), _NPZ_PATH))
+
+
+_NPZ_PATH = "an npz path is relative to the workers' data directory, without '..'"
+
+
+def _leaves_data_dir(dataset: Any) -> bool:
+    """Whether ``dataset`` is an ``npz:`` path that is absolute or climbs with ``..``."""
+    if not (isinstance(dataset, str) and dataset.startswith("npz:")):
+        return False
+    path = PurePosixPath(dataset[4:])
+    return path.is_absolute() or ".." in path.parts
 
 
 def _check_space_names(spec: SweepSpec, errors: list[tuple[Loc, str]]) -> None:
@@ -148,6 +154,9 @@ def _check_space_names(spec: SweepSpec, errors: list[tuple[Loc, str]]) -> None:
         else:
             samples = [((*loc, "low"), param.low), ((*loc, "high"), param.high)]
         for sample_loc, value in samples:
+            if name == "dataset" and _leaves_data_dir(value):
+                errors.append((sample_loc, _NPZ_PATH))
+                continue
             try:
                 _trainer_adapter.validate_python({name: value})
             except ValidationError as exc:
