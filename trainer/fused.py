@@ -456,37 +456,37 @@ def train_fused(
             values = losses.tolist()
             step += 1
             epoch_steps += 1
-            ending: dict[int, StopReason] = {}
+            diverging: dict[int, StopReason] = {}
             for row, (member, value) in enumerate(zip(alive, values, strict=True)):
                 loss_sums[member] += value
                 if step == 1:
                     initial_loss[member] = value
                     loss_limit[member] = configs[member].divergence_factor * value
                 if not math.isfinite(value):
-                    ending[row] = "nan"
+                    diverging[row] = "nan"
                 elif value > loss_limit[member]:
-                    ending[row] = "diverged"
+                    diverging[row] = "diverged"
 
             objective = losses.sum()
-            if ending:
-                # Frozen before this step's update, as ``train`` stops before its update.
+            if diverging:
+                # Ended with the weights they have now, before this step's update, as
+                # ``train`` ends a run; their rows leave the stacks after the update.
                 scores = evaluate_members(model, splits.x_val, splits.y_val)
-                for row in ending:
+                for row in diverging:
                     val[alive[row]] = scores[row]
-                conclude(ending, epoch_steps)
+                conclude(diverging, epoch_steps)
                 model.train()
-                keep = [row for row in range(len(alive)) if row not in ending]
-                if not keep:
-                    alive = []
+                survivors = [row for row in range(len(alive)) if row not in diverging]
+                if not survivors:
+                    drop(list(diverging))
                     break
-                # Only the survivors' objectives are minimised; the frozen members' rows
-                # get no gradient and are dropped right after this step.
-                objective = losses[torch.tensor(keep, device=device)].sum()
+                # The survivors' objectives only: a diverged member's rows get no gradient.
+                objective = losses[torch.tensor(survivors, device=device)].sum()
             model.zero_grad(set_to_none=True)
             objective.backward()  # type: ignore[no-untyped-call]
             optimizer.step(list(model.parameters()))
-            if ending:
-                drop(list(ending))
+            if diverging:
+                drop(list(diverging))
         if not alive:
             break
 

@@ -36,6 +36,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -307,7 +308,6 @@ class Agent:
         trial still running is finished as ``failed`` with the error.
         """
         channels = [_channel_for(self.client, trial) for trial in trials]
-        outcomes: list[Outcome | None] = [None] * len(trials)
         logger.info("trials %s: training %d fused", ", ".join(str(t["id"]) for t in trials), len(trials))
 
         def epoch_callback(channel: _TrialChannel) -> EpochCallback:
@@ -317,36 +317,43 @@ class Agent:
 
             return on_epoch
 
-        def on_result(member: int, result: TrainResult) -> None:
-            channels[member].close()
-            outcomes[member] = self._conclude(trials[member], channels[member], result)
+        # Each trial's end is told from a thread of the pool, so that the rest of the group
+        # trains on meanwhile and the group's last trials are finished side by side.
+        endings: dict[int, Future[Outcome]] = {}
+        with ThreadPoolExecutor(max_workers=len(trials), thread_name_prefix="trial-end") as pool:
 
-        for channel in channels:
-            channel.start()
-        try:
-            configs = [TrainerConfig.from_settings(dict(trial["trainer"])) for trial in trials]
-            self.fused_train_fn(
-                configs,
-                on_epoch=[epoch_callback(channel) for channel in channels],
-                on_result=on_result,
-                data_dir=self.data_dir,
-                device=self.device,
-            )
-        except Exception as exc:
-            logger.exception("trials %s: fused training raised", ", ".join(str(t["id"]) for t in trials))
-            for member, (trial, channel) in enumerate(zip(trials, channels, strict=True)):
-                if outcomes[member] is not None:
-                    continue
-                channel.close()
-                if channel.lease_lost.is_set():
-                    outcomes[member] = self._abandon(int(trial["id"]))
-                else:
-                    token = str(trial["lease_token"])
-                    outcomes[member] = self._finish(int(trial["id"]), token, "failed", {}, error=_error_text(exc))
-        ended = [outcome for outcome in outcomes if outcome is not None]
-        if len(ended) != len(trials):
+            def on_result(member: int, result: TrainResult) -> None:
+                endings[member] = pool.submit(self._end, trials[member], channels[member], result)
+
+            for channel in channels:
+                channel.start()
+            try:
+                configs = [TrainerConfig.from_settings(dict(trial["trainer"])) for trial in trials]
+                self.fused_train_fn(
+                    configs,
+                    on_epoch=[epoch_callback(channel) for channel in channels],
+                    on_result=on_result,
+                    data_dir=self.data_dir,
+                    device=self.device,
+                )
+            except Exception as exc:
+                logger.exception("trials %s: fused training raised", ", ".join(str(t["id"]) for t in trials))
+                for member, (trial, channel) in enumerate(zip(trials, channels, strict=True)):
+                    if member not in endings:
+                        endings[member] = pool.submit(self._end_failed, trial, channel, exc)
+        if len(endings) != len(trials):
             raise RuntimeError("fused training returned without ending every trial")
-        return ended
+        return [endings[member].result() for member in range(len(trials))]
+
+    def _end(self, trial: Mapping[str, Any], channel: _TrialChannel, result: TrainResult) -> Outcome:
+        channel.close()
+        return self._conclude(trial, channel, result)
+
+    def _end_failed(self, trial: Mapping[str, Any], channel: _TrialChannel, exc: BaseException) -> Outcome:
+        channel.close()
+        if channel.lease_lost.is_set():
+            return self._abandon(int(trial["id"]))
+        return self._finish(int(trial["id"]), str(trial["lease_token"]), "failed", {}, error=_error_text(exc))
 
     def _conclude(self, trial: Mapping[str, Any], channel: _TrialChannel, result: TrainResult) -> Outcome:
         """Tell the server how a trial that trained to its end (or was stopped) went; the

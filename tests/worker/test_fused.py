@@ -3,6 +3,7 @@ fused group (curves, early stops, the server's "stop", lost leases), and failure
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -147,15 +148,24 @@ def test_a_diverging_member_is_finished_while_the_others_train_on(service: Servi
     seen: list[str] = []
 
     def look(epoch: int) -> None:
+        # The others wait here, at the end of their first epoch, for the diverged trial to
+        # be finished: its end does not wait for theirs.
         if epoch == 1:
-            seen.extend(t["status"] for t in service.list_trials(sweep["id"]) if t["params"]["lr"] == 1000.0)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not seen:
+                seen.extend(
+                    t["status"]
+                    for t in service.list_trials(sweep["id"], status="diverged")
+                    if t["params"]["lr"] == 1000.0
+                )
+                time.sleep(0.05)
 
     recorder = Recorder(hook=look)
     agent = agent_for(service, sweep["id"], recorder, fuse=3)
     assert agent.run() == 3
 
     assert recorder.fused_groups == [3]
-    assert seen == ["diverged"]  # already finished when the others ended their first epoch
+    assert seen == ["diverged"]
     trials = trials_by_lr(service, sweep["id"])
     assert trials[1000.0]["status"] == "diverged"
     assert trials[1000.0]["metrics"]["stop_reason"] in ("diverged", "nan")
