@@ -150,9 +150,12 @@ class _StackedDropout(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training:
             return x
-        rates = self.rates.view(-1, *([1] * (x.dim() - 1)))
-        keep = torch.rand_like(x) >= rates
-        return x * keep / (1.0 - rates)
+        keep = 1.0 - self.rates.view(-1, *([1] * (x.dim() - 1)))
+        # floor(keep + uniform[0, 1)) is 1 with probability keep and 0 otherwise (the mask
+        # TensorFlow's dropout draws); all float arithmetic, cheaper than comparing to a
+        # per-member threshold and converting the booleans.
+        mask = torch.rand_like(x).add_(keep).floor_().div_(keep)
+        return x * mask
 
 
 class FusedMLP(nn.Module):
