@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_DATABASE_URL", "Settings"]
@@ -21,10 +21,25 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(
         default=None, description="When set, the API requires 'Authorization: Bearer <token>'."
     )
+    worker_token: SecretStr | None = Field(
+        default=None,
+        description="A second token, for workers: it claims, reports on and finishes trials and reads, "
+        "but cannot submit or cancel sweeps. Needs 'token'.",
+    )
     max_body_bytes: int = Field(default=1 << 20, gt=0)
     reaper_interval: float | None = Field(
         default=None, description="Seconds between sweeps for expired leases; default a quarter lease, at most 5 s."
     )
+
+    @model_validator(mode="after")
+    def _check_tokens(self) -> Settings:
+        if self.worker_token is None:
+            return self
+        if self.token is None:
+            raise ValueError("HYPERSWEEP_WORKER_TOKEN needs HYPERSWEEP_TOKEN; without it the API is open to anyone")
+        if self.worker_token.get_secret_value() == self.token.get_secret_value():
+            raise ValueError("HYPERSWEEP_WORKER_TOKEN must differ from HYPERSWEEP_TOKEN")
+        return self
 
     @property
     def is_sqlite(self) -> bool:

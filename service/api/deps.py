@@ -12,7 +12,7 @@ from service.config import Settings
 from service.schemas import MAX_ID
 from service.store import Store
 
-__all__ = ["SettingsDep", "StoreDep", "SweepId", "TrialId", "require_token"]
+__all__ = ["SettingsDep", "StoreDep", "SweepId", "TrialId", "require_token", "require_user_token"]
 
 
 def get_store(request: Request) -> Store:
@@ -34,18 +34,33 @@ _bearer = HTTPBearer(auto_error=False, description="Required when the server has
 
 
 def require_token(
+    request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """401 unless the request carries the server's token (when one is set). The
-    comparison takes the same time wherever the strings differ."""
+    """401 unless the request carries the server's token or its worker token (when one is
+    set). Both comparisons are always made, each in the same time wherever the strings
+    differ. Notes on the request whether it came with the worker token."""
     if settings.token is None:
         return
-    expected = settings.token.get_secret_value().encode()
     given = credentials.credentials.encode() if credentials is not None else b""
-    if not hmac.compare_digest(given, expected):
+    user = hmac.compare_digest(given, settings.token.get_secret_value().encode())
+    worker = settings.worker_token is not None and hmac.compare_digest(
+        given, settings.worker_token.get_secret_value().encode()
+    )
+    if not (user or worker):
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
             detail="missing or wrong bearer token",
             headers={"WWW-Authenticate": "Bearer"},
+        )
+    request.state.by_worker_token = not user
+
+
+def require_user_token(request: Request) -> None:
+    """403 for a request that came with the worker token: it cannot change what runs."""
+    if getattr(request.state, "by_worker_token", False):
+        raise HTTPException(
+            status_code=status.HTTP_403_FORBIDDEN,
+            detail="the worker token cannot submit or cancel sweeps; use the user token",
         )

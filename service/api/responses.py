@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["ANY_ROUTE", "CONFLICT", "NOT_FOUND", "ErrorOut"]
+__all__ = ["ANY_ROUTE", "CONFLICT", "NOT_FOUND", "USER_ONLY", "ErrorOut"]
 
 
 class ErrorOut(BaseModel):
@@ -25,4 +25,7 @@ ANY_ROUTE: dict[int | str, dict[str, Any]] = {
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _error("No such sweep or trial.")}
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: _error("The request does not fit the current state: a stale lease token, or a completed sweep.")
+}
+USER_ONLY: dict[int | str, dict[str, Any]] = {
+    403: _error("The worker token (HYPERSWEEP_WORKER_TOKEN) cannot submit or cancel sweeps.")
 }

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
-from service.api.deps import StoreDep, SweepId
-from service.api.responses import CONFLICT, NOT_FOUND
+from service.api.deps import StoreDep, SweepId, require_user_token
+from service.api.responses import CONFLICT, NOT_FOUND, USER_ONLY
 from service.models import TrialStatus
 from service.schemas import MAX_ID, SweepOut, SweepSpec, TrialOut
 from service.store import SORT_KEYS
@@ -18,7 +18,13 @@ router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 _SORT_PATTERN = "^-?(" + "|".join(SORT_KEYS) + ")$"
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SweepOut,
+    dependencies=[Depends(require_user_token)],
+    responses=USER_ONLY,
+)
 def submit_sweep(spec: SweepSpec, store: StoreDep) -> SweepOut:
     return store.create_sweep(spec=spec, plan=check_spec(spec))
 
@@ -41,7 +47,12 @@ def get_sweep(sweep_id: SweepId, store: StoreDep) -> SweepOut:
     return store.get_sweep(sweep_id=sweep_id)
 
 
-@router.post("/{sweep_id}/cancel", response_model=SweepOut, responses={**NOT_FOUND, **CONFLICT})
+@router.post(
+    "/{sweep_id}/cancel",
+    response_model=SweepOut,
+    dependencies=[Depends(require_user_token)],
+    responses={**NOT_FOUND, **CONFLICT, **USER_ONLY},
+)
 def cancel_sweep(sweep_id: SweepId, store: StoreDep) -> SweepOut:
     return store.cancel_sweep(sweep_id=sweep_id)
 

@@ -1,16 +1,21 @@
-"""Security: the bearer token stays out of logs and answers, and text full of quotes,
-semicolons, placeholders and unicode goes through the database unchanged (every query is
-built with bound parameters)."""
+"""Security: the bearer tokens stay out of logs and answers, the worker token can run
+trials but not submit or cancel sweeps, and text full of quotes, semicolons, placeholders
+and unicode goes through the database unchanged (every query is built with bound
+parameters)."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
+from service.config import Settings
 from tests.conftest import sweep_doc
 from tests.e2e.conftest import Processes
 from tests.reliability.conftest import Service, on_backend
@@ -21,7 +26,9 @@ API = "/api/v1"
 @on_backend("sqlite")
 def test_the_token_never_appears_in_logs_or_answers(processes: Processes, database_url: str, tmp_path: Path) -> None:
     token = "tok-" + secrets.token_urlsafe(24)
+    worker_token = "wtok-" + secrets.token_urlsafe(24)
     service = Service(processes, database_url, token=token, log_level="debug", debug_logging=True)
+    service.env["HYPERSWEEP_WORKER_TOKEN"] = worker_token
     service.start()
     answers: list[httpx.Response] = []
     good = {"Authorization": f"Bearer {token}"}
@@ -49,11 +56,12 @@ def test_the_token_never_appears_in_logs_or_answers(processes: Processes, databa
                 http.post(f"{API}/trials/999/heartbeat", json={"lease_token": "stale"}, headers=good),
                 http.get("/metrics", headers=good),
                 http.get(f"{API}/sweeps/{sweep_id}/trials", headers=good),
+                http.post(f"{API}/sweeps", json=sweep_doc(), headers={"Authorization": f"Bearer {worker_token}"}),
             ]
-            assert [a.status_code for a in answers[-5:]] == [422, 404, 404, 200, 200]
+            assert [a.status_code for a in answers[-6:]] == [422, 404, 404, 200, 200, 403]
         refused = service.start_agent("refused", sweep_id, token=token[:-1])
         assert service.wait_for_exit(refused) == 1
-        agent = service.start_agent("agent", sweep_id, epoch_seconds=0.05)
+        agent = service.start_agent("agent", sweep_id, epoch_seconds=0.05, token=worker_token)
         assert service.wait_for_exit(agent) == 0, service.processes.logs()
         assert service.client.get_sweep(sweep_id)["status"] == "completed"
     finally:
@@ -62,13 +70,70 @@ def test_the_token_never_appears_in_logs_or_answers(processes: Processes, databa
     logs = {path.name: path.read_text(errors="replace") for _, _, path in processes.started}
     assert "401" in logs["refused.log"]
     assert "DEBUG sqlalchemy.engine" in logs["server-1.log"]
-    secret = token[4:]
-    for name, text in logs.items():
-        assert secret not in text, f"the token is in {name}"
-        assert secret[:16] not in text, f"part of the token is in {name}"
-    for answer in answers:
-        assert secret not in answer.text
-        assert all(secret not in value for value in answer.headers.values())
+    for secret in (token[4:], worker_token[5:]):
+        for name, text in logs.items():
+            assert secret not in text, f"a token is in {name}"
+            assert secret[:16] not in text, f"part of a token is in {name}"
+        for answer in answers:
+            assert secret not in answer.text
+            assert all(secret not in value for value in answer.headers.values())
+
+
+USER, WORKER = "user-token", "worker-token"
+
+
+@pytest.fixture
+def two_tokens(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client(token=USER, worker_token=WORKER)
+
+
+def test_the_worker_token_runs_trials_but_cannot_submit_or_cancel(two_tokens: TestClient) -> None:
+    client = two_tokens
+    user = {"Authorization": f"Bearer {USER}"}
+    worker = {"Authorization": f"Bearer {WORKER}"}
+    sweep = client.post(f"{API}/sweeps", json=sweep_doc(), headers=user).json()
+
+    refused = client.post(f"{API}/sweeps", json=sweep_doc(name="by-a-worker"), headers=worker)
+    assert refused.status_code == 403
+    assert "worker token" in refused.json()["detail"]
+    assert client.post(f"{API}/sweeps/{sweep['id']}/cancel", headers=worker).status_code == 403
+    assert [s["name"] for s in client.get(f"{API}/sweeps", headers=worker).json()] == ["test-sweep"]
+    assert client.get(f"{API}/sweeps/{sweep['id']}", headers=worker).json()["status"] == "running"
+
+    claimed = client.post(f"{API}/trials/claim", json={"worker_id": "w", "count": 2}, headers=worker)
+    assert claimed.status_code == 200
+    first, second = claimed.json()["trials"]
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("heartbeat", {}),
+        ("report", {"step": 1, "metrics": {"val_accuracy": 0.5}}),
+        ("finish", {"status": "completed", "metrics": {"val_accuracy": 0.5}}),
+    ]
+    for verb, body in calls:
+        answer = client.post(
+            f"{API}/trials/{first['id']}/{verb}", json={"lease_token": first["lease_token"], **body}, headers=worker
+        )
+        assert answer.status_code == 200, (verb, answer.text)
+    released = client.post(
+        f"{API}/trials/{second['id']}/release", json={"lease_token": second["lease_token"]}, headers=worker
+    )
+    assert released.status_code == 200
+    assert client.get(f"{API}/trials/{first['id']}", headers=worker).json()["status"] == "completed"
+    assert client.get("/metrics", headers=worker).status_code == 200
+
+    assert client.post(f"{API}/sweeps/{sweep['id']}/cancel", headers=user).json()["status"] == "cancelled"
+    for wrong in (f"{WORKER}x", USER.upper(), ""):
+        answer = client.post(
+            f"{API}/trials/claim", json={"worker_id": "w"}, headers={"Authorization": f"Bearer {wrong}"}
+        )
+        assert answer.status_code == 401
+
+
+def test_a_worker_token_needs_a_distinct_user_token() -> None:
+    with pytest.raises(ValidationError, match="needs HYPERSWEEP_TOKEN"):
+        Settings(worker_token="w")
+    with pytest.raises(ValidationError, match="must differ"):
+        Settings(token="same", worker_token="same")
+    assert Settings(token="u", worker_token="w").worker_token is not None
 
 
 HOSTILE = [
