@@ -13,9 +13,10 @@ Bare loops: K trials as K sequential hand-written loops (``trainer.MLP`` and
 over the same K trials and steps, for K in 1, 4, 16, 64; then the trainer itself, K calls
 of ``trainer.train`` against one ``trainer.fused.train_fused``.
 
-Both sides of every comparison run interleaved, ``--repeats`` times after one untimed
-warm-up, with the same number of torch threads; medians are compared. Where CUDA is
-available the bare loops run on the GPU as well; otherwise the output says so.
+Both sides of every comparison run back to back, ``--repeats`` times after one untimed
+warm-up, the first side alternating, with the same number of torch threads. The table
+shows median times and the median of the paired ratios. Where CUDA is available the bare
+loops and the trainer run on the GPU as well; otherwise the output says so.
 
     python bench/fused_trials.py [--repeats 3] [--threads 1] [--skip-e2e] [--processes]
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import math
 import os
 import random
@@ -181,17 +183,30 @@ def compare(
         configs = random_configs(size, seed=size, hidden=hidden)
         one_by_one(configs[:1], device)
         fused(configs[:2], device)  # warm-up
-        times: dict[str, list[float]] = {"one": [], "fused": []}
-        for _ in range(repeats):
-            times["one"].append(one_by_one(configs, device))
-            times["fused"].append(fused(configs, device))
-        one, together = statistics.median(times["one"]), statistics.median(times["fused"])
-        rows.append(
-            f"| {label} | {device.type} | {size} | {one:.3f} s | {together:.3f} s | "
-            f"{size / one:.1f} | {size / together:.1f} | **{one / together:.2f}x** |"
-        )
+        sides = (functools.partial(one_by_one, configs, device), functools.partial(fused, configs, device))
+        pairs = [paired(*sides, repeat) for repeat in range(repeats)]
+        rows.append(row(f"{label} | {device.type} | {size}", size, pairs))
         print(rows[-1], flush=True)
     return rows
+
+
+def paired(first: Callable[[], float], second: Callable[[], float], repeat: int) -> tuple[float, float]:
+    """One timing of each side, back to back, the one that goes first alternating between
+    repeats, so that a change in the machine's load hits both sides alike."""
+    if repeat % 2:
+        later = second()
+        return first(), later
+    earlier = first()
+    return earlier, second()
+
+
+def row(what: str, trials: int, pairs: list[tuple[float, float]]) -> str:
+    """A table row: median times, trials per second, and the median of the paired ratios
+    (more robust than the ratio of medians when other work comes and goes)."""
+    one = statistics.median(a for a, _ in pairs)
+    fused = statistics.median(b for _, b in pairs)
+    speedup = statistics.median(a / b for a, b in pairs)
+    return f"| {what} | {one:.3f} s | {fused:.3f} s | {trials / one:.1f} | {trials / fused:.1f} | **{speedup:.2f}x** |"
 
 
 # End to end.
@@ -231,21 +246,17 @@ def end_to_end(repeats: int, processes: bool, hidden: int) -> list[str]:
         def run(fuse: int) -> tuple[float, dict[str, int]]:
             return run_process(client, url, fuse, hidden) if processes else run_agent(client, fuse, hidden)
 
+        def timed(fuse: int) -> float:
+            took, counts = run(fuse)
+            if sum(counts.values()) != TRIALS or counts.get("failed"):
+                raise SystemExit(f"the sweep with fuse={fuse} did not run cleanly: {counts}")
+            print(f"  end to end, fuse {fuse:2d}: {took:.2f} s  {counts}", flush=True)
+            return took
+
         run(16)  # warm-up: the server, the cached data set, torch's kernels
-        seconds: dict[int, list[float]] = {1: [], 16: []}
-        for repeat in range(repeats):
-            for fuse in (1, 16):
-                took, counts = run(fuse)
-                if sum(counts.values()) != TRIALS or counts.get("failed"):
-                    raise SystemExit(f"the sweep with fuse={fuse} did not run cleanly: {counts}")
-                seconds[fuse].append(took)
-                print(f"  e2e run {repeat + 1}, fuse {fuse:2d}: {took:.2f} s  {counts}", flush=True)
-        one, fused = statistics.median(seconds[1]), statistics.median(seconds[16])
+        pairs = [paired(lambda: timed(1), lambda: timed(16), repeat) for repeat in range(repeats)]
         how = "worker processes" if processes else "agent in-process"
-        rows.append(
-            f"| end to end ({how}), {TRIALS} trials | cpu | --fuse 1 vs 16 | {one:.2f} s | {fused:.2f} s | "
-            f"{TRIALS / one:.1f} | {TRIALS / fused:.1f} | **{one / fused:.2f}x** |"
-        )
+        rows.append(row(f"end to end ({how}), {TRIALS} trials | cpu | --fuse 1 vs 16", TRIALS, pairs))
         print(rows[-1], flush=True)
     return rows
 
@@ -271,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{cores} CPU cores, {torch.get_num_threads()} torch thread(s), medians of {args.repeats}"
     )
     header = [
-        "| what | device | K | one by one | fused | trials/s one by one | trials/s fused | speedup |",
+        "| what | device | K | one by one | fused | trials/s one by one | trials/s fused | speedup (median of pairs) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     print("\n".join(header), flush=True)
