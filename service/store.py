@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, Text, cast, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,7 @@ from service.db import Database
 from service.errors import Conflict, LeaseConflict, NotFound
 from service.models import FINISHED, CurvePoint, Stage, Sweep, SweepStatus, Trial, TrialStatus, utcnow
 from service.schemas import (
+    MAX_ID,
     ActionOut,
     ClaimedTrial,
     CurvePointOut,
@@ -701,57 +702,60 @@ class Store:
 
     def sweep_points(self, *, sweep_id: int) -> SweepPoints:
         """Every trial of the sweep as columns, for the dashboard's plots and table. One
-        query reads only the columns they need (never curves or whole metrics), so a sweep
-        of 10,000 trials answers in tens of milliseconds."""
+        query reads only the columns they need (never curves or whole metrics), and the
+        JSON in them is decoded in one call per column, so a sweep of 10,000 trials
+        answers in well under a tenth of a second."""
         with self.db.read() as s:
             spec = s.scalar(select(Sweep.spec).where(Sweep.id == sweep_id))
             if spec is None:
                 raise NotFound("sweep", sweep_id)
-            rows = s.execute(
-                select(
-                    Trial.id,
-                    Trial.number,
-                    Trial.stage,
-                    Trial.status,
-                    Trial.value,
-                    Trial.attempt,
-                    Trial.params,
-                    Trial.metrics["epochs_run"],
-                    Trial.started_at,
-                    Trial.finished_at,
+            seconds: ColumnElement[Any]
+            if s.bind is not None and s.bind.dialect.name == "postgresql":
+                seconds = func.extract("epoch", Trial.finished_at - Trial.started_at)
+            else:
+                seconds = (func.julianday(Trial.finished_at) - func.julianday(Trial.started_at)) * 86400.0
+            rows = (
+                s.connection()
+                .execute(
+                    select(
+                        Trial.id,
+                        Trial.number,
+                        Trial.stage,
+                        Trial.status,
+                        Trial.value,
+                        Trial.attempt,
+                        cast(Trial.params, Text),
+                        cast(Trial.metrics["epochs_run"], Text),
+                        seconds,
+                    )
+                    .where(Trial.sweep_id == sweep_id)
+                    .order_by(Trial.number)
                 )
-                .where(Trial.sweep_id == sweep_id)
-                .order_by(Trial.number)
-            ).all()
+                .all()
+            )
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 9
         names = list(spec.get("space", {}))
-        params: dict[str, list[Any]] = {name: [] for name in names}
-        epochs_run: list[int | None] = []
-        seconds: list[float | None] = []
-        for row in rows:
-            for name in names:
-                params[name].append(row.params.get(name))
-            epochs = _finite(row[7]) if _is_number(row[7]) else None
-            epochs_run.append(int(epochs) if epochs is not None else None)
-            done = row.started_at is not None and row.finished_at is not None
-            seconds.append((row.finished_at - row.started_at).total_seconds() if done else None)
+        params = _json_many(columns[6])
+        epochs = _json_many(columns[7])
         return SweepPoints(
             sweep_id=sweep_id,
-            id=[row.id for row in rows],
-            number=[row.number for row in rows],
-            stage=[row.stage for row in rows],
-            status=[row.status for row in rows],
-            value=[row.value for row in rows],
-            attempt=[row.attempt for row in rows],
-            epochs_run=epochs_run,
-            seconds=seconds,
-            params=params,
+            id=list(columns[0]),
+            number=list(columns[1]),
+            stage=list(columns[2]),
+            status=list(columns[3]),
+            value=list(columns[4]),
+            attempt=list(columns[5]),
+            epochs_run=[int(e) if _is_number(e) and math.isfinite(e) else None for e in epochs],
+            seconds=[None if t is None else float(t) for t in columns[8]],
+            params={name: [p.get(name) for p in params] for name in names},
         )
 
     def sweep_curves(self, *, sweep_id: int, trial_ids: Sequence[int]) -> SweepCurves:
         """The curves of the trials ``trial_ids`` that belong to the sweep, in the order
         asked; ids of other sweeps' trials, or of none, are left out. Every numeric metric
         becomes a column; a step without it, or with a non-finite value, has null there."""
-        wanted = list(dict.fromkeys(trial_ids))
+        # An id past MAX_ID names no trial, and PostgreSQL would refuse it in the query.
+        wanted = [trial_id for trial_id in dict.fromkeys(trial_ids) if 0 <= trial_id <= MAX_ID]
         with self.db.read() as s:
             if s.scalar(select(Sweep.id).where(Sweep.id == sweep_id)) is None:
                 raise NotFound("sweep", sweep_id)
@@ -804,3 +808,9 @@ def _is_number(value: Any) -> bool:
 
 def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
+
+
+def _json_many(texts: Iterable[str | None]) -> list[Any]:
+    """Decode many JSON texts (SQL NULL as None) in one call to the decoder, which is
+    several times faster than a call for each."""
+    return list(json.loads("[" + ",".join("null" if t is None else t for t in texts) + "]"))

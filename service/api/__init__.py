@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from service.api import sweeps, trials
+from service.api import dashboard, sweeps, trials
 from service.api.deps import require_token
 
 __all__ = ["api_router"]
@@ -12,3 +12,4 @@ __all__ = ["api_router"]
 api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
 api_router.include_router(sweeps.router)
 api_router.include_router(trials.router)
+api_router.include_router(dashboard.router)
