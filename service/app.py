@@ -18,6 +18,7 @@ from service.api import api_router
 from service.api.deps import require_token
 from service.api.responses import ANY_ROUTE
 from service.config import Settings
+from service.dashboard.assets import ASSETS_PATH, assets_app, index_html
 from service.db import Database
 from service.errors import Conflict, NotFound
 from service.metrics import ServiceMetrics
@@ -80,13 +81,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.mount(ASSETS_PATH, assets_app(), name="dashboard")
+
     @app.get("/", include_in_schema=False, response_class=HTMLResponse)
-    def index() -> str:
-        return (
-            "<!doctype html><title>hypersweep</title><h1>hypersweep</h1>"
-            '<p>The API is at <a href="/api/v1/sweeps">/api/v1</a>; '
-            'its reference is at <a href="/docs">/docs</a>.</p>'
-        )
+    def index() -> HTMLResponse:
+        """The dashboard's page; it loads without the token and asks for one on a 401."""
+        return HTMLResponse(index_html(), headers={"Cache-Control": "no-cache"})
 
     return app
 

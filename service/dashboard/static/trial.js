@@ -1,0 +1,130 @@
+// One trial: parameters, status, attempt, worker, timings, its whole curve, its error.
+
+import { getJSON } from "./api.js";
+import { ChartBox, chartsLoaded, metricCurves, withStopPoint } from "./charts.js";
+import { FINISHED, badge, between, duration, el, num, showError, when } from "./format.js";
+import { Live } from "./live.js";
+
+export function trialPage(root, { id }) {
+  const summary = el("section", { id: "trial-summary" });
+  const lossChart = el("div", { class: "chart", dataset: { chart: "trial-loss" } });
+  const otherChart = el("div", { class: "chart", dataset: { chart: "trial-metrics" } });
+  const details = el("div", { class: "grid" });
+  const error = el("section", { id: "trial-error" });
+  root.append(
+    summary,
+    error,
+    el(
+      "div",
+      { class: "grid" },
+      el("section", { class: "panel" }, el("h2", {}, "Losses"), lossChart),
+      el("section", { class: "panel" }, el("h2", {}, "Other metrics"), otherChart),
+    ),
+    details,
+  );
+  let boxes = [];
+  let sweep = null;
+  let disposed = false;
+
+  const live = new Live(
+    async () => {
+      const [trial] = await Promise.all([getJSON(`/trials/${id}`), chartsLoaded()]);
+      if (disposed) return false;
+      if (!boxes.length) boxes = [new ChartBox(lossChart), new ChartBox(otherChart)];
+      if (!sweep || sweep.id !== trial.sweep_id || sweep.status === "running") sweep = await getJSON(`/sweeps/${trial.sweep_id}`);
+      showError(root, null);
+      renderSummary(summary, trial, sweep);
+      renderError(error, trial);
+      renderDetails(details, trial);
+      const curve = withStopPoint(columns(trial), curveMetrics(trial, sweep));
+      const names = Object.keys(curve.metrics).filter((n) => curve.metrics[n].some((v) => v !== null));
+      const epochs = sweep.stages[trial.stage]?.epochs;
+      const losses = names.filter((n) => n.includes("loss"));
+      const others = names.filter((n) => !n.includes("loss"));
+      await Promise.all([
+        boxes[0].set(metricCurves({ curve, metrics: losses, epochs })),
+        boxes[1].set(metricCurves({ curve, metrics: others, epochs })),
+      ]);
+      root.dataset.ready = "1";
+      root.dataset.status = trial.status;
+      return !FINISHED.has(trial.status);
+    },
+    { onError: (err) => showError(root, err) },
+  ).start();
+
+  return {
+    dispose() {
+      disposed = true;
+      live.dispose();
+      for (const box of boxes) box.dispose();
+    },
+  };
+}
+
+/**
+ * The metrics to draw: those the curve reports; for a trial that diverged before its
+ * first report, the objective and the losses it finished with, so its one point shows.
+ */
+function curveMetrics(trial, sweep) {
+  const names = new Set(trial.curve.flatMap((p) => Object.keys(p.metrics)));
+  if (!names.size) {
+    names.add(sweep.objective.metric);
+    for (const name of Object.keys(trial.metrics)) if (name.includes("loss")) names.add(name);
+  }
+  return names;
+}
+
+/** The trial's curve in the columnar shape the charts take (as the curves endpoint gives it). */
+function columns(trial) {
+  const metrics = {};
+  trial.curve.forEach((point, k) => {
+    for (const [name, value] of Object.entries(point.metrics)) {
+      if (typeof value !== "number") continue;
+      (metrics[name] ||= new Array(trial.curve.length).fill(null))[k] = value;
+    }
+  });
+  const final = {};
+  for (const [name, value] of Object.entries(trial.metrics)) if (typeof value === "number") final[name] = value;
+  return { id: trial.id, number: trial.number, stage: trial.stage, status: trial.status, step: trial.curve.map((p) => p.step), metrics, final };
+}
+
+function renderSummary(node, trial, sweep) {
+  document.title = `trial #${trial.number} · ${sweep.name} · hypersweep`;
+  node.replaceChildren(
+    el("p", { class: "crumbs" }, el("a", { href: `#/sweeps/${sweep.id}` }, `← ${sweep.name}`)),
+    el("h1", {}, `Trial #${trial.number}`, el("span", { class: "muted" }, ` id ${trial.id}`), " ", badge(trial.status)),
+    el(
+      "p",
+      { class: "facts" },
+      el("span", {}, `${sweep.objective.metric} `, el("b", { class: "num", id: "trial-value" }, num(trial.value))),
+      el("span", {}, `stage ${trial.stage}`),
+      el("span", {}, `attempt ${trial.attempt} of at most ${sweep.max_attempts}`),
+      el("span", {}, "worker ", el("code", {}, trial.worker_id || "—")),
+      el("span", {}, "created ", when(trial.created_at)),
+      el("span", {}, "started ", when(trial.started_at)),
+      el("span", {}, "finished ", when(trial.finished_at)),
+      el("span", {}, "took ", duration(between(trial.started_at, trial.finished_at))),
+      trial.status === "diverged"
+        ? el("span", { class: "error", id: "stopped" }, `stopped in epoch ${trial.metrics.epochs_run ?? "?"} of ${sweep.stages[trial.stage]?.epochs ?? "?"}`)
+        : null,
+    ),
+  );
+}
+
+function renderError(node, trial) {
+  node.replaceChildren(trial.error ? el("div", { class: "panel error-panel" }, el("h2", {}, "Error"), el("pre", { class: "error-text" }, trial.error)) : "");
+}
+
+function renderDetails(node, trial) {
+  const table = (title, id, entries) =>
+    el(
+      "section",
+      { class: "panel" },
+      el("h2", {}, title),
+      el("table", { class: "table kv", id }, el("tbody", {}, entries.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", { class: "num" }, v))))),
+    );
+  node.replaceChildren(
+    table("Parameters", "trial-params", Object.entries(trial.params).map(([k, v]) => [k, typeof v === "number" ? num(v, 6) : String(v)])),
+    table("Metrics", "trial-metrics", Object.entries(trial.metrics).map(([k, v]) => [k, typeof v === "number" ? num(v) : String(v)])),
+  );
+}
