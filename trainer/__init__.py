@@ -15,7 +15,7 @@ from trainer.config import ACTIVATIONS, INITS, OPTIMIZERS, SETTINGS, TrainerConf
 
 if TYPE_CHECKING:
     from trainer.data import DatasetError, Splits, load_dataset
-    from trainer.fused import FUSED_SETTINGS, FusedMLP, FusedOptimizer, fusion_key, train_fused
+    from trainer.fused import FUSED_SETTINGS, FusedMLP, FusedOptimizer, ResultCallback, fusion_key, train_fused
     from trainer.loop import (
         EpochCallback,
         FinalMetrics,
@@ -38,6 +38,7 @@ _LAZY = {
     "FUSED_SETTINGS": "trainer.fused",
     "FusedMLP": "trainer.fused",
     "FusedOptimizer": "trainer.fused",
+    "ResultCallback": "trainer.fused",
     "fusion_key": "trainer.fused",
     "train_fused": "trainer.fused",
     "EpochCallback": "trainer.loop",
@@ -71,6 +72,7 @@ __all__ = [
     "FinalMetrics",
     "FusedMLP",
     "FusedOptimizer",
+    "ResultCallback",
     "Splits",
     "StopReason",
     "TrainResult",

@@ -55,7 +55,9 @@ __all__ = [
     "FusedMLP",
     "FusedOptimizer",
     "ResultCallback",
+    "evaluate_members",
     "fusion_key",
+    "member_losses",
     "train_fused",
 ]
 
