@@ -16,13 +16,14 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler, GPSampler, TPESampler
 from optuna.trial import TrialState, create_trial
+from scipy.stats import qmc  # type: ignore[import-untyped]
 
 from service.search.base import Designer, Observation, Params, SearchConfig
 from service.search.space import CategoricalParam, FloatParam, IntParam, Param, ParamValue, Space
 
 __all__ = ["N_STARTUP_TRIALS", "BayesDesigner"]
 
-#: Results a sampler needs before it models anything; until then it samples at random.
+#: Results the model needs before it proposes; until then trials follow a Sobol sequence.
 N_STARTUP_TRIALS = 10
 #: Fresh asks tried when a suggestion repeats one that is pending (a small discrete space).
 _DUPLICATE_RETRIES = 5
@@ -74,6 +75,8 @@ def _normalise(param: Param, value: object) -> ParamValue | None:
         if not float(value).is_integer():
             return None
         value = int(value)
+    else:
+        value = float(value)
     low, high = param.bounds()
     return value if low <= value <= high else None
 
@@ -96,9 +99,12 @@ class BayesDesigner(Designer):
       the moment (the constant liar), GP as fantasies of its batch acquisition, so parallel
       claims spread out instead of piling onto one point.
 
-    Each ``suggest`` call uses a sampler seeded with ``(seed, stage, start)``, so the same
-    results and claims in the same order give the same suggestions, and two processes that
-    rebuild the same stage do not repeat each other's random start.
+    Until the model holds ``N_STARTUP_TRIALS`` results (earlier stages' included), trial
+    ``i`` of the stage is point ``i`` of a scrambled Sobol sequence seeded with ``(seed,
+    stage)``: the start covers the space evenly, is the same whatever the claim order, and
+    a parallel claim gets distinct points. After that, each ``suggest`` call asks a sampler
+    seeded with ``(seed, stage, start)``, so the same results and claims in the same order
+    give the same suggestions, in this process or in one that rebuilt the designer.
     """
 
     learns = True
@@ -122,6 +128,8 @@ class BayesDesigner(Designer):
         #: diverged trials do not move them, so a run of them cannot push the scale away.
         self._best: float | None = None
         self._worst: float | None = None
+        #: Trials told as finished, diverged ones included: what the model learns from.
+        self._results = 0
 
     @property
     def study(self) -> optuna.Study:
@@ -177,6 +185,7 @@ class BayesDesigner(Designer):
         else:
             template = create_trial(params=params, distributions=self._distributions, value=value)
             self._storage.create_new_trial(self._study_id, template_trial=template)
+        self._results += 1
 
     def _set_pending(self, active: Sequence[Params]) -> None:
         wanted: dict[_Key, tuple[Params, int]] = {}
@@ -190,21 +199,41 @@ class BayesDesigner(Designer):
             while len(trial_ids) > keep:
                 self._storage.set_trial_state_values(trial_ids.pop(), TrialState.FAIL)
         for key, (params, n) in wanted.items():
-            trial_ids = self._pending.setdefault(key, [])
-            while len(trial_ids) < n:
-                template = create_trial(state=TrialState.RUNNING, params=params, distributions=self._distributions)
-                trial_ids.append(self._storage.create_new_trial(self._study_id, template_trial=template))
+            while len(self._pending.get(key, [])) < n:
+                self._add_pending(params)
         self._pending = {key: ids for key, ids in self._pending.items() if ids}
+
+    def _add_pending(self, params: Params) -> None:
+        template = create_trial(state=TrialState.RUNNING, params=params, distributions=self._distributions)
+        trial_id = self._storage.create_new_trial(self._study_id, template_trial=template)
+        self._pending.setdefault(_key(params), []).append(trial_id)
 
     # -- suggesting ---------------------------------------------------------------------------
 
     def suggest(self, start: int, count: int) -> list[Params]:
         """``count`` parameter sets for the stage's trials ``start ..``, each pending in the
         mirror from the moment it is suggested, so the next one in the batch avoids it."""
+        if self._results < N_STARTUP_TRIALS:
+            return [self._sobol(start + i) for i in range(count)]
         seed = int(np.random.SeedSequence([self.config.seed, self.stage, start, 0x6261]).generate_state(1)[0])
         self._study.sampler = self._sampler(seed)
         with self._one_thread() if self.config.sampler == "gp" else nullcontext():
             return [self._ask() for _ in range(count)]
+
+    def _sobol(self, index: int) -> Params:
+        engine = qmc.Sobol(
+            len(self.space), scramble=True, seed=np.random.default_rng([self.config.seed, self.stage, 0x736F])
+        )
+        if index:
+            engine.fast_forward(index)
+        params: Params = {}
+        for (name, param), u in zip(sorted(self.space.items()), engine.random(1)[0], strict=True):
+            if isinstance(param, CategoricalParam):
+                params[name] = param.values[min(int(u * len(param.values)), len(param.values) - 1)]
+            else:
+                params[name] = param.cast(param.from_unit(float(u)))
+        self._add_pending(params)
+        return params
 
     def _sampler(self, seed: int) -> BaseSampler:
         if self.config.sampler == "gp":
@@ -230,7 +259,7 @@ class BayesDesigner(Designer):
             key = _key(params)
             trial_id = self._storage.get_trial_id_from_study_id_trial_number(self._study_id, trial.number)
             if key not in self._pending or attempt == _DUPLICATE_RETRIES:
-                self._pending.setdefault(key, []).append(trial_id)
+                self._pending[key] = [*self._pending.get(key, []), trial_id]
                 return params
             self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
         raise AssertionError("unreachable")

@@ -96,6 +96,16 @@ def test_active_trials_are_pending_and_a_finished_one_leaves_no_trace() -> None:
     assert len(told(designer, TrialState.FAIL)) == 1
 
 
+def test_the_start_is_an_even_spread_fixed_by_the_index_of_each_trial() -> None:
+    whole = bayes(LR_ONLY, seed=6).suggest(0, N_STARTUP_TRIALS)
+    assert bayes(LR_ONLY, seed=6).suggest(4, 3) == whole[4:7]
+    assert bayes(LR_ONLY, seed=7).suggest(0, N_STARTUP_TRIALS) != whole
+    # A Sobol start: the first eight trials put one in every eighth of each axis (in log10 for lr).
+    for name, low, high in (("lr", -6.0, 0.0), ("dropout", 0.0, 0.7)):
+        values = [math.log10(float(p[name])) if name == "lr" else float(p[name]) for p in whole[:8]]
+        assert sorted(int((v - low) / (high - low) * 8) for v in values) == list(range(8))
+
+
 @pytest.mark.parametrize("sampler", ["tpe", "gp"])
 def test_a_designer_rebuilt_from_the_finished_trials_suggests_what_the_kept_one_would(sampler: str) -> None:
     kept = bayes(sampler=sampler, seed=3)

@@ -90,7 +90,6 @@ def test_coarse_to_fine_sweep_with_a_bayes_stage(client: TestClient) -> None:
     fine_values = [t["value"] for t in stage1 if t["value"] is not None]
     # Narrowed and modelled, the fine stage runs mostly better trials than the coarse one.
     assert statistics.median(fine_values) < statistics.median(coarse_values)
-    assert done["best"]["stage"] == 1
 
 
 def test_a_bayes_stage_learns_from_the_stage_before(client: TestClient) -> None:
