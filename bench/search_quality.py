@@ -1,0 +1,453 @@
+"""How good are hypersweep's search strategies, next to Optuna's samplers?
+
+Every strategy gets the same budget on the same problems, over ``--seeds`` seeds, and the
+table shows the median best value and the median regret (distance to the optimum) at each
+budget. The budget N counts full trials: N trials of the problem's full epochs, or the
+same number of epochs spent another way.
+
+Problems, each over ``lr`` and ``reg`` (log axes) and ``dropout`` (linear):
+
+* ``branin``: the Branin function (minimise; optimum 0.397887) on (lr, reg) in log10
+  units, plus a bowl in dropout;
+* ``hartmann``: the three-dimensional Hartmann function (minimise; optimum -3.86278) on
+  (reg, lr, dropout) in unit coordinates of each axis's scale;
+* ``cliff``: an accuracy (maximise; optimum 0.97) that climbs with the learning rate up to
+  a cliff just past its best value, where training diverges and reports chance (0.1);
+* ``digits``: the built-in trainer on scikit-learn's digits (maximise val_accuracy; lr
+  up to 10, where training diverges); its regret is measured to the best value any run
+  of this benchmark found at full epochs.
+
+A full trial runs 4 epochs on the synthetic problems and 3 on digits. A 1-epoch trial is
+cheaper and rougher: on the synthetic problems it sees the function made worse by an
+offset and Gaussian noise, both a tenth of the gap between the optimum and the function's
+median over the space; on digits it is the trainer run for one epoch.
+
+Strategies. Ours go through the designers and the narrowing the service uses
+(``service.search``), with the same ``update``/``suggest`` calls the store makes,
+claiming ``--batch`` trials at a time and reporting them before the next claim:
+
+* ``random``, ``grid`` (ceil(N^(1/3)) points per axis, N of them run), ``bayes-tpe``,
+  ``bayes-gp``: one stage of N full trials;
+* ``c2f``: coarse to fine with random search, half the epochs on 1-epoch trials
+  (2N on the synthetic problems), the other half on N/2 full trials narrowed around
+  the coarse stage's best 5; ``c2f-tpe``: the same with a bayes (TPE) fine stage,
+  which also learns from the coarse trials inside its space.
+
+Optuna's ``RandomSampler``, ``TPESampler`` and ``GPSampler`` (their defaults, on the same
+log-scaled distributions) run N full trials sequentially with ask-and-tell; a diverged
+trial is told the value it reported. For every strategy the best value is the best
+full-epoch trial that did not diverge.
+
+GP suggestions cost more with every trial (a tenth of a second at 80 trials on one core);
+``--gp-max-budget`` stops both GP strategies early, leaving their larger budgets blank.
+``--quick`` runs 5 seeds at budgets 20 and 40.
+
+    python bench/search_quality.py [--quick] [--seeds 10] [--budgets 20,40,80] [--gp-max-budget N]
+                                   [--problems branin,hartmann,cliff,digits] [--batch 1] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import multiprocessing
+import os
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import TypeAdapter
+from scipy.stats import qmc  # type: ignore[import-untyped]
+
+from service.search.base import Observation, Params, SearchConfig
+from service.search.bayes import distribution
+from service.search.registry import make_designer
+from service.search.space import Space
+from service.search.stages import narrow
+
+SYNTHETIC_SPACE: dict[str, Any] = {
+    "lr": {"type": "float", "low": 1e-6, "high": 1.0, "scale": "log"},
+    "reg": {"type": "float", "low": 1e-6, "high": 1e-1, "scale": "log"},
+    "dropout": {"type": "float", "low": 0.0, "high": 0.7},
+}
+DIGITS_SPACE: dict[str, Any] = {**SYNTHETIC_SPACE, "lr": {"type": "float", "low": 1e-4, "high": 10.0, "scale": "log"}}
+
+OURS = ["random", "grid", "bayes-tpe", "bayes-gp", "c2f", "c2f-tpe"]
+OPTUNA = ["optuna-random", "optuna-tpe", "optuna-gp"]
+#: Strategies whose first N trials are the same whatever N is: one run serves every budget.
+PREFIX_STRATEGIES = {"random", "bayes-tpe", "bayes-gp", *OPTUNA}
+TOP_K = 5
+
+
+def _units(params: Params) -> tuple[float, float, float]:
+    """Each synthetic axis at [0, 1] in its own scale."""
+    lr = (math.log10(float(params["lr"])) + 6) / 6
+    reg = (math.log10(float(params["reg"])) + 6) / 5
+    return lr, reg, float(params["dropout"]) / 0.7
+
+
+def _from_units(lr: float, reg: float, dropout: float) -> Params:
+    return {"lr": 10 ** (-6 + 6 * lr), "reg": 10 ** (-6 + 5 * reg), "dropout": 0.7 * dropout}
+
+
+def branin(params: Params) -> float:
+    u, v, w = _units(params)
+    x1, x2 = -5 + 15 * u, 15 * v
+    b, c, r, s, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 6.0, 10.0, 1 / (8 * math.pi)
+    return (x2 - b * x1**2 + c * x1 - r) ** 2 + s * (1 - t) * math.cos(x1) + s + 20 * (w - 0.3) ** 2
+
+
+_H_ALPHA = [1.0, 1.2, 3.0, 3.2]
+_H_A = [[3.0, 10, 30], [0.1, 10, 35], [3.0, 10, 30], [0.1, 10, 35]]
+_H_P = [[0.3689, 0.1170, 0.2673], [0.4699, 0.4387, 0.7470], [0.1091, 0.8732, 0.5547], [0.0381, 0.5743, 0.8828]]
+
+
+def hartmann(params: Params) -> float:
+    lr, reg, dropout = _units(params)
+    x = (reg, lr, dropout)
+    return -sum(
+        alpha * math.exp(-sum(a * (xi - p) ** 2 for a, xi, p in zip(row, x, prow, strict=True)))
+        for alpha, row, prow in zip(_H_ALPHA, _H_A, _H_P, strict=True)
+    )
+
+
+#: Past this learning rate the "cliff" model diverges; its best rate is 10**-1.
+CLIFF_LR = 10**-0.8
+CHANCE = 0.1
+
+
+def cliff(params: Params) -> float | None:
+    """``None`` when the run diverges (it then reports chance accuracy)."""
+    lr, reg, dropout = float(params["lr"]), float(params["reg"]), float(params["dropout"])
+    if lr > CLIFF_LR:
+        return None
+    accuracy = 0.97 - 0.05 * (math.log10(lr) + 1) ** 2 - 0.02 * (math.log10(reg) + 4) ** 2 - 0.3 * (dropout - 0.2) ** 2
+    return max(accuracy, CHANCE)
+
+
+@dataclass(frozen=True)
+class Problem:
+    name: str
+    space: Space
+    minimize: bool
+    full_epochs: int
+    #: The optimum, or ``None`` for the best full-epoch value found by any run.
+    optimum: float | None
+    #: ``(params, epochs, rng)`` -> (reported value or ``None``, diverged).
+    evaluate: Callable[[Params, int, np.random.Generator], tuple[float | None, bool]]
+
+
+def synthetic(name: str, f: Callable[[Params], float | None], *, minimize: bool, optimum: float) -> Problem:
+    """A problem on the synthetic space. Its 1-epoch trials are worse by ``rough`` on
+    average, with noise of standard deviation ``rough``: a tenth of the gap between the
+    optimum and the median of ``f`` over the space (on 4096 Sobol points)."""
+    values = [f(_from_units(*units)) for units in qmc.Sobol(3, scramble=True, seed=0).random(4096)]
+    median = statistics.median(CHANCE if v is None else v for v in values)
+    rough = abs(median - optimum) / 10
+    sign = 1.0 if minimize else -1.0
+
+    def evaluate(params: Params, epochs: int, rng: np.random.Generator) -> tuple[float | None, bool]:
+        value = f(params)
+        if value is None:
+            return CHANCE, True
+        if epochs < 4:
+            value += sign * rough * (1 + float(rng.standard_normal()))
+        return value, False
+
+    return Problem(name, _space(SYNTHETIC_SPACE), minimize, 4, optimum, evaluate)
+
+
+def digits_evaluate(params: Params, epochs: int, rng: np.random.Generator) -> tuple[float | None, bool]:
+    from trainer import TrainerConfig, train
+
+    result = train(TrainerConfig(dataset="digits", epochs=epochs, seed=0, **params), device="cpu")
+    value = float(result.metrics["val_accuracy"])
+    return (value if math.isfinite(value) else None), result.status == "diverged"
+
+
+def _space(raw: dict[str, Any]) -> Space:
+    return TypeAdapter(Space).validate_python(raw)
+
+
+@functools.cache
+def problems() -> dict[str, Problem]:
+    return {
+        "branin": synthetic("branin", branin, minimize=True, optimum=0.397887),
+        "hartmann": synthetic("hartmann", hartmann, minimize=True, optimum=-3.86278),
+        "cliff": synthetic("cliff", cliff, minimize=False, optimum=0.97),
+        "digits": Problem("digits", _space(DIGITS_SPACE), False, 3, None, digits_evaluate),
+    }
+
+
+# -- running a strategy -------------------------------------------------------------------------
+
+
+@dataclass
+class Trial:
+    number: int
+    stage: int
+    epochs: int
+    params: Params
+    value: float | None
+    diverged: bool
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    trials: int
+    epochs: int
+    search: dict[str, Any]
+    top_k: int | None = None
+
+
+def plan(strategy: str, budget: int, full_epochs: int) -> list[StagePlan]:
+    """The stages a strategy runs for a budget of ``budget`` full trials."""
+    if strategy in ("c2f", "c2f-tpe"):
+        coarse = budget * full_epochs // 2
+        fine = {"kind": "random"} if strategy == "c2f" else {"kind": "bayes", "sampler": "tpe"}
+        return [
+            StagePlan(coarse, 1, {"kind": "random"}),
+            StagePlan(budget // 2, full_epochs, fine, top_k=TOP_K),
+        ]
+    if strategy == "grid":
+        return [StagePlan(budget, full_epochs, {"kind": "grid", "grid_points": math.ceil(budget ** (1 / 3))})]
+    kind, _, sampler = strategy.partition("-")
+    search = {"kind": kind, "sampler": sampler} if sampler else {"kind": kind}
+    return [StagePlan(budget, full_epochs, search)]
+
+
+def run_ours(problem: Problem, stages: Sequence[StagePlan], seed: int, batch: int) -> list[Trial]:
+    """Run the stages as the service would: each stage's designer is shown the trials
+    finished since its last claim (of this stage and the ones before), a later stage's
+    space is narrowed around the best ``top_k`` of the stage before."""
+    trials: list[Trial] = []
+    noise = np.random.default_rng([seed, 0x6E6F])
+    space = problem.space
+    sign = 1.0 if problem.minimize else -1.0
+    for index, stage in enumerate(stages):
+        if index > 0:
+            assert stage.top_k is not None
+            ranked = sorted(
+                (sign * t.value, t.number, t.params)
+                for t in trials
+                if t.stage == index - 1 and t.value is not None and not t.diverged
+            )
+            top = [params for _, _, params in ranked[: stage.top_k]]
+            space = narrow(space, original=problem.space, top=top, stage=index - 1).space
+        config = SearchConfig(seed=seed, **stage.search)
+        designer = make_designer(space, config=config, stage=index, minimize=problem.minimize)
+        capacity = designer.capacity()
+        count = stage.trials if capacity is None else min(stage.trials, capacity)
+        shown, generated = 0, 0
+        while generated < count:
+            # What the store passes: results and divergences, not failed runs; nothing is
+            # active, as each claim is reported before the next.
+            news = [Observation(t.params, t.value, t.diverged) for t in trials[shown:]]
+            shown = len(trials)
+            designer.update([o for o in news if o.diverged or o.value is not None], [])
+            chunk = designer.suggest(generated, min(batch, count - generated))
+            for params in chunk:
+                value, diverged = problem.evaluate(params, stage.epochs, noise)
+                trials.append(Trial(len(trials), index, stage.epochs, params, value, diverged))
+            generated += len(chunk)
+    return trials
+
+
+def run_optuna(problem: Problem, sampler_name: str, seed: int, budget: int) -> list[Trial]:
+    import optuna
+    from optuna.trial import TrialState
+
+    samplers: dict[str, Callable[[], Any]] = {
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+        "gp": lambda: optuna.samplers.GPSampler(seed=seed),
+    }
+    study = optuna.create_study(
+        direction="minimize" if problem.minimize else "maximize", sampler=samplers[sampler_name]()
+    )
+    distributions = {name: distribution(param) for name, param in problem.space.items()}
+    noise = np.random.default_rng([seed, 0x6E6F])
+    trials: list[Trial] = []
+    for _ in range(budget):
+        trial = study.ask(distributions)
+        value, diverged = problem.evaluate(trial.params, problem.full_epochs, noise)
+        if value is None:
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            study.tell(trial, value)
+        trials.append(Trial(len(trials), 0, problem.full_epochs, dict(trial.params), value, diverged))
+    return trials
+
+
+def best_full(trials: Sequence[Trial], problem: Problem) -> float | None:
+    values = [t.value for t in trials if t.epochs == problem.full_epochs and not t.diverged and t.value is not None]
+    if not values:
+        return None
+    return min(values) if problem.minimize else max(values)
+
+
+@dataclass(frozen=True)
+class Job:
+    problem: str
+    strategy: str
+    seed: int
+    budgets: tuple[int, ...]
+    batch: int
+
+
+@dataclass
+class Outcome:
+    job: Job
+    best: dict[int, float | None] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def run_job(job: Job) -> Outcome:
+    problem = problems()[job.problem]
+    started = time.process_time()
+    outcome = Outcome(job)
+    if job.strategy in PREFIX_STRATEGIES:
+        most = max(job.budgets)
+        if job.strategy.startswith("optuna-"):
+            trials = run_optuna(problem, job.strategy.removeprefix("optuna-"), job.seed, most)
+        else:
+            trials = run_ours(problem, plan(job.strategy, most, problem.full_epochs), job.seed, job.batch)
+        for budget in job.budgets:
+            outcome.best[budget] = best_full(trials[:budget], problem)
+    else:
+        for budget in job.budgets:
+            trials = run_ours(problem, plan(job.strategy, budget, problem.full_epochs), job.seed, job.batch)
+            outcome.best[budget] = best_full(trials, problem)
+    outcome.seconds = time.process_time() - started
+    return outcome
+
+
+def _init_worker() -> None:
+    # One thread per process: the processes already fill the cores, and the GP's small
+    # BLAS and OpenMP calls slow down badly when their threads compete.
+    import optuna
+    import torch
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    threadpool_limits(1)
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+# -- the table ----------------------------------------------------------------------------------
+
+
+Medians = dict[tuple[str, str, int], tuple[float, float]]
+
+#: Pairs the targets compare: ours against Optuna's, coarse to fine against one stage.
+TARGETS = [("bayes-tpe", "optuna-tpe"), ("bayes-gp", "optuna-gp"), ("c2f", "random"), ("c2f-tpe", "random")]
+
+
+def medians(outcomes: Sequence[Outcome]) -> Medians:
+    """``(problem, strategy, budget)`` -> (median best value, median regret) over seeds."""
+    results: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+    for outcome in outcomes:
+        for budget, value in outcome.best.items():
+            if value is not None:
+                results[outcome.job.problem, outcome.job.strategy, budget].append(value)
+    optimum: dict[str, float] = {}
+    for name, problem in problems().items():
+        found = [v for (p, _, _), values in results.items() if p == name for v in values]
+        if problem.optimum is not None:
+            optimum[name] = problem.optimum
+        elif found:
+            optimum[name] = min(found) if problem.minimize else max(found)
+    return {
+        key: (statistics.median(values), statistics.median(abs(v - optimum[key[0]]) for v in values))
+        for key, values in results.items()
+    }
+
+
+def table(summary: Medians, names: Sequence[str], strategies: Sequence[str], budgets: Sequence[int]) -> str:
+    header = "| problem | strategy | " + " | ".join(f"best @{b} | regret @{b}" for b in budgets) + " |"
+    lines = [header, "|" + " --- |" * (2 + 2 * len(budgets))]
+    for name in names:
+        for strategy in strategies:
+            cells = []
+            for budget in budgets:
+                if (name, strategy, budget) in summary:
+                    best, regret = summary[name, strategy, budget]
+                    cells += [f"{best:.4g}", f"{regret:.3g}"]
+                else:
+                    cells += ["-", "-"]
+            lines.append(f"| {name} | {strategy} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def verdicts(summary: Medians, names: Sequence[str], budgets: Sequence[int]) -> list[str]:
+    """For each target pair, in how many (problem, budget) cells the first strategy's median
+    regret is at most the second's."""
+    lines = []
+    for ours, theirs in TARGETS:
+        cells = [(n, b) for n in names for b in budgets if (n, ours, b) in summary and (n, theirs, b) in summary]
+        if not cells:
+            continue
+        behind = [f"{n} @{b}" for n, b in cells if summary[n, ours, b][1] > summary[n, theirs, b][1]]
+        verdict = f"{ours} vs {theirs}: regret at most as large in {len(cells) - len(behind)} of {len(cells)} cells"
+        lines.append(verdict + (f"; behind at {', '.join(behind)}" if behind else ""))
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="5 seeds, budgets 20 and 40")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per strategy (default 10; 5 with --quick)")
+    parser.add_argument("--budgets", default=None, help="comma-separated full-trial budgets (default 20,40,80)")
+    parser.add_argument("--problems", default="branin,hartmann,cliff,digits")
+    parser.add_argument("--strategies", default=",".join(OURS + OPTUNA))
+    parser.add_argument("--gp-max-budget", type=int, default=None, help="largest budget the GP strategies run")
+    parser.add_argument("--batch", type=int, default=1, help="trials per claim for our strategies")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
+    args = parser.parse_args(argv)
+    seeds = args.seeds or (5 if args.quick else 10)
+    budgets = tuple(int(b) for b in (args.budgets or ("20,40" if args.quick else "20,40,80")).split(","))
+    names = [n for n in args.problems.split(",") if n]
+    strategies = [s for s in args.strategies.split(",") if s]
+    unknown = sorted(set(names) - set(problems())) + sorted(set(strategies) - set(OURS + OPTUNA))
+    if unknown:
+        parser.error(f"unknown problem or strategy: {', '.join(unknown)}")
+
+    def budgets_of(strategy: str) -> tuple[int, ...]:
+        if strategy.endswith("gp") and args.gp_max_budget is not None:
+            return tuple(b for b in budgets if b <= args.gp_max_budget)
+        return budgets
+
+    jobs = [
+        Job(n, s, seed, budgets_of(s), args.batch)
+        for n in names
+        for s in strategies
+        for seed in range(seeds)
+        if budgets_of(s)
+    ]
+    # The slowest jobs first, so the pool does not end on one long GP run.
+    jobs.sort(key=lambda j: (not j.strategy.endswith("gp"), j.problem != "digits"))
+    started = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(args.jobs, initializer=_init_worker) as pool:
+        outcomes = list(pool.imap_unordered(run_job, jobs))
+    elapsed = time.perf_counter() - started
+
+    print(f"median over {seeds} seeds; budget N = full trials (or their epochs); claims of {args.batch}\n")
+    summary = medians(outcomes)
+    print(table(summary, names, strategies, budgets))
+    print()
+    print("\n".join(verdicts(summary, names, budgets)))
+    seconds: dict[str, float] = defaultdict(float)
+    for outcome in outcomes:
+        seconds[outcome.job.strategy] += outcome.seconds
+    spent = ", ".join(f"{s} {seconds[s]:.0f}" for s in strategies)
+    print(f"\nCPU seconds per strategy (all problems and seeds): {spent}")
+    print(f"wall time {elapsed:.0f} s on {args.jobs} processes")
+
+
+if __name__ == "__main__":
+    main()
