@@ -166,3 +166,22 @@ def test_a_restarted_service_continues_a_bayes_sweep_as_one_that_kept_running(da
         assert kept.get_sweep(sweep_id=restarted).counts == kept.get_sweep(sweep_id=steady).counts
     finally:
         db.dispose()
+
+
+def test_one_claim_of_64_bayes_trials_gets_64_distinct_points(client: TestClient) -> None:
+    sweep = submit(
+        client,
+        space=SPACE,
+        objective={"metric": "val_loss", "mode": "min"},
+        search={"kind": "bayes", "sampler": "tpe", "seed": 2},
+        stages=[{"trials": N_STARTUP_TRIALS + 64, "epochs": 1}],
+        parallelism=64,
+    )
+    for trial in claim(client, sweep["id"], count=N_STARTUP_TRIALS):
+        finish(client, trial)
+    batch = claim(client, sweep["id"], count=64)
+    assert len(batch) == 64
+    assert len({tuple(sorted(t["params"].items())) for t in batch}) == 64
+    assert all(inside(t["params"], SPACE) for t in batch)
+    # Spread out, not piled on the best point so far: many decades of lr are visited.
+    assert len({math.floor(math.log10(t["params"]["lr"])) for t in batch}) >= 3
