@@ -176,14 +176,19 @@ def dashboard(
 
 def chart_series(page: Page, chart: str) -> list[dict[str, Any]]:
     """The series the ECharts instance in ``[data-chart=chart]`` holds: id, name, number
-    of data items, symbol, and its data."""
+    of data items, symbol, its points as [x, y] (a large series holds a flat typed array
+    of x, y pairs), and its mark points."""
     series: list[dict[str, Any]] = page.evaluate(
         """(chart) => {
             const node = document.querySelector(`[data-chart="${chart}"]`);
             const instance = window.echarts.getInstanceByDom(node);
+            const pairs = (data) => ArrayBuffer.isView(data)
+                ? Array.from({ length: data.length / 2 }, (_, k) => [data[2 * k], data[2 * k + 1]])
+                : Array.from(data, (item) => (Array.isArray(item) ? item : [item]));
             // A series removed by an update leaves a null in the option's list.
             return instance.getOption().series.filter(Boolean).map((s) => ({
-                id: s.id, name: s.name, count: s.data.length, symbol: s.symbol || null, data: s.data,
+                id: s.id, name: s.name, symbol: s.symbol || null, data: pairs(s.data),
+                count: ArrayBuffer.isView(s.data) ? s.data.length / 2 : s.data.length,
                 markPoint: s.markPoint ? s.markPoint.data : null,
             }));
         }""",

@@ -70,12 +70,13 @@ def test_sweep_page_draws_one_mark_per_finished_trial_on_log_axes(page: Page, da
     assert _axis_type(page, "objective:reg") == "log"
     assert _axis_type(page, "objective:dropout") == "value"
 
-    # Diverged and failed trials are their own series, drawn as crosses, not dots.
+    # Diverged and failed trials are series of their own, in shapes of their own.
     series = {s["id"]: s for s in chart_series(page, "objective:lr")}
     assert series["trials:diverged"]["count"] == len(diverged)
     assert series["trials:failed"]["count"] == len(failed)
-    assert series["trials:diverged"]["symbol"].startswith("path://")
     assert series["trials:stage 0"]["symbol"] == "circle"
+    assert series["trials:diverged"]["symbol"] == "triangle"
+    assert series["trials:failed"]["symbol"] == "diamond"
     lr_of_diverged = sorted(t["params"]["lr"] for t in diverged)
     assert sorted(point[0] for point in series["trials:diverged"]["data"]) == lr_of_diverged
 

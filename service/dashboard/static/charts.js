@@ -1,8 +1,8 @@
 // The sweep's plots as ECharts options, and a small wrapper around a chart instance.
 //
-// Every plotted trial carries its index into the sweep's columns as its last data
-// dimension, so a click or a tooltip finds the trial whatever series it is in. Series
-// that draw trials have ids starting "trials:"; the count of their points is the chart's
+// Every series that draws trials has an id starting "trials:" and a `trials` list: the
+// index, into the sweep's columns, of the trial each data item draws, so a click or a
+// tooltip finds its trial whatever series it is in. Their total is the chart's
 // `data-marks` attribute (one mark per trial drawn), which tests and people can read.
 
 import { STATUS_COLORS, num, param } from "./format.js";
@@ -17,7 +17,7 @@ export function chartsLoaded() {
   });
 }
 
-/** A filled "x": diverged and failed trials are crosses, never dots. */
+/** A filled "x": where a diverged trial's curve stops. */
 export const CROSS = "path://M2,0L5,3L8,0L10,2L7,5L10,8L8,10L5,7L2,10L0,8L3,5L0,2Z";
 /** Completed trials by stage: later (finer) stages darker. */
 const STAGE_COLORS = ["#7fb2f0", "#2f6fca", "#173f80", "#0b2350"];
@@ -49,8 +49,8 @@ export class ChartBox {
     if (onPick) {
       this.chart.on("click", (event) => {
         // By id: after a replacing update, series indices in the chart may have gaps.
-        const data = this.series.find((s) => s.id === event.seriesId)?.data?.[event.dataIndex];
-        if (Array.isArray(data)) onPick(data[data.length - 1]);
+        const trial = this.series.find((s) => s.id === event.seriesId)?.trials?.[event.dataIndex];
+        if (trial !== undefined) onPick(trial);
       });
     }
   }
@@ -64,7 +64,7 @@ export class ChartBox {
     this.series = option.series || [];
     const marks = this.series
       .filter((s) => String(s.id || "").startsWith("trials:"))
-      .reduce((n, s) => n + s.data.length, 0);
+      .reduce((n, s) => n + s.trials.length, 0);
     this.node.dataset.marks = String(marks);
     this.node.dataset.series = String(this.series.length);
     const drawn = new Promise((resolve) => {
@@ -106,8 +106,9 @@ export function paramAxis(name, spec) {
   return { ...base, type: "value", min: spec.low, max: spec.high };
 }
 
+/** Where a parameter value sits on its axis: itself, or a category's index (which also fits a typed array). */
 function xValue(spec, value) {
-  return spec && spec.type === "categorical" ? String(value) : value;
+  return spec && spec.type === "categorical" ? spec.values.findIndex((v) => String(v) === String(value)) : value;
 }
 
 /**
@@ -139,23 +140,56 @@ function extent(values) {
   return lo <= hi ? [lo, hi] : [null, null];
 }
 
-/** A continuous colour scale for the objective, the best values darkest either way. */
+/** The objective's colours from its lowest value to its highest: the best darkest either way. */
+function scaleColors(objective) {
+  const worstToBest = ["#f3e79b", "#7fb2f0", "#173f80"];
+  return objective.mode === "min" ? [...worstToBest].reverse() : worstToBest;
+}
+
+/**
+ * A continuous colour scale for the objective over `values`. With `dimension`, it colours
+ * the first series by that data dimension (and one can drag its handles to filter);
+ * without, it only shows the scale that series coloured by hand use.
+ */
 function objectiveColors(values, objective, dimension) {
   const [lo, hi] = extent(values);
   return {
     type: "continuous",
-    seriesIndex: 0,
+    seriesIndex: dimension === undefined ? [] : 0,
     dimension,
     min: lo ?? 0,
     max: hi ?? 1,
-    inRange: { color: objective.mode === "min" ? ["#173f80", "#7fb2f0", "#f3e79b"] : ["#f3e79b", "#7fb2f0", "#173f80"] },
+    inRange: { color: scaleColors(objective) },
     right: 0,
     top: "middle",
     itemHeight: 120,
-    calculable: true,
+    calculable: dimension !== undefined,
+    // Handles show their values; a scale without handles is labelled at its ends.
+    text: dimension === undefined && lo !== null ? [num(hi, 3), num(lo, 3)] : undefined,
     formatter: (v) => num(v, 3),
     textStyle: { fontSize: 11 },
   };
+}
+
+/** The colour at `t` (0 to 1) along the hex colour `stops`. */
+function colorAt(stops, t) {
+  const x = Math.min(Math.max(t, 0), 1) * (stops.length - 1);
+  const k = Math.min(Math.floor(x), stops.length - 2);
+  const [a, b] = [stops[k], stops[k + 1]].map((hex) => [1, 3, 5].map((p) => parseInt(hex.slice(p, p + 2), 16)));
+  const mix = a.map((v, n) => Math.round(v + (b[n] - v) * (x - k)));
+  return `rgb(${mix.join(",")})`;
+}
+
+/**
+ * How outcomes other than a completed run are drawn: shapes ECharts can draw in large
+ * mode too (it draws no path symbol there, so no crosses), in their status colours.
+ */
+const OUTCOME_SYMBOLS = { diverged: "triangle", failed: "diamond", other: "circle" };
+
+function outcomeSeries(key, name, data, large) {
+  const color = STATUS_COLORS[key === "other" ? "cancelled" : key];
+  const size = key === "other" ? 6 : 8;
+  return trialScatter({ id: `trials:${key}`, name, points: data, color, large, symbol: OUTCOME_SYMBOLS[key], size, opacity: 0.85 });
 }
 
 /** Which series a finished trial goes in. */
@@ -166,38 +200,50 @@ function kind(status) {
 }
 
 /**
- * A scatter series of trials. Drawn in one go rather than progressively: a big series
- * in large mode (one path) takes a few milliseconds, while ECharts' default spreads it
- * over dozens of frames. A chart of many trials draws all its series in large mode.
+ * A scatter series of trials from `points` ([x, y, trial index] each). Its `trials` lists
+ * the trial of each data item, for tooltips, clicks and counting marks. Drawn in one go
+ * rather than progressively: a big series in large mode (one path) takes a few
+ * milliseconds, while ECharts' default spreads it over dozens of frames. A chart of many
+ * trials draws all its series in large mode, from a flat typed array of x, y pairs,
+ * which ECharts reads several times faster than an array of arrays.
  */
-function trialScatter({ id, name, data, color, large, symbol = "circle", size = 6, opacity = 0.8 }) {
+function trialScatter({ id, name, points, color, large, symbol = "circle", size = 6, opacity = 0.8 }) {
+  // ECharts 5.6 fails to paint an empty series in large mode.
+  const inLargeMode = large && points.length > 0;
+  let data;
+  if (inLargeMode) {
+    data = new Float64Array(2 * points.length);
+    points.forEach(([x, y], k) => {
+      data[2 * k] = x;
+      data[2 * k + 1] = y;
+    });
+  } else {
+    data = points.map(([x, y]) => [x, y]);
+  }
   return {
     id,
     name,
     type: "scatter",
     data,
+    dimensions: ["x", "y"],
+    trials: points.map((p) => p[2]),
     symbol,
     symbolSize: size,
-    // ECharts 5.6 fails to paint an empty series in large mode.
-    large: large && data.length > 0,
+    large: inLargeMode,
     largeThreshold: 0,
     progressive: 0,
     itemStyle: color ? { color, opacity } : { opacity },
   };
 }
 
-function crossSeries(id, name, color, data, large) {
-  return trialScatter({ id, name, data, color, large, symbol: CROSS, size: 8, opacity: 0.85 });
-}
-
-function tooltip(points, objective, names) {
+/** The tooltip of a trial under the pointer, found through its series' `trials`. */
+function tooltip(points, objective, names, series) {
   return {
     trigger: "item",
     confine: true,
     formatter: (event) => {
-      const data = event.data;
-      if (!Array.isArray(data)) return "";
-      const i = data[data.length - 1];
+      const i = series.find((s) => s.id === event.seriesId)?.trials?.[event.dataIndex];
+      if (i === undefined) return "";
       const value = points.value[i];
       const lines = [
         `<b>trial #${points.number[i]}</b> · stage ${points.stage[i]} · ${points.status[i]}`,
@@ -215,7 +261,7 @@ function escapeHtml(text) {
 
 /**
  * The objective against one parameter: completed trials by stage, diverged and failed
- * trials as crosses (at their value, or on the "no value" line below the worst one).
+ * trials in shapes of their own (at their value, or on the "no value" line beyond the worst one).
  */
 export function objectiveScatter({ points, rows, name, spec, objective, names, picked, logY }) {
   const level = noValueLevel(rows.map((i) => points.value[i]), objective, logY);
@@ -233,11 +279,9 @@ export function objectiveScatter({ points, rows, name, spec, objective, names, p
     if (key.startsWith("stage ")) {
       const stage = Number(key.slice(6));
       const color = STAGE_COLORS[Math.min(stage, STAGE_COLORS.length - 1)];
-      series.push(trialScatter({ id: `trials:${key}`, name: key, data, color, large }));
-    } else if (key === "other") {
-      series.push(trialScatter({ id: "trials:other", name: "pruned/cancelled", data, color: STATUS_COLORS.cancelled, large }));
+      series.push(trialScatter({ id: `trials:${key}`, name: key, points: data, color, large }));
     } else {
-      series.push(crossSeries(`trials:${key}`, key, STATUS_COLORS[key], data, large));
+      series.push(outcomeSeries(key, key === "other" ? "pruned/cancelled" : key, data, large));
     }
   }
   const hasNoValue = rows.some((i) => points.value[i] === null);
@@ -255,7 +299,7 @@ export function objectiveScatter({ points, rows, name, spec, objective, names, p
     animation: false,
     grid: { left: 56, right: 16, top: 30, bottom: 44 },
     legend: { top: 0, right: 0, itemWidth: 10, itemHeight: 10, textStyle: { fontSize: 11 }, data: series.filter((s) => s.id.startsWith("trials:")).map((s) => s.name) },
-    tooltip: tooltip(points, objective, names),
+    tooltip: tooltip(points, objective, names, series),
     xAxis: paramAxis(name, spec),
     yAxis: yAxis(objective, logY),
     series,
@@ -290,23 +334,38 @@ function pickedSeries(points, picked, at) {
   };
 }
 
-/** Two parameters against each other, completed trials coloured by the objective. */
+/** How many shades the pair scatter colours completed trials in. */
+const SHADES = 10;
+
+/**
+ * Two parameters against each other, completed trials coloured by the objective. The
+ * colours are one series per shade rather than a visual map on one series: ECharts
+ * ignores a visual map's colours in large mode.
+ */
 export function pairScatter({ points, rows, x, y, space, objective, names, picked }) {
-  const done = [];
-  const crosses = { diverged: [], failed: [], other: [] };
+  const values = rows.map((i) => (points.status[i] === "completed" ? points.value[i] : null));
+  const [lo, hi] = extent(values);
+  const shades = Array.from({ length: SHADES }, () => []);
+  const others = { diverged: [], failed: [], other: [] };
   for (const i of rows) {
-    const at = [xValue(space[x], points.params[x][i]), xValue(space[y], points.params[y][i])];
+    const at = [xValue(space[x], points.params[x][i]), xValue(space[y], points.params[y][i]), i];
     const k = kind(points.status[i]);
-    if (k === "completed" && points.value[i] !== null) done.push([...at, points.value[i], i]);
-    else crosses[k === "completed" ? "other" : k].push([...at, i]);
+    if (k === "completed" && points.value[i] !== null) {
+      const t = hi > lo ? (points.value[i] - lo) / (hi - lo) : 1;
+      shades[Math.min(SHADES - 1, Math.floor(t * SHADES))].push(at);
+    } else {
+      others[k === "completed" ? "other" : k].push(at);
+    }
   }
-  const values = done.map((d) => d[2]);
   const large = rows.length > LARGE;
+  const stops = scaleColors(objective);
   const series = [
-    trialScatter({ id: "trials:completed", name: "completed", data: done, large, size: 8, opacity: 0.9 }),
-    crossSeries("trials:diverged", "diverged", STATUS_COLORS.diverged, crosses.diverged, large),
-    crossSeries("trials:failed", "failed", STATUS_COLORS.failed, crosses.failed, large),
-    crossSeries("trials:other", "no value", STATUS_COLORS.cancelled, crosses.other, large),
+    ...shades.map((data, k) =>
+      trialScatter({ id: `trials:shade${k}`, name: "completed", points: data, large, size: 8, opacity: 0.9, color: colorAt(stops, (k + 0.5) / SHADES) }),
+    ),
+    outcomeSeries("diverged", "diverged", others.diverged, large),
+    outcomeSeries("failed", "failed", others.failed, large),
+    outcomeSeries("other", "no value", others.other, large),
     pickedSeries(points, picked, (i) => [xValue(space[x], points.params[x][i]), xValue(space[y], points.params[y][i]), i]),
   ];
   const yAx = paramAxis(y, space[y]);
@@ -315,10 +374,10 @@ export function pairScatter({ points, rows, x, y, space, objective, names, picke
     animation: false,
     grid: { left: 64, right: 90, top: 30, bottom: 44 },
     legend: { top: 0, left: 0, itemWidth: 10, itemHeight: 10, data: ["diverged", "failed"], textStyle: { fontSize: 11 } },
-    tooltip: tooltip(points, objective, names),
+    tooltip: tooltip(points, objective, names, series),
     xAxis: paramAxis(x, space[x]),
     yAxis: yAx,
-    visualMap: [objectiveColors(values, objective, 2)],
+    visualMap: [objectiveColors(values, objective)],
     series,
   };
 }
@@ -357,7 +416,8 @@ export function parallel({ points, rows, names, space, objective }) {
     row.push(points.value[i] ?? level, i);
     groups[kind(points.status[i])].push(row);
   }
-  const opacity = rows.length > 2000 ? 0.12 : rows.length > 300 ? 0.3 : 0.6;
+  const drawn = Object.values(groups).reduce((n, g) => n + g.length, 0);
+  const opacity = drawn > 1000 ? 0.15 : drawn > 300 ? 0.3 : 0.6;
   const values = groups.completed.map((r) => r[names.length]).filter((v) => v !== level);
   const axes = names.map((n, dim) => {
     const { name, type, data, min, max, logBase, axisLabel } = paramAxis(n, space[n]);
@@ -376,6 +436,7 @@ export function parallel({ points, rows, names, space, objective }) {
   const line = (id, name, data, color) => ({
     id,
     name,
+    trials: data.map((row) => row[row.length - 1]),
     type: "parallel",
     data,
     lineStyle: { width: 1, opacity, ...(color ? { color } : {}) },
