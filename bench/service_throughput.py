@@ -40,7 +40,9 @@ from sqlalchemy.engine import make_url
 from service import migrate
 from service.models import Stage, Sweep, Trial, utcnow
 
-POSTGRES_ADMIN_URL = os.environ.get("HYPERSWEEP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "HYPERSWEEP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 SPACE = {"lr": {"type": "float", "low": 1e-5, "high": 1.0, "scale": "log"}}
 
 
@@ -293,7 +295,12 @@ def main() -> None:
                 run = run_workers(base, submit(base, args.trials), workers=16, count=1)
             lat = run.latencies
             latency_rows.append(
-                (backend, f"{percentile(lat, 0.5) * 1000:.1f}", f"{percentile(lat, 0.99) * 1000:.1f}", f"{run.rate:.0f}")
+                (
+                    backend,
+                    f"{percentile(lat, 0.5) * 1000:.1f}",
+                    f"{percentile(lat, 0.99) * 1000:.1f}",
+                    f"{run.rate:.0f}",
+                )
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import api_router
@@ -92,6 +93,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # A lost or refused connection (a database restart): nothing was changed, and the
+        # caller may try again; workers do so by themselves.
+        log.warning("%s %s: database unavailable: %s", request.method, request.url.path, type(exc.orig).__name__)
+        return JSONResponse(
+            {"detail": "the database is unavailable; try again shortly"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
+
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)

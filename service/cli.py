@@ -6,6 +6,7 @@ import importlib
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -28,6 +29,18 @@ err = Console(stderr=True)
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            message = str(error["msg"]).removeprefix("Value error, ")
+            name = "_".join(map(str, error["loc"])).upper()
+            problems.append(f"HYPERSWEEP_{name}: {message}" if name else message)
+        raise _fail(f"invalid settings: {'; '.join(problems)}") from None
 
 
 def _ensure_schema(settings: Settings) -> None:
@@ -62,7 +75,7 @@ def serve(
 
     from service.app import create_app
 
-    settings = Settings()
+    settings = _settings()
     _ensure_schema(settings)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
 
@@ -74,7 +87,7 @@ def db_upgrade(
     """Bring the database at HYPERSWEEP_DATABASE_URL to the latest schema."""
     from service import migrate
 
-    settings = Settings()
+    settings = _settings()
     try:
         migrate.upgrade(settings.database_url, revision)
         current = migrate.current_revision(settings.database_url)

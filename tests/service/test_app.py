@@ -1,4 +1,4 @@
-"""Health, Prometheus metrics and the index page."""
+"""Health, Prometheus metrics, and answers while the database is away."""
 
 from __future__ import annotations
 
@@ -36,7 +36,13 @@ def test_metrics_counts_trials_and_sweeps(client: TestClient) -> None:
     assert 'hypersweep_trials_finished_total{status="completed"} 1.0' in text
 
 
-def test_index_points_to_the_api(client: TestClient) -> None:
-    response = client.get("/")
-    assert response.status_code == 200
-    assert "/docs" in response.text
+def test_api_answers_503_while_the_database_is_unreachable(make_client: Any, backend: str, tmp_path: Any) -> None:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/missing-dir/x.db"
+    else:
+        url = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere?connect_timeout=1"
+    client = make_client(database_url=url)
+    response = client.get("/api/v1/sweeps")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert "unavailable" in response.json()["detail"]
