@@ -56,6 +56,15 @@ def page(browser: Browser) -> Iterator[Page]:
     JavaScript error."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(PAGE_TIMEOUT_MS)
+    # Every error message the page shows, even one a later refresh clears.
+    context.add_init_script(
+        """window.errorsShown = [];
+        new MutationObserver((records) => {
+            for (const record of records)
+                for (const node of record.addedNodes)
+                    if (node.classList?.contains("error-box")) window.errorsShown.push(node.textContent);
+        }).observe(document, { childList: true, subtree: true });"""
+    )
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
@@ -203,8 +212,11 @@ def trial_marks(page: Page, chart: str) -> int:
 
 
 def open_sweep(page: Page, base: str, sweep_id: int) -> None:
+    """Open a sweep's page and wait for its first full render, which must come without
+    an error shown on the way."""
     page.goto(f"{base}/#/sweeps/{sweep_id}")
     page.wait_for_selector("main[data-ready]")
+    assert page.evaluate("window.errorsShown") == []
 
 
 def wait_for(page: Page, check: Callable[[], bool], what: str, timeout: float = PAGE_TIMEOUT_MS / 1000) -> None:

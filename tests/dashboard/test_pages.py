@@ -4,10 +4,11 @@ prompt. The run also writes the README's screenshot of a sweep page."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.dashboard.conftest import (
     FINISHED_STAGES,
@@ -106,6 +107,28 @@ def test_a_big_sweep_draws_every_trial_and_samples_parallel_coordinates(page: Pa
     assert trial_marks(page, "parallel") == PARALLEL_MAX
     expect(page.locator(".note")).to_contain_text(f"{PARALLEL_MAX:,} of {count:,} trials")
     expect(page.locator(".table-note")).to_contain_text(f"of {count} trials")
+
+
+def test_the_sweep_page_waits_for_a_slow_chart_library(page: Page, dashboard: Dashboard) -> None:
+    """The library loads alongside the data; the page must not draw before it is there."""
+
+    def slowly(route: Route) -> None:
+        time.sleep(1.5)
+        route.continue_()
+
+    page.route("**/vendor/echarts.min.js", slowly)
+    sweep = dashboard.finished
+    open_sweep(page, dashboard.url, sweep["id"])
+    assert trial_marks(page, "objective:lr") == len(dashboard.trials(sweep["id"]))
+
+
+def test_an_unknown_sweep_or_trial_shows_only_an_error(page: Page, dashboard: Dashboard) -> None:
+    page.goto(f"{dashboard.url}/#/sweeps/99999")
+    expect(page.locator(".error-box")).to_have_text("sweep 99999 does not exist")
+    expect(page.locator("[data-chart]")).to_have_count(0)
+    page.goto(f"{dashboard.url}/#/trials/99999")
+    expect(page.locator(".error-box")).to_have_text("trial 99999 does not exist")
+    expect(page.locator("[data-chart]")).to_have_count(0)
 
 
 def test_best_trials_table_is_sorted_best_first_and_sortable(page: Page, dashboard: Dashboard) -> None:

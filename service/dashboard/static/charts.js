@@ -9,9 +9,11 @@ import { STATUS_COLORS, num, param } from "./format.js";
 
 /** Resolves once the chart library, which loads alongside the page's first requests, is ready. */
 export function chartsLoaded() {
-  if (window.echarts) return Promise.resolve();
+  // Checks init, not just the name: before the library sets it, window.echarts may be
+  // anything that happens to be called so.
+  if (typeof window.echarts?.init === "function") return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const script = document.getElementById("echarts");
+    const script = document.getElementById("echarts-script");
     script.addEventListener("load", () => resolve(), { once: true });
     script.addEventListener("error", () => reject(new Error("The chart library did not load.")), { once: true });
   });

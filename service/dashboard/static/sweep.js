@@ -35,7 +35,7 @@ export function sweepPage(root, { id }) {
     firstRender: true,
   };
   const charts = [];
-  const views = layout(root);
+  const views = layout();
   let disposed = false;
 
   const live = new Live(
@@ -69,6 +69,7 @@ export function sweepPage(root, { id }) {
     state.objectiveLog = false;
     state.sort = { key: "value", reverse: false };
     document.title = `${sweep.name} · hypersweep`;
+    root.append(...views.all);
 
     // Every box goes in before any chart is made, so each chart starts at its final size.
     const nodes = names.map((name) => el("div", { class: "chart small", dataset: { chart: `objective:${name}` } }));
@@ -387,7 +388,8 @@ function select(id, options, value, onChange) {
   );
 }
 
-function layout(root) {
+/** The page's parts, not yet on the page: they go in once the sweep has loaded. */
+function layout() {
   const views = {
     header: el("section", { id: "sweep-header", class: "sweep-header" }),
     stages: el("section", { id: "stages", class: "stages" }),
@@ -405,7 +407,7 @@ function layout(root) {
   views.pairSection = el("section", { class: "panel" }, el("h2", {}, "Two parameters"), views.pairControls, views.pair);
   views.parallelNote = el("p", { class: "note muted" });
   views.parallelSection = el("section", { class: "panel" }, el("h2", {}, "Parallel coordinates"), views.parallelNote, views.parallel);
-  root.append(
+  views.all = [
     views.header,
     views.stages,
     views.warnings,
@@ -419,7 +421,7 @@ function layout(root) {
     ),
     views.parallelSection,
     el("section", { class: "panel" }, el("h2", {}, "Trials"), el("div", { class: "scroll" }, views.table), views.tableNote),
-  );
+  ];
   return views;
 }
 

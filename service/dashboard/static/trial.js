@@ -11,7 +11,8 @@ export function trialPage(root, { id }) {
   const otherChart = el("div", { class: "chart", dataset: { chart: "trial-metrics" } });
   const details = el("div", { class: "grid" });
   const error = el("section", { id: "trial-error" });
-  root.append(
+  // On the page once the trial has loaded, so an unknown trial shows only the error.
+  const parts = [
     summary,
     error,
     el(
@@ -21,7 +22,7 @@ export function trialPage(root, { id }) {
       el("section", { class: "panel" }, el("h2", {}, "Other metrics"), otherChart),
     ),
     details,
-  );
+  ];
   let boxes = [];
   let sweep = null;
   let disposed = false;
@@ -30,7 +31,10 @@ export function trialPage(root, { id }) {
     async () => {
       const [trial] = await Promise.all([getJSON(`/trials/${id}`), chartsLoaded()]);
       if (disposed) return false;
-      if (!boxes.length) boxes = [new ChartBox(lossChart), new ChartBox(otherChart)];
+      if (!boxes.length) {
+        root.append(...parts);
+        boxes = [new ChartBox(lossChart), new ChartBox(otherChart)];
+      }
       if (!sweep || sweep.id !== trial.sweep_id || sweep.status === "running") sweep = await getJSON(`/sweeps/${trial.sweep_id}`);
       showError(root, null);
       renderSummary(summary, trial, sweep);
