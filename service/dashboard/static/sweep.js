@@ -264,7 +264,7 @@ export function sweepPage(root, { id }) {
         el("input", { type: "checkbox", id: "curve-log", checked: state.curveLog, onchange: (e) => ((state.curveLog = e.target.checked), drawCurves()) }),
         " log y",
       ),
-      el("span", { class: "muted" }, data.length ? ` best ${Math.min(bestRank.size, BEST_CURVES)}` : " no curves yet"),
+      el("span", { class: "muted" }, data.some((c) => c.step.length) ? ` best ${Math.min(bestRank.size, BEST_CURVES)}` : " no curve points yet"),
       pickedChips.length ? el("span", { class: "muted" }, " + picked ") : el("span", { class: "muted" }, " · click a trial to add it"),
       ...pickedChips,
     );
