@@ -38,9 +38,14 @@ log-scaled distributions) run N full trials sequentially with ask-and-tell; a di
 trial is told the value it reported. For every strategy the best value is the best
 full-epoch trial that did not diverge.
 
-GP suggestions cost more with every trial (a tenth of a second at 80 trials on one core);
-``--gp-max-budget`` stops both GP strategies early, leaving their larger budgets blank.
-``--quick`` runs 5 seeds at budgets 20 and 40.
+Under the table: for each target pair (ours against Optuna's, coarse to fine against
+random), the (problem, budget) cells where the first is behind on median regret; then
+the CPU seconds each strategy took. With 10 seeds a median moves by tens of percent
+from one set of seeds to another, so read single cells with care (``--seeds 30``).
+
+GP suggestions cost more with every trial (about a tenth of a second at 80 trials on one
+core); ``--gp-max-budget`` stops both GP strategies early, leaving their larger budgets
+blank. ``--quick`` runs 5 seeds at budgets 20 and 40.
 
     python bench/search_quality.py [--quick] [--seeds 10] [--budgets 20,40,80] [--gp-max-budget N]
                                    [--problems branin,hartmann,cliff,digits] [--batch 1] [--jobs 2]
