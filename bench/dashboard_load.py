@@ -19,33 +19,22 @@ Needs Chromium at ``/usr/bin/chromium`` (or ``HYPERSWEEP_CHROMIUM``) and Playwri
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from service_throughput import fresh_database, server  # bench/ is on sys.path when run as a script
 from sqlalchemy import create_engine, insert, select, text, update
-from sqlalchemy.engine import make_url
 
-from service import migrate
 from service.models import CurvePoint, Stage, Sweep, SweepStatus, Trial, utcnow
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "HYPERSWEEP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 CHROMIUM = os.environ.get("HYPERSWEEP_CHROMIUM", "/usr/bin/chromium")
 EPOCHS = 5
 SPACE: dict[str, Any] = {
@@ -55,59 +44,6 @@ SPACE: dict[str, Any] = {
     "hidden": {"type": "int", "low": 32, "high": 512, "scale": "log"},
     "optimizer": {"type": "categorical", "values": ["sgd", "momentum", "adam"]},
 }
-
-
-@contextlib.contextmanager
-def fresh_database(backend: str, workdir: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{workdir / 'dashboard-bench.db'}"
-        return
-    name = f"hs_dashbench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def server(url: str, workdir: Path) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "HYPERSWEEP_DATABASE_URL": url}
-    env.pop("HYPERSWEEP_TOKEN", None)
-    log = (workdir / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.1)
-        yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def submit(base: str, trials: int) -> int:
@@ -238,8 +174,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, fresh_database(args.backend, Path(tmp)) as url:
-        migrate.upgrade(url)
-        with server(url, Path(tmp)) as base:
+        with server(url, Path(tmp)) as base:  # migrates the database, then serves it
             sweep_id = submit(base, args.trials)
             t0 = time.perf_counter()
             prepopulate(url, sweep_id, args.trials)
