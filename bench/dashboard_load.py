@@ -173,19 +173,23 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, fresh_database(args.backend, Path(tmp)) as url:
-        with server(url, Path(tmp)) as base:  # migrates the database, then serves it
-            sweep_id = submit(base, args.trials)
-            t0 = time.perf_counter()
-            prepopulate(url, sweep_id, args.trials)
-            print(f"{args.backend}: {args.trials} finished trials inserted in {time.perf_counter() - t0:.1f} s")
-            seconds, size = time_endpoint(base, f"/api/v1/sweeps/{sweep_id}/points", args.runs)
-            print(f"GET /sweeps/{sweep_id}/points: {seconds * 1000:.0f} ms median, {size / 1e6:.2f} MB")
-            seconds, _ = time_endpoint(base, f"/api/v1/sweeps/{sweep_id}", args.runs)
-            print(f"GET /sweeps/{sweep_id}: {seconds * 1000:.0f} ms median")
-            loads = time_page(base, sweep_id, args.runs)
-            shown = ", ".join(f"{s:.2f}" for s in loads)
-            print(f"sweep page, first full render in Chromium: {statistics.median(loads):.2f} s median ({shown})")
+    # server() migrates the database, then serves it.
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        fresh_database(args.backend, Path(tmp)) as url,
+        server(url, Path(tmp)) as base,
+    ):
+        sweep_id = submit(base, args.trials)
+        t0 = time.perf_counter()
+        prepopulate(url, sweep_id, args.trials)
+        print(f"{args.backend}: {args.trials} finished trials inserted in {time.perf_counter() - t0:.1f} s")
+        seconds, size = time_endpoint(base, f"/api/v1/sweeps/{sweep_id}/points", args.runs)
+        print(f"GET /sweeps/{sweep_id}/points: {seconds * 1000:.0f} ms median, {size / 1e6:.2f} MB")
+        seconds, _ = time_endpoint(base, f"/api/v1/sweeps/{sweep_id}", args.runs)
+        print(f"GET /sweeps/{sweep_id}: {seconds * 1000:.0f} ms median")
+        loads = time_page(base, sweep_id, args.runs)
+        shown = ", ".join(f"{s:.2f}" for s in loads)
+        print(f"sweep page, first full render in Chromium: {statistics.median(loads):.2f} s median ({shown})")
 
 
 if __name__ == "__main__":
