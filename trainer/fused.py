@@ -47,7 +47,15 @@ from torch import Tensor, nn
 
 from trainer.config import SETTINGS, TrainerConfig
 from trainer.data import load_dataset
-from trainer.loop import EVAL_BATCH, EpochCallback, FinalMetrics, StopReason, TrainResult, default_device
+from trainer.loop import (
+    EVAL_BATCH,
+    EpochCallback,
+    FinalMetrics,
+    StopReason,
+    TrainResult,
+    check_trainable,
+    default_device,
+)
 from trainer.model import MLP
 
 __all__ = [
@@ -362,10 +370,7 @@ def train_fused(
             other = dict(fusion_key(config))
             differ = sorted(name for name, value in key if other[name] != value)
             raise ValueError(f"configs cannot be fused: they differ in {', '.join(differ)}")
-    if first.epochs < 1 or first.batch_size < 1:
-        raise ValueError("epochs and batch_size must be at least 1")
-    if first.batchnorm and first.batch_size < 2:
-        raise ValueError("batchnorm needs batch_size >= 2 (it normalises over the batch)")
+    check_trainable(first)
     callbacks = list(on_epoch) if on_epoch is not None else [None] * len(configs)
     if len(callbacks) != len(configs):
         raise ValueError(f"on_epoch has {len(callbacks)} callbacks for {len(configs)} configs")

@@ -145,6 +145,14 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return total_loss / len(y), total_correct / len(y)
 
 
+def check_trainable(config: TrainerConfig) -> None:
+    """Raise ``ValueError`` for settings no loop can train with."""
+    if config.epochs < 1 or config.batch_size < 1:
+        raise ValueError("epochs and batch_size must be at least 1")
+    if config.batchnorm and config.batch_size < 2:
+        raise ValueError("batchnorm needs batch_size >= 2 (it normalises over the batch)")
+
+
 def train(
     config: TrainerConfig,
     *,
@@ -169,10 +177,7 @@ def train(
     (:class:`~trainer.data.DatasetError` included) for a config it cannot run.
     """
     started = time.perf_counter()
-    if config.epochs < 1 or config.batch_size < 1:
-        raise ValueError("epochs and batch_size must be at least 1")
-    if config.batchnorm and config.batch_size < 2:
-        raise ValueError("batchnorm needs batch_size >= 2 (it normalises over the batch)")
+    check_trainable(config)
     device = torch.device(device) if device is not None else default_device()
 
     torch.manual_seed(config.seed)

@@ -25,6 +25,7 @@ import pytest
 
 from tests.conftest import BACKENDS
 from tests.e2e.conftest import TOKEN, Processes, free_port, hypersweep_command, wait_until
+from tests.e2e.conftest import processes as processes  # the same process-group fixture as the e2e tests
 from worker.client import RetryPolicy, ServiceClient, ServiceError
 
 LEASE_SECONDS = 2.0
@@ -45,15 +46,6 @@ def on_backend(name: str) -> pytest.MarkDecorator:
     """Run a test on one backend only; skipped when that backend is not under test."""
     marks = () if name in BACKENDS else (pytest.mark.skip(reason=f"{name} is not under test"),)
     return pytest.mark.parametrize("backend", [pytest.param(name, marks=marks)], indirect=True)
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(tmp_path)
-    try:
-        yield procs
-    finally:
-        procs.kill_all()
 
 
 @dataclass
