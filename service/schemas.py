@@ -196,15 +196,37 @@ class LeaseIn(_Body):
     lease_token: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
-class ReportIn(LeaseIn):
+#: The most curve points one request may carry.
+MAX_POINTS = 1000
+
+
+class PointIn(_Body):
     step: int = Field(ge=0, le=10_000_000)
     metrics: Metrics = Field(max_length=256)
+
+
+class ReportIn(LeaseIn, PointIn):
+    pass
+
+
+class ReportsIn(LeaseIn):
+    points: list[PointIn] = Field(
+        min_length=1,
+        max_length=MAX_POINTS,
+        description="Points of the curve in the order they were measured; a step reported again replaces "
+        "the one before.",
+    )
 
 
 class FinishIn(LeaseIn):
     status: Literal["completed", "diverged", "failed"]
     metrics: Metrics = Field(default_factory=dict, max_length=256)
     error: str | None = Field(default=None, max_length=20_000)
+    points: list[PointIn] = Field(
+        default_factory=list,
+        max_length=MAX_POINTS,
+        description="Points of the curve not reported yet, recorded before the trial ends.",
+    )
 
 
 class ActionOut(BaseModel):

@@ -256,30 +256,32 @@ class Store:
             trial.lease_expires_at = now + self.lease
             return ActionOut(action="continue", lease_expires_at=trial.lease_expires_at)
 
-    def report(self, *, trial_id: int, lease_token: str, step: int, metrics: dict[str, Any]) -> ActionOut:
-        """Record one point of the curve (reporting the same step again replaces it), make
-        its values the trial's latest metrics, and renew the lease."""
+    def report(self, *, trial_id: int, lease_token: str, points: Sequence[tuple[int, dict[str, Any]]]) -> ActionOut:
+        """Record points ``(step, metrics)`` of the curve, in order (reporting a step again
+        replaces it), make their values the trial's latest metrics, and renew the lease."""
         now = utcnow()
         with self.db.write() as s:
             trial = self._held_trial(s, trial_id, lease_token, now)
             if trial.status != TrialStatus.running:
                 return ActionOut(action="stop")
-            insert = postgresql.insert if s.bind is not None and s.bind.dialect.name == "postgresql" else sqlite.insert
-            stmt = insert(CurvePoint).values(trial_id=trial_id, step=step, metrics=metrics, created_at=now)
-            s.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["trial_id", "step"], set_={"metrics": metrics, "created_at": now}
-                )
-            )
-            trial.metrics = {**trial.metrics, **metrics}
+            self._record(s, trial, points, now)
             trial.lease_expires_at = now + self.lease
             return ActionOut(action="continue", lease_expires_at=trial.lease_expires_at)
 
     def finish(
-        self, *, trial_id: int, lease_token: str, status: str, metrics: dict[str, Any], error: str | None = None
+        self,
+        *,
+        trial_id: int,
+        lease_token: str,
+        status: str,
+        metrics: dict[str, Any],
+        error: str | None = None,
+        points: Sequence[tuple[int, dict[str, Any]]] = (),
     ) -> TrialOut:
-        """End a running trial. Finishing again with the same token returns the trial as it
-        is; a trial cancelled while it ran keeps ``cancelled`` but gets its final metrics.
+        """End a running trial, first recording ``points`` of its curve not reported yet.
+        Finishing again with the same token returns the trial as it is; a trial cancelled
+        while it ran keeps ``cancelled`` and gets its final metrics (not its last points, as
+        reports after the cancel are not recorded either).
 
         Only the trial's row is locked to record the result; when that may have been the
         last active trial of its stage, a second transaction takes the sweep's lock and
@@ -295,9 +297,12 @@ class Store:
             if trial.status in FINISHED and trial.status != TrialStatus.cancelled:
                 return TrialOut.model_validate(trial)
             metric = self._objective_metric(s, trial.sweep_id)
+            cancelled = trial.status == TrialStatus.cancelled
+            if not cancelled:
+                self._record(s, trial, points, now)
             trial.metrics = {**trial.metrics, **metrics}
             trial.value = objective_value(trial.metrics, metric)
-            if trial.status == TrialStatus.cancelled:
+            if cancelled:
                 return TrialOut.model_validate(trial)
             self._check_lease(trial, now)
             trial.status = status
@@ -376,6 +381,28 @@ class Store:
             raise LeaseConflict(f"trial {trial_id} is {trial.status}; its lease has ended")
         self._check_lease(trial, now)
         return trial
+
+    @staticmethod
+    def _record(s: Session, trial: Trial, points: Sequence[tuple[int, dict[str, Any]]], now: datetime) -> None:
+        """Upsert curve points of ``trial`` in one statement; the last point of a step
+        wins, and the trial's metrics take each point's values in order."""
+        if not points:
+            return
+        latest = {step: metrics for step, metrics in points}
+        insert = postgresql.insert if s.bind is not None and s.bind.dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(CurvePoint).values(
+            [{"trial_id": trial.id, "step": step, "metrics": m, "created_at": now} for step, m in latest.items()]
+        )
+        s.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["trial_id", "step"],
+                set_={"metrics": stmt.excluded.metrics, "created_at": stmt.excluded.created_at},
+            )
+        )
+        merged = dict(trial.metrics)
+        for _, metrics in points:
+            merged.update(metrics)
+        trial.metrics = merged
 
     @staticmethod
     def _check_lease(trial: Trial, now: datetime) -> None:

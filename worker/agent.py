@@ -44,10 +44,18 @@ from typing import Any
 
 from trainer import EpochCallback, TrainerConfig, TrainResult, train
 from trainer.fused import train_fused
-from worker.client import FinishStatus, LeaseLost, ServiceClient, ServiceError, ServiceUnavailable
+from worker.client import (
+    MAX_POINTS,
+    REPORT_EVERY_SECONDS,
+    FinishStatus,
+    LeaseLost,
+    ServiceClient,
+    ServiceError,
+    ServiceUnavailable,
+)
 from worker.fused import group_trials
 
-__all__ = ["MAX_FUSE", "Agent", "IdleBackoff", "Outcome", "lease_seconds_left"]
+__all__ = ["MAX_FUSE", "REPORT_EVERY_SECONDS", "Agent", "IdleBackoff", "Outcome", "lease_seconds_left"]
 
 logger = logging.getLogger(__name__)
 
@@ -110,73 +118,103 @@ def lease_seconds_left(expires_at: str | None, *, now: datetime | None = None) -
     return left if left > 0 else FALLBACK_LEASE_SECONDS
 
 
+Point = tuple[int, dict[str, float]]
+
+
 class _TrialChannel(threading.Thread):
     """Everything sent for one running trial before its end, from a thread of its own so
-    that training never waits on the network: each epoch's report, in order, and a
-    heartbeat whenever nothing has renewed the lease for ``every`` seconds (a report
-    renews it too). What the server answers lands in :attr:`lease_lost` and
-    :attr:`stop_requested`, which the training thread reads at its next epoch end."""
+    that training never waits on the network. Curve points are sent at most every
+    ``report_every`` seconds, those measured in between together in one request (the
+    last ones ride with the finish: :meth:`close` hands them back); a heartbeat renews the
+    lease whenever nothing has for ``every`` seconds. What the server answers lands in
+    :attr:`lease_lost` and :attr:`stop_requested`, which the training thread reads at its
+    next epoch end."""
 
-    def __init__(self, client: ServiceClient, trial_id: int, lease_token: str, every: float):
+    def __init__(self, client: ServiceClient, trial_id: int, lease_token: str, every: float, report_every: float):
         super().__init__(name=f"trial-{trial_id}", daemon=True)
         self.client = client
         self.trial_id = trial_id
         self.lease_token = lease_token
         self.every = every
+        # Points never wait so long that the lease would lapse meanwhile.
+        self.report_every = min(report_every, every)
         self.lease_lost = threading.Event()
         self.stop_requested = threading.Event()
-        # None marks the end: everything queued before it is still sent.
-        self._outbox: queue.Queue[tuple[int, dict[str, float]] | None] = queue.Queue()
+        # None marks the end.
+        self._outbox: queue.Queue[Point | None] = queue.Queue()
+        self._unsent: list[Point] = []
 
     def report(self, step: int, metrics: Mapping[str, float]) -> None:
         """Queue one point of the curve; returns at once."""
         self._outbox.put((step, dict(metrics)))
 
-    def close(self) -> None:
-        """Send what is queued, then stop. After this the lease is the caller's to end."""
+    def close(self) -> list[Point]:
+        """Stop, and return the points not sent yet (none once the lease is lost). After
+        this the lease is the caller's to end."""
         self._outbox.put(None)
         self.join()
+        return [] if self.lease_lost.is_set() else self._unsent[-MAX_POINTS:]
 
     def run(self) -> None:
+        pending: list[Point] = []
+        contact = time.monotonic()  # the last call to the server, or the claim
+        failed = False  # whether that call failed: then the next waits a heartbeat's interval
         while True:
-            try:
-                item = self._outbox.get(timeout=self.every)
-            except queue.Empty:
-                self._send(self._heartbeat)
+            now = time.monotonic()
+            due = contact + (self.report_every if pending and not failed else self.every)
+            if now < due:
+                try:
+                    item = self._outbox.get(timeout=due - now)
+                except queue.Empty:
+                    continue
+                if item is None:
+                    self._unsent = pending
+                    return
+                pending.append(item)
                 continue
-            if item is None:
-                return
-            self._send(self._report, *item)
+            if pending:
+                failed = not self._send(self._report, pending)
+                # Points the server did not get go with the next report or the finish,
+                # within what one request carries.
+                pending = pending[-MAX_POINTS:] if failed else []
+            else:
+                failed = not self._send(self._heartbeat)
+            contact = time.monotonic()
 
     def _heartbeat(self) -> dict[str, Any]:
         return self.client.heartbeat(self.trial_id, lease_token=self.lease_token)
 
-    def _report(self, step: int, metrics: dict[str, float]) -> dict[str, Any]:
-        return self.client.report(self.trial_id, lease_token=self.lease_token, step=step, metrics=metrics)
+    def _report(self, points: list[Point]) -> dict[str, Any]:
+        if len(points) == 1:
+            [(step, metrics)] = points
+            return self.client.report(self.trial_id, lease_token=self.lease_token, step=step, metrics=metrics)
+        return self.client.report_many(self.trial_id, lease_token=self.lease_token, points=points)
 
-    def _send(self, call: Callable[..., dict[str, Any]], *args: Any) -> None:
+    def _send(self, call: Callable[..., dict[str, Any]], *args: Any) -> bool:
+        """Make one call; False when the server could not be reached (or, after a lost
+        lease, when nothing was sent)."""
         if self.lease_lost.is_set():
-            return  # nothing more is ours to say; the queue just drains until closed
+            return True  # nothing more is ours to say; the queue just drains until closed
         try:
             answer = call(*args)
         except LeaseLost as exc:
             logger.warning("trial %s: lease lost: %s", self.trial_id, exc.detail)
             self.lease_lost.set()
-            return
+            return True
         except ServiceError as exc:
-            # The server may be back before the lease runs out, so training goes on; a
-            # lost report costs one point of the curve, and the finish carries the final
-            # metrics anyway.
+            # The server may be back before the lease runs out, so training goes on; the
+            # points go again with the next report or the finish.
             logger.warning("trial %s: %s", self.trial_id, exc)
-            return
+            return False
         if answer.get("action") == "stop":
             self.stop_requested.set()
+        return True
 
 
-def _channel_for(client: ServiceClient, trial: Mapping[str, Any]) -> _TrialChannel:
+def _channel_for(client: ServiceClient, trial: Mapping[str, Any], report_every: float) -> _TrialChannel:
     """A channel for a claimed trial, heartbeating every third of what is left of its lease."""
     every = max(MIN_HEARTBEAT_SECONDS, lease_seconds_left(trial.get("lease_expires_at")) / 3)
-    return _TrialChannel(client, int(trial["id"]), str(trial["lease_token"]), every)
+    return _TrialChannel(client, int(trial["id"]), str(trial["lease_token"]), every, report_every)
 
 
 class Agent:
@@ -191,6 +229,9 @@ class Agent:
     ``fuse`` is how many trials one claim asks for; those that can be fused are trained as
     one model by ``fused_train_fn`` (``trainer.fused.train_fused``), the rest one by one.
     With ``once``, :meth:`run` returns after the trials of its first claim.
+
+    ``report_every`` is how often, at most, each trial's new curve points are sent, in
+    seconds; 0 sends every epoch as it ends.
     """
 
     def __init__(
@@ -206,6 +247,7 @@ class Agent:
         train_fn: Callable[..., Any] = train,
         fuse: int = 1,
         fused_train_fn: Callable[..., Any] = train_fused,
+        report_every: float = REPORT_EVERY_SECONDS,
     ) -> None:
         if not 1 <= fuse <= MAX_FUSE:
             raise ValueError(f"fuse must be between 1 and {MAX_FUSE}, not {fuse}")
@@ -219,6 +261,7 @@ class Agent:
         self.train_fn = train_fn
         self.fuse = fuse
         self.fused_train_fn = fused_train_fn
+        self.report_every = report_every
         # A plain flag, not an Event: a signal handler sets it, and setting an Event takes
         # a lock that the interrupted main thread may be holding.
         self._stop_requested = False
@@ -276,8 +319,7 @@ class Agent:
     def run_trial(self, trial: Mapping[str, Any]) -> Outcome:
         """Train one claimed trial and tell the server how it ended (see the module doc)."""
         trial_id = int(trial["id"])
-        token = str(trial["lease_token"])
-        channel = _channel_for(self.client, trial)
+        channel = _channel_for(self.client, trial, self.report_every)
         logger.info("trial %s: starting with %s", trial_id, trial.get("params"))
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
@@ -290,14 +332,10 @@ class Agent:
             config = TrainerConfig.from_settings(dict(trial["trainer"]))
             result = self.train_fn(config, on_epoch=on_epoch, data_dir=self.data_dir, device=self.device)
         except Exception as exc:
-            channel.close()
-            if channel.lease_lost.is_set():
-                return self._abandon(trial_id)
-            logger.exception("trial %s: training raised", trial_id)
-            return self._finish(trial_id, token, "failed", {}, error=_error_text(exc))
-        channel.close()
-
-        return self._conclude(trial, channel, result)
+            if not channel.lease_lost.is_set():
+                logger.exception("trial %s: training raised", trial_id)
+            return self._end_failed(trial, channel, exc)
+        return self._end(trial, channel, result)
 
     def run_group(self, trials: Sequence[Mapping[str, Any]]) -> list[Outcome]:
         """Train claimed trials that share a fusion key as one fused model and tell the
@@ -307,7 +345,7 @@ class Agent:
         When the fused training raises (a data set that cannot be loaded, say), every
         trial still running is finished as ``failed`` with the error.
         """
-        channels = [_channel_for(self.client, trial) for trial in trials]
+        channels = [_channel_for(self.client, trial, self.report_every) for trial in trials]
         logger.info("trials %s: training %d fused", ", ".join(str(t["id"]) for t in trials), len(trials))
 
         def epoch_callback(channel: _TrialChannel) -> EpochCallback:
@@ -346,18 +384,9 @@ class Agent:
         return [endings[member].result() for member in range(len(trials))]
 
     def _end(self, trial: Mapping[str, Any], channel: _TrialChannel, result: TrainResult) -> Outcome:
-        channel.close()
-        return self._conclude(trial, channel, result)
-
-    def _end_failed(self, trial: Mapping[str, Any], channel: _TrialChannel, exc: BaseException) -> Outcome:
-        channel.close()
-        if channel.lease_lost.is_set():
-            return self._abandon(int(trial["id"]))
-        return self._finish(int(trial["id"]), str(trial["lease_token"]), "failed", {}, error=_error_text(exc))
-
-    def _conclude(self, trial: Mapping[str, Any], channel: _TrialChannel, result: TrainResult) -> Outcome:
-        """Tell the server how a trial that trained to its end (or was stopped) went; the
-        channel must be closed already."""
+        """Close the channel and tell the server how a trial that trained to its end (or was
+        stopped) went, with the curve points the channel had not sent."""
+        unsent = channel.close()
         trial_id = int(trial["id"])
         if channel.lease_lost.is_set():
             return self._abandon(trial_id)
@@ -366,7 +395,14 @@ class Agent:
             # Interrupted by our own shutdown, not by the trial: let another worker redo it.
             return self._release(trial)
         status: FinishStatus = "diverged" if result.status == "diverged" else "completed"
-        return self._finish(trial_id, str(trial["lease_token"]), status, dict(result.metrics))
+        return self._finish(trial_id, str(trial["lease_token"]), status, dict(result.metrics), points=unsent)
+
+    def _end_failed(self, trial: Mapping[str, Any], channel: _TrialChannel, exc: BaseException) -> Outcome:
+        unsent = channel.close()
+        if channel.lease_lost.is_set():
+            return self._abandon(int(trial["id"]))
+        token = str(trial["lease_token"])
+        return self._finish(int(trial["id"]), token, "failed", {}, error=_error_text(exc), points=unsent)
 
     def _finish(
         self,
@@ -376,15 +412,10 @@ class Agent:
         metrics: dict[str, Any],
         *,
         error: str | None = None,
+        points: Sequence[Point] = (),
     ) -> Outcome:
         try:
-            self.client.finish(
-                trial_id,
-                lease_token=token,
-                status=status,
-                metrics=metrics,
-                error=error,
-            )
+            self.client.finish(trial_id, lease_token=token, status=status, metrics=metrics, error=error, points=points)
         except LeaseLost:
             return self._abandon(trial_id)
         except ServiceError as exc:

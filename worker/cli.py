@@ -22,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from worker.client import ServiceClient, ServiceError
+from worker.client import REPORT_EVERY_SECONDS, ServiceClient, ServiceError
 
 __all__ = ["DEFAULT_SERVER", "run_worker", "worker_command"]
 
@@ -41,9 +41,11 @@ def run_worker(
     data_dir: str | None = None,
     once: bool = False,
     fuse: int = 1,
+    report_every: float = REPORT_EVERY_SECONDS,
 ) -> int:
     """Run ``concurrency`` agents until their work is done or they are told to stop.
-    Each claims up to ``fuse`` trials at once and trains those it can as one fused model.
+    Each claims up to ``fuse`` trials at once and trains those it can as one fused model,
+    and sends each trial's new curve points at most every ``report_every`` seconds.
 
     Returns the exit code: 0 when every agent stopped cleanly (nothing left in the sweep,
     ``once`` satisfied, or SIGTERM), 1 when one could not reach the server or was refused
@@ -54,15 +56,19 @@ def run_worker(
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     if fuse < 1:
         raise ValueError(f"fuse must be at least 1, not {fuse}")
+    if report_every < 0:
+        raise ValueError(f"report_every must not be negative, not {report_every}")
     if concurrency == 1:
         own_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-0"
-        return _agent_main(server, token, sweep_id, own_id, data_dir, once, share=1, fuse=fuse)
+        return _agent_main(
+            server, token, sweep_id, own_id, data_dir, once, share=1, fuse=fuse, report_every=report_every
+        )
 
     context = multiprocessing.get_context("spawn")
     children = [
         context.Process(
             target=_child_main,
-            args=(server, token, sweep_id, worker_id, index, data_dir, once, concurrency, fuse),
+            args=(server, token, sweep_id, worker_id, index, data_dir, once, concurrency, fuse, report_every),
             name=f"worker-{index}",
         )
         for index in range(concurrency)
@@ -101,9 +107,13 @@ def _child_main(
     once: bool,
     share: int,
     fuse: int = 1,
+    report_every: float = REPORT_EVERY_SECONDS,
 ) -> None:
     base = worker_id or f"{socket.gethostname()}-{os.getpid()}"
-    sys.exit(_agent_main(server, token, sweep_id, f"{base}-{index}", data_dir, once, share=share, fuse=fuse))
+    own_id = f"{base}-{index}"
+    sys.exit(
+        _agent_main(server, token, sweep_id, own_id, data_dir, once, share=share, fuse=fuse, report_every=report_every)
+    )
 
 
 def _agent_main(
@@ -116,6 +126,7 @@ def _agent_main(
     *,
     share: int,
     fuse: int = 1,
+    report_every: float = REPORT_EVERY_SECONDS,
 ) -> int:
     # Imported here so that `--help` does not pay for importing torch.
     from trainer import set_threads
@@ -124,7 +135,15 @@ def _agent_main(
     _configure_logging(worker_id)
     threads = set_threads(share)
     with ServiceClient.connect(server, token=token) as client:
-        agent = Agent(client, worker_id=worker_id, sweep_id=sweep_id, data_dir=data_dir, once=once, fuse=fuse)
+        agent = Agent(
+            client,
+            worker_id=worker_id,
+            sweep_id=sweep_id,
+            data_dir=data_dir,
+            once=once,
+            fuse=fuse,
+            report_every=report_every,
+        )
         interrupts = 0
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -226,6 +245,17 @@ def worker_command(
             "curve and early stop). 1 trains every trial on its own.",
         ),
     ] = 1,
+    report_every: Annotated[
+        float,
+        typer.Option(
+            "--report-every",
+            metavar="SECONDS",
+            min=0.0,
+            envvar="HYPERSWEEP_REPORT_EVERY",
+            help="Send each trial's new per-epoch metrics at most this often, all epochs since the last "
+            "send in one request (the last ones go with the finish). 0 sends every epoch as it ends.",
+        ),
+    ] = REPORT_EVERY_SECONDS,
 ) -> None:
     """Pull trials from a hypersweep server, train them, and report back.
 
@@ -246,5 +276,6 @@ def worker_command(
         data_dir=data_dir,
         once=once,
         fuse=fuse,
+        report_every=report_every,
     )
     raise typer.Exit(code)

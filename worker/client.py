@@ -25,7 +25,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -34,6 +34,8 @@ import httpx
 
 __all__ = [
     "API_PREFIX",
+    "MAX_POINTS",
+    "REPORT_EVERY_SECONDS",
     "Action",
     "FinishStatus",
     "LeaseLost",
@@ -46,6 +48,11 @@ __all__ = [
 ]
 
 API_PREFIX = "/api/v1"
+#: The most curve points one request may carry (the service's limit).
+MAX_POINTS = 1000
+#: How often, at most, a worker sends a trial's new curve points (seconds): one request
+#: then carries every epoch that ended since the last, so short epochs cost no request each.
+REPORT_EVERY_SECONDS = 1.0
 
 Action = Literal["continue", "stop"]
 FinishStatus = Literal["completed", "diverged", "failed"]
@@ -239,6 +246,14 @@ class ServiceClient:
         body = {"lease_token": lease_token, "step": step, "metrics": metrics}
         return self._object("POST", f"/trials/{trial_id}/report", body=body)
 
+    def report_many(
+        self, trial_id: int, *, lease_token: str, points: Sequence[tuple[int, Mapping[str, Any]]]
+    ) -> dict[str, Any]:
+        """``POST /trials/{id}/reports``: several points ``(step, metrics)`` of the curve in
+        one request, in order; answers with ``action``."""
+        body = {"lease_token": lease_token, "points": [{"step": step, "metrics": m} for step, m in points]}
+        return self._object("POST", f"/trials/{trial_id}/reports", body=body)
+
     def finish(
         self,
         trial_id: int,
@@ -247,12 +262,16 @@ class ServiceClient:
         status: FinishStatus,
         metrics: Mapping[str, Any],
         error: str | None = None,
+        points: Sequence[tuple[int, Mapping[str, Any]]] = (),
     ) -> dict[str, Any]:
-        """``POST /trials/{id}/finish``: the final status and metrics. Finishing twice with
-        the same token is harmless, which is what makes retrying it safe."""
+        """``POST /trials/{id}/finish``: the final status and metrics, and ``points`` of the
+        curve not reported yet. Finishing twice with the same token is harmless, which is
+        what makes retrying it safe."""
         body: dict[str, Any] = {"lease_token": lease_token, "status": status, "metrics": metrics}
         if error is not None:
             body["error"] = error
+        if points:
+            body["points"] = [{"step": step, "metrics": m} for step, m in points]
         return self._object("POST", f"/trials/{trial_id}/finish", body=body)
 
     def release(self, trial_id: int, *, lease_token: str) -> dict[str, Any]:

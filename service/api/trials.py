@@ -8,7 +8,17 @@ from fastapi import APIRouter, Request, Response, status
 
 from service.api.deps import StoreDep, TrialId
 from service.api.responses import CONFLICT, NOT_FOUND
-from service.schemas import ActionOut, ClaimIn, ClaimOut, FinishIn, LeaseIn, ReportIn, TrialDetail, TrialOut
+from service.schemas import (
+    ActionOut,
+    ClaimIn,
+    ClaimOut,
+    FinishIn,
+    LeaseIn,
+    ReportIn,
+    ReportsIn,
+    TrialDetail,
+    TrialOut,
+)
 
 router = APIRouter(prefix="/trials", tags=["trials"])
 
@@ -39,13 +49,26 @@ def heartbeat(trial_id: TrialId, body: LeaseIn, store: StoreDep) -> ActionOut:
 
 @router.post("/{trial_id}/report", response_model=ActionOut, responses=_LEASED)
 def report(trial_id: TrialId, body: ReportIn, store: StoreDep) -> ActionOut:
-    return store.report(trial_id=trial_id, lease_token=body.lease_token, step=body.step, metrics=body.metrics)
+    return store.report(trial_id=trial_id, lease_token=body.lease_token, points=[(body.step, body.metrics)])
+
+
+@router.post("/{trial_id}/reports", response_model=ActionOut, responses=_LEASED)
+def reports(trial_id: TrialId, body: ReportsIn, store: StoreDep) -> ActionOut:
+    """Several points of the curve in one request, in the order they were measured (a
+    worker sending what gathered since its last report)."""
+    points = [(point.step, point.metrics) for point in body.points]
+    return store.report(trial_id=trial_id, lease_token=body.lease_token, points=points)
 
 
 @router.post("/{trial_id}/finish", response_model=TrialOut, responses=_LEASED)
 def finish(trial_id: TrialId, body: FinishIn, store: StoreDep, request: Request) -> TrialOut:
     trial = store.finish(
-        trial_id=trial_id, lease_token=body.lease_token, status=body.status, metrics=body.metrics, error=body.error
+        trial_id=trial_id,
+        lease_token=body.lease_token,
+        status=body.status,
+        metrics=body.metrics,
+        error=body.error,
+        points=[(point.step, point.metrics) for point in body.points],
     )
     request.app.state.metrics.finished.labels(status=trial.status).inc()
     return trial

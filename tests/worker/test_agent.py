@@ -8,7 +8,7 @@ known epoch, through the same public calls a user or a signal handler would make
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import sweep_doc
 from trainer import TrainerConfig, TrainResult, train
 from worker.agent import FALLBACK_LEASE_SECONDS, Agent, IdleBackoff, Outcome, lease_seconds_left
-from worker.client import ServiceClient
+from worker.client import ServiceClient, ServiceUnavailable
 
 #: Small and fast: the 300-point spiral, a narrow network.
 TINY_TRAINER = {"dataset": "spiral", "batch_size": 32, "hidden": 16, "optimizer": "adam"}
@@ -122,7 +122,8 @@ def test_agent_stops_training_when_the_sweep_is_cancelled(service: ServiceClient
         if epoch == 1:
             service.cancel_sweep(sweep["id"])
 
-    agent = agent_for(service, sweep["id"], train_fn=train_with(cancel_after_first_epoch))
+    # Every epoch is reported as it ends, so the cancel is seen at the next epoch end.
+    agent = agent_for(service, sweep["id"], train_fn=train_with(cancel_after_first_epoch), report_every=0)
     assert agent.run() == 1
 
     # Trials are generated as they are claimed, so the cancelled sweep has just the one.
@@ -148,7 +149,7 @@ def test_a_lost_lease_abandons_the_trial_without_finishing(service: ServiceClien
             # What the server does when the lease lapses: the token stops being current.
             service.release(trial["id"], lease_token=trial["lease_token"])
 
-    agent = agent_for(service, sweep["id"], train_fn=train_with(lease_moves_on))
+    agent = agent_for(service, sweep["id"], train_fn=train_with(lease_moves_on), report_every=0)
     assert agent.run_trial(trial) == Outcome.LEASE_LOST
     assert len(epochs_seen) < 50  # training stopped once the 409 came back
 
@@ -202,6 +203,73 @@ def test_once_runs_a_single_trial(service: ServiceClient) -> None:
     after = service.get_sweep(sweep["id"])
     assert after["status"] == "running"
     assert after["counts"] == {"completed": 1}
+
+
+class RecordingClient(ServiceClient):
+    """The real client, noting the curve points each report and finish carried; with
+    ``reports_fail`` every report is refused as if the server were out of reach."""
+
+    def __init__(self, http: TestClient, *, reports_fail: bool = False) -> None:
+        super().__init__(http)
+        self.reports_fail = reports_fail
+        self.reported: list[list[int]] = []
+        self.finished_with: list[int] = []
+
+    def report(self, trial_id: int, *, lease_token: str, step: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        return self.report_many(trial_id, lease_token=lease_token, points=[(step, metrics)])
+
+    def report_many(
+        self, trial_id: int, *, lease_token: str, points: Sequence[tuple[int, Mapping[str, Any]]]
+    ) -> dict[str, Any]:
+        if self.reports_fail:
+            raise ServiceUnavailable("the server could not be reached")
+        self.reported.append([step for step, _ in points])
+        return super().report_many(trial_id, lease_token=lease_token, points=points)
+
+    def finish(self, trial_id: int, **kwargs: Any) -> dict[str, Any]:
+        self.finished_with += [step for step, _ in kwargs.get("points", ())]
+        return super().finish(trial_id, **kwargs)
+
+
+def test_epochs_between_reports_go_together_and_the_rest_with_the_finish(client: TestClient) -> None:
+    service = RecordingClient(client)
+    epochs = 40
+    sweep = submit(service, trials=1, epochs=epochs)
+    # Epochs of at least 20 ms, points sent at most every half second.
+    agent = agent_for(service, sweep["id"], train_fn=train_with(lambda epoch: time.sleep(0.02)), report_every=0.5)
+    started = time.monotonic()
+    assert agent.run() == 1
+    seconds = time.monotonic() - started
+
+    [listed] = service.list_trials(sweep["id"])
+    trial = service.get_trial(listed["id"])
+    assert [point["step"] for point in trial["curve"]] == list(range(1, epochs + 1))
+    sent = [step for steps in service.reported for step in steps] + service.finished_with
+    assert sent == list(range(1, epochs + 1))  # each point once, in order
+    # However long the epochs took on this machine, no two reports came closer than the interval.
+    assert 1 <= len(service.reported) <= seconds / 0.5 + 1
+
+
+def test_a_trial_shorter_than_the_report_interval_sends_its_curve_with_the_finish(client: TestClient) -> None:
+    service = RecordingClient(client)
+    sweep = submit(service, trials=2, epochs=5)
+    agent = agent_for(service, sweep["id"], report_every=60)
+    assert agent.run() == 2
+    assert service.reported == []
+    assert service.finished_with == [1, 2, 3, 4, 5] * 2
+    for listed in service.list_trials(sweep["id"]):
+        assert [point["step"] for point in service.get_trial(listed["id"])["curve"]] == [1, 2, 3, 4, 5]
+
+
+def test_points_the_server_did_not_get_go_with_the_finish(client: TestClient) -> None:
+    service = RecordingClient(client, reports_fail=True)
+    sweep = submit(service, trials=1, epochs=6)
+    agent = agent_for(service, sweep["id"], train_fn=train_with(lambda epoch: time.sleep(0.02)), report_every=0)
+    assert agent.run() == 1
+    assert agent.outcomes == [Outcome.COMPLETED]
+    assert service.finished_with == [1, 2, 3, 4, 5, 6]
+    [listed] = service.list_trials(sweep["id"])
+    assert [point["step"] for point in service.get_trial(listed["id"])["curve"]] == [1, 2, 3, 4, 5, 6]
 
 
 def test_lease_seconds_left_reads_the_servers_expiry() -> None:

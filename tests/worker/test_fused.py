@@ -185,7 +185,7 @@ def test_cancelling_the_sweep_stops_every_member(service: ServiceClient) -> None
         if epoch == 1:
             service.cancel_sweep(sweep["id"])
 
-    agent = agent_for(service, sweep["id"], Recorder(hook=cancel), fuse=3)
+    agent = agent_for(service, sweep["id"], Recorder(hook=cancel), fuse=3, report_every=0)
     assert agent.run() == 3
 
     for trial in trials_by_lr(service, sweep["id"]).values():
@@ -204,7 +204,7 @@ def test_a_lost_lease_drops_only_that_member(service: ServiceClient) -> None:
             # What the server does when the lease lapses: the token stops being current.
             service.release(lost["id"], lease_token=lost["lease_token"])
 
-    agent = agent_for(service, sweep["id"], Recorder(hook=lease_moves_on), fuse=3)
+    agent = agent_for(service, sweep["id"], Recorder(hook=lease_moves_on), fuse=3, report_every=0)
     outcomes = agent.run_group(trials)
 
     assert outcomes == [Outcome.LEASE_LOST, Outcome.COMPLETED, Outcome.COMPLETED]

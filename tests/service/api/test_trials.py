@@ -138,6 +138,80 @@ def test_report_records_the_curve_and_latest_metrics(client: TestClient) -> None
     assert detail["metrics"] == {"train_loss": 1.0, "val_accuracy": pytest.approx(0.3)}
 
 
+def test_reports_record_many_points_in_one_request(client: TestClient) -> None:
+    sweep = submit(client)
+    trial = claim(client, sweep["id"])[0]
+    post(client, trial, "report", step=1, metrics={"train_loss": 3.0})
+    points = [
+        {"step": 1, "metrics": {"train_loss": 2.0, "val_accuracy": 0.1}},
+        {"step": 2, "metrics": {"train_loss": 1.5, "val_accuracy": 0.2}},
+        {"step": 2, "metrics": {"train_loss": 1.4}},
+        {"step": 3, "metrics": {"train_loss": 1.0}},
+    ]
+    response = post(client, trial, "reports", points=points)
+    assert response.status_code == 200
+    assert response.json()["action"] == "continue"
+    assert response.json()["lease_expires_at"] >= trial["lease_expires_at"]
+    detail = client.get(f"{API}/trials/{trial['id']}").json()
+    # The later point of a step replaces the earlier, in this request and across requests.
+    assert [(p["step"], p["metrics"]) for p in detail["curve"]] == [
+        (1, {"train_loss": 2.0, "val_accuracy": 0.1}),
+        (2, {"train_loss": 1.4}),
+        (3, {"train_loss": 1.0}),
+    ]
+    # The latest metrics take the points' values in order.
+    assert detail["metrics"] == {"train_loss": 1.0, "val_accuracy": 0.2}
+
+
+@pytest.mark.parametrize(
+    ("points", "path"),
+    [
+        ([], ["body", "points"]),
+        ([{"step": -1, "metrics": {}}], ["body", "points", 0, "step"]),
+        ([{"step": 1, "metrics": {}}, {"step": 2}], ["body", "points", 1, "metrics"]),
+        ([{"step": 1, "metrics": {}}] * 1001, ["body", "points"]),
+    ],
+    ids=["empty", "negative-step", "no-metrics", "too-many"],
+)
+def test_bad_reports_are_422_and_record_nothing(client: TestClient, points: list[Any], path: list[Any]) -> None:
+    sweep = submit(client)
+    trial = claim(client, sweep["id"])[0]
+    response = post(client, trial, "reports", points=points)
+    assert response.status_code == 422
+    assert path in [error["loc"] for error in response.json()["detail"]]
+    assert client.get(f"{API}/trials/{trial['id']}").json()["curve"] == []
+
+
+def test_finish_records_the_points_it_carries(client: TestClient) -> None:
+    sweep = submit(client, stages=[{"trials": 2, "epochs": 1}])
+    trial = claim(client, sweep["id"])[0]
+    post(client, trial, "report", step=1, metrics={"train_loss": 2.0})
+    points = [{"step": 2, "metrics": {"train_loss": 1.0}}, {"step": 3, "metrics": {"train_loss": 0.5}}]
+    done = post(client, trial, "finish", status="completed", metrics={"val_accuracy": 0.9}, points=points)
+    assert done.status_code == 200
+    detail = client.get(f"{API}/trials/{trial['id']}").json()
+    assert [(p["step"], p["metrics"]["train_loss"]) for p in detail["curve"]] == [(1, 2.0), (2, 1.0), (3, 0.5)]
+    assert detail["metrics"] == {"train_loss": 0.5, "val_accuracy": 0.9}
+    # Points after the cancel of a running trial are not recorded, as its reports are not.
+    other = claim(client, sweep["id"])[0]
+    client.post(f"{API}/sweeps/{sweep['id']}/cancel")
+    late = post(client, other, "finish", status="completed", metrics={"val_accuracy": 0.5}, points=points)
+    assert late.status_code == 200
+    after = client.get(f"{API}/trials/{other['id']}").json()
+    assert (after["status"], after["curve"], after["metrics"]) == ("cancelled", [], {"val_accuracy": 0.5})
+
+
+def test_a_finish_with_a_bad_point_is_422_and_the_trial_runs_on(client: TestClient) -> None:
+    sweep = submit(client)
+    trial = claim(client, sweep["id"])[0]
+    points = [{"step": 1, "metrics": {"train_loss": 1.0}}, {"step": "two", "metrics": {}}]
+    response = post(client, trial, "finish", status="completed", metrics={"val_accuracy": 0.9}, points=points)
+    assert response.status_code == 422
+    assert ["body", "points", 1, "step"] in [error["loc"] for error in response.json()["detail"]]
+    detail = client.get(f"{API}/trials/{trial['id']}").json()
+    assert (detail["status"], detail["curve"], detail["metrics"]) == ("running", [], {})
+
+
 def test_finish_stores_final_metrics_and_twice_is_harmless(client: TestClient) -> None:
     sweep = submit(client, stages=[{"trials": 2, "epochs": 1}])
     trial = claim(client, sweep["id"])[0]
@@ -160,17 +234,19 @@ def test_failed_trials_keep_their_error(client: TestClient) -> None:
     assert client.get(f"{API}/trials/{trial['id']}").json()["error"] == "RuntimeError: boom"
 
 
-@pytest.mark.parametrize("verb", ["heartbeat", "report", "finish", "release"])
+@pytest.mark.parametrize("verb", ["heartbeat", "report", "reports", "finish", "release"])
 def test_wrong_lease_token_is_409_and_changes_nothing(client: TestClient, verb: str) -> None:
     sweep = submit(client)
     trial = claim(client, sweep["id"])[0]
     before = client.get(f"{API}/trials/{trial['id']}").json()
-    body = {"lease_token": "not-the-token", "step": 1, "metrics": {"val_accuracy": 1.0}, "status": "completed"}
-    body = {k: v for k, v in body.items() if verb in ("report", "finish") or k == "lease_token"}
+    point = {"step": 1, "metrics": {"val_accuracy": 1.0}}
+    body: dict[str, Any] = {"lease_token": "not-the-token"}
     if verb == "report":
-        body.pop("status")
+        body.update(point)
+    if verb == "reports":
+        body["points"] = [point]
     if verb == "finish":
-        body.pop("step")
+        body.update(status="completed", metrics={"val_accuracy": 1.0}, points=[point])
     response = client.post(f"{API}/trials/{trial['id']}/{verb}", json=body)
     assert response.status_code == 409
     assert client.get(f"{API}/trials/{trial['id']}").json() == before
