@@ -8,7 +8,9 @@ For each database engine (a SQLite file and the local PostgreSQL), in one run:
   W processes, the same number of trials;
 - the per-trial cost on a sweep that already holds 20,000 and 100,000 finished trials
   against a fresh one;
-- claim latency p50/p99 with 16 workers.
+- claim latency p50/p99 with 16 workers: saturated (each claims again the moment its
+  last trial is finished, so the figures are mostly time spent queueing behind the other
+  15) and working (each holds its trial ``--hold`` seconds, as if training a small one).
 
 Prints trials per second and the ratios. Run: ``python bench/service_throughput.py``
 (``--quick`` for a short run, ``--backends sqlite`` without PostgreSQL).
@@ -20,9 +22,11 @@ import argparse
 import contextlib
 import multiprocessing as mp
 import os
+import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,8 +126,11 @@ def submit(base: str, trials: int) -> int:
     return int(response.json()["id"])
 
 
-def _claim_finish_worker(base: str, sweep_id: int, count: int, index: int, start: Any, out: Any) -> None:
+def _claim_finish_worker(
+    base: str, sweep_id: int, count: int, index: int, start: Any, out: Any, hold: float = 0.0
+) -> None:
     latencies: list[float] = []
+    rng = random.Random(index)
     done = 0
     with httpx.Client(base_url=f"{base}/api/v1", timeout=60) as http:
         start.wait()
@@ -134,6 +141,8 @@ def _claim_finish_worker(base: str, sweep_id: int, count: int, index: int, start
             if response.status_code == 204:
                 break
             response.raise_for_status()
+            if hold:
+                time.sleep(rng.uniform(0.5 * hold, 1.5 * hold))
             for trial in response.json()["trials"]:
                 finish = {"lease_token": trial["lease_token"], "status": "completed", "metrics": {"val_accuracy": 0.5}}
                 http.post(f"/trials/{trial['id']}/finish", json=finish).raise_for_status()
@@ -152,12 +161,13 @@ class Run:
         return self.trials / self.seconds
 
 
-def run_workers(base: str, sweep_id: int, *, workers: int, count: int) -> Run:
+def run_workers(base: str, sweep_id: int, *, workers: int, count: int, hold: float = 0.0) -> Run:
     ctx = mp.get_context("fork")
     start = ctx.Event()
     out: Any = ctx.Queue()
     procs = [
-        ctx.Process(target=_claim_finish_worker, args=(base, sweep_id, count, i, start, out)) for i in range(workers)
+        ctx.Process(target=_claim_finish_worker, args=(base, sweep_id, count, i, start, out, hold))
+        for i in range(workers)
     ]
     for p in procs:
         p.start()
@@ -249,71 +259,104 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def throughput_row(backend: str, workdir: Path, *, trials: int, workers: int, repeats: int) -> tuple[str, ...]:
+    """Trials per second of hypersweep (count=1 and count=8) and of Optuna, each the
+    median of ``repeats`` rounds (the three take turns within a round), and the ratios."""
+    rates: dict[str, list[float]] = {"single": [], "batched": [], "optuna": []}
+    for _ in range(repeats):
+        with fresh_database(backend, workdir) as url, server(url, workdir) as base:
+            rates["single"].append(run_workers(base, submit(base, trials), workers=workers, count=1).rate)
+            rates["batched"].append(run_workers(base, submit(base, trials), workers=workers, count=8).rate)
+        with fresh_database(backend, workdir) as url:
+            rates["optuna"].append(run_optuna(url, trials=trials, workers=workers).rate)
+    single, batched, optuna_rate = (statistics.median(rates[k]) for k in ("single", "batched", "optuna"))
+    return (
+        backend,
+        f"{optuna_rate:.0f}",
+        f"{single:.0f}",
+        f"{single / optuna_rate:.1f}x",
+        f"{batched:.0f}",
+        f"{batched / optuna_rate:.1f}x",
+    )
+
+
+def scale_table(backend: str, workdir: Path, sizes: list[int], *, trials: int, workers: int) -> list[tuple[str, ...]]:
+    """Per-trial cost on a sweep that already holds each of ``sizes`` finished trials."""
+    costs = {}
+    for size in [0, *sizes]:
+        with fresh_database(backend, workdir) as url, server(url, workdir) as base:
+            sweep_id = submit(base, size + trials)
+            prepopulate(url, sweep_id, size)
+            costs[size] = run_workers(base, sweep_id, workers=workers, count=1)
+    fresh = costs[0].seconds / costs[0].trials
+    rows = []
+    for size, run in costs.items():
+        per = run.seconds / run.trials
+        rows.append((backend, f"{size:,}", f"{per * 1000:.2f}", f"{per / fresh:.2f}x"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--trials", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--sizes", default="20000,100000", help="finished trials already in the sweep")
+    parser.add_argument("--hold", type=float, default=1.0, help="mean seconds a working worker holds a trial")
+    parser.add_argument("--hold-trials", type=int, default=480, help="trials of the working latency run")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of the throughput comparison")
+    parser.add_argument("--parts", default="throughput,scale,latency", help="which measurements to run")
     parser.add_argument("--quick", action="store_true", help="400 trials, sizes 2000,10000")
     args = parser.parse_args()
     if args.quick:
-        args.trials, args.sizes = 400, "2000,10000"
+        args.trials, args.sizes, args.hold_trials = 400, "2000,10000", 160
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    parts = set(args.parts.split(","))
     workdir = Path(tempfile.mkdtemp(prefix="hs-bench-"))
     rows: list[tuple[str, ...]] = []
     scale_rows: list[tuple[str, ...]] = []
     latency_rows: list[tuple[str, ...]] = []
     try:
         for backend in args.backends.split(","):
-            with fresh_database(backend, workdir) as url, server(url, workdir) as base:
-                single = run_workers(base, submit(base, args.trials), workers=args.workers, count=1)
-                batched = run_workers(base, submit(base, args.trials), workers=args.workers, count=8)
-            with fresh_database(backend, workdir) as url:
-                optuna_run = run_optuna(url, trials=args.trials, workers=args.workers)
-            rows.append(
-                (
-                    backend,
-                    f"{optuna_run.rate:.0f}",
-                    f"{single.rate:.0f}",
-                    f"{single.rate / optuna_run.rate:.1f}x",
-                    f"{batched.rate:.0f}",
-                    f"{batched.rate / optuna_run.rate:.1f}x",
+            if "throughput" in parts:
+                rows.append(
+                    throughput_row(backend, workdir, trials=args.trials, workers=args.workers, repeats=args.repeats)
                 )
-            )
-            costs = {}
-            for size in [0, *sizes]:
+            if "scale" in parts:
+                scale_rows += scale_table(backend, workdir, sizes, trials=args.trials, workers=args.workers)
+            if "latency" not in parts:
+                continue
+            for hold, trials in ((0.0, args.trials), (args.hold, args.hold_trials)):
                 with fresh_database(backend, workdir) as url, server(url, workdir) as base:
-                    sweep_id = submit(base, size + args.trials)
-                    prepopulate(url, sweep_id, size)
-                    costs[size] = run_workers(base, sweep_id, workers=args.workers, count=1)
-            fresh = costs[0].seconds / costs[0].trials
-            for size, run in costs.items():
-                per = run.seconds / run.trials
-                scale_rows.append((backend, f"{size:,}", f"{per * 1000:.2f}", f"{per / fresh:.2f}x"))
-            with fresh_database(backend, workdir) as url, server(url, workdir) as base:
-                run = run_workers(base, submit(base, args.trials), workers=16, count=1)
-            lat = run.latencies
-            latency_rows.append(
-                (
-                    backend,
-                    f"{percentile(lat, 0.5) * 1000:.1f}",
-                    f"{percentile(lat, 0.99) * 1000:.1f}",
-                    f"{run.rate:.0f}",
+                    run = run_workers(base, submit(base, trials), workers=16, count=1, hold=hold)
+                lat = run.latencies
+                latency_rows.append(
+                    (
+                        backend,
+                        f"{hold:g} s" if hold else "none (saturated)",
+                        f"{percentile(lat, 0.5) * 1000:.1f}",
+                        f"{percentile(lat, 0.99) * 1000:.1f}",
+                        f"{run.rate:.0f}",
+                    )
                 )
-            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"\nThroughput, {args.trials} trials, {args.workers} processes (trials/s; claim + finish, no training)")
+    print(
+        f"\nThroughput, {args.trials} trials, {args.workers} processes, median of {args.repeats} rounds "
+        "(trials/s; claim + finish, no training)"
+    )
     print_table(("database", "optuna RDB", "hypersweep count=1", "ratio", "hypersweep count=8", "ratio"), rows)
     print("\nPer-trial cost as the sweep grows (count=1)")
     print_table(("database", "finished trials", "ms/trial", "vs fresh"), scale_rows)
     print("\nClaim latency with 16 workers (count=1)")
-    print_table(("database", "p50 ms", "p99 ms", "trials/s"), latency_rows)
+    print_table(("database", "trial held", "p50 ms", "p99 ms", "trials/s"), latency_rows)
 
 
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    if not rows:
+        print("(not measured)")
+        return
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     for row in rows:

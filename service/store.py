@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import ColumnElement, Text, cast, delete, func, select, update
+from sqlalchemy import ColumnElement, Connection, Row, Text, cast, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -56,6 +56,10 @@ _ACTIVE = (TrialStatus.queued, TrialStatus.running)
 _TRAINER_DEFAULTS = TrainerConfig().as_dict()
 #: Learning designers kept in memory, one per sweep stage; the least recently used goes first.
 LEARNERS_KEPT = 64
+#: Started stages whose plan claims keep in memory (all are dropped once this many are).
+PLANS_KEPT = 4096
+#: Sweeps whose claim lines are kept; past this, idle lines are dropped.
+LINES_KEPT = 1024
 _IN_LIST_MAX = 500
 
 #: ``sort`` values for trial listings; a leading ``-`` sorts descending.
@@ -94,6 +98,63 @@ def objective_value(metrics: dict[str, Any], metric: str) -> float | None:
     return None
 
 
+def _check_lease(trial_id: int, expires: datetime | None, now: datetime) -> None:
+    if expires is not None and expires < now:
+        raise LeaseConflict(f"trial {trial_id}: the lease expired at {expires.isoformat()}")
+
+
+def _check_held(
+    trial_id: int, status: str, token: str | None, expires: datetime | None, lease_token: str, now: datetime
+) -> None:
+    """A trial is held with ``lease_token`` when that is its current token and it is running
+    with an unexpired lease, or was cancelled while it ran. Anything else is a
+    ``LeaseConflict``."""
+    if token is None or not secrets.compare_digest(token, lease_token):
+        raise LeaseConflict(f"trial {trial_id}: the lease token is not the current one")
+    if status == TrialStatus.cancelled:
+        return
+    if status != TrialStatus.running:
+        raise LeaseConflict(f"trial {trial_id} is {status}; its lease has ended")
+    _check_lease(trial_id, expires, now)
+
+
+@dataclass(eq=False)
+class _Ask:
+    """One claim waiting in its sweep's line: what it asks for, then what it got."""
+
+    worker_id: str
+    count: int
+    done: threading.Event = field(default_factory=threading.Event)
+    #: Set when this claim is to serve the line's next batch instead of being served.
+    lead: bool = False
+    trials: list[ClaimedTrial] = field(default_factory=list)
+    error: BaseException | None = None
+
+    def outcome(self) -> list[ClaimedTrial]:
+        if self.error is not None:
+            raise self.error
+        return self.trials
+
+
+@dataclass(eq=False)
+class _ClaimLine:
+    """The claims of one sweep waiting for a transaction. ``busy`` while a claim serves
+    the line; the others wait for it, or for their turn to lead."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    waiting: list[_Ask] = field(default_factory=list)
+    busy: bool = False
+
+
+@dataclass(frozen=True)
+class _StagePlan:
+    """What never changes about a started stage: its epochs and, unless it learns, its
+    designer (whose suggestions then depend only on their index in the stage)."""
+
+    epochs: int
+    designer: Designer
+
+
 @dataclass
 class _Learner:
     """A learning designer kept between claims, and the ids of the finished trials it has
@@ -113,6 +174,10 @@ class Store:
         self._learners: OrderedDict[tuple[int, int], _Learner] = OrderedDict()
         self._learners_lock = threading.Lock()
         self._metrics: dict[int, str] = {}
+        self._trainers: dict[int, dict[str, Any]] = {}
+        self._plans: dict[tuple[int, int], _StagePlan] = {}
+        self._lines: dict[int, _ClaimLine] = {}
+        self._lines_lock = threading.Lock()
 
     # -- sweeps ---------------------------------------------------------------------------
 
@@ -250,23 +315,27 @@ class Store:
         """Renew the lease. ``stop`` when the trial was cancelled meanwhile."""
         now = utcnow()
         with self.db.write() as s:
-            trial = self._held_trial(s, trial_id, lease_token, now)
+            conn = s.connection()
+            trial = self._held(conn, trial_id, lease_token, now)
             if trial.status != TrialStatus.running:
                 return ActionOut(action="stop")
-            trial.lease_expires_at = now + self.lease
-            return ActionOut(action="continue", lease_expires_at=trial.lease_expires_at)
+            expires = now + self.lease
+            conn.execute(update(Trial).where(Trial.id == trial_id).values(lease_expires_at=expires))
+            return ActionOut(action="continue", lease_expires_at=expires)
 
     def report(self, *, trial_id: int, lease_token: str, points: Sequence[tuple[int, dict[str, Any]]]) -> ActionOut:
         """Record points ``(step, metrics)`` of the curve, in order (reporting a step again
         replaces it), make their values the trial's latest metrics, and renew the lease."""
         now = utcnow()
         with self.db.write() as s:
-            trial = self._held_trial(s, trial_id, lease_token, now)
+            conn = s.connection()
+            trial = self._held(conn, trial_id, lease_token, now)
             if trial.status != TrialStatus.running:
                 return ActionOut(action="stop")
-            self._record(s, trial, points, now)
-            trial.lease_expires_at = now + self.lease
-            return ActionOut(action="continue", lease_expires_at=trial.lease_expires_at)
+            metrics = self._record(conn, trial_id, trial.metrics, points, now)
+            expires = now + self.lease
+            conn.execute(update(Trial).where(Trial.id == trial_id).values(metrics=metrics, lease_expires_at=expires))
+            return ActionOut(action="continue", lease_expires_at=expires)
 
     def finish(
         self,
@@ -288,31 +357,34 @@ class Store:
         starts the next stage or completes the sweep (claims and the lease reaper do the same,
         so a crash between the two loses nothing)."""
         now = utcnow()
+        budget_used = (Stage.generated >= Stage.trials).label("budget_used")
         with self.db.write() as s:
-            trial = s.get(Trial, trial_id, with_for_update=True, populate_existing=True)
-            if trial is None:
+            conn = s.connection()
+            row = conn.execute(
+                select(*Trial.__table__.columns, budget_used)
+                .join_from(Trial, Stage, (Stage.sweep_id == Trial.sweep_id) & (Stage.index == Trial.stage))
+                .where(Trial.id == trial_id)
+                .with_for_update(of=Trial.__table__)
+            ).one_or_none()
+            if row is None:
                 raise NotFound("trial", trial_id)
-            if trial.lease_token is None or not secrets.compare_digest(trial.lease_token, lease_token):
+            if row.lease_token is None or not secrets.compare_digest(row.lease_token, lease_token):
                 raise LeaseConflict(f"trial {trial_id}: the lease token is not the current one")
-            if trial.status in FINISHED and trial.status != TrialStatus.cancelled:
-                return TrialOut.model_validate(trial)
-            metric = self._objective_metric(s, trial.sweep_id)
-            cancelled = trial.status == TrialStatus.cancelled
+            if row.status in FINISHED and row.status != TrialStatus.cancelled:
+                return TrialOut.model_validate(row._mapping)
+            cancelled = row.status == TrialStatus.cancelled
+            values: dict[str, Any] = {}
             if not cancelled:
-                self._record(s, trial, points, now)
-            trial.metrics = {**trial.metrics, **metrics}
-            trial.value = objective_value(trial.metrics, metric)
-            if cancelled:
-                return TrialOut.model_validate(trial)
-            self._check_lease(trial, now)
-            trial.status = status
-            trial.error = error
-            trial.finished_at = now
-            trial.lease_expires_at = None
-            out = TrialOut.model_validate(trial)
-            stage = self._stage(s, trial.sweep_id, trial.stage)
-            stage_budget_used = stage.generated >= stage.trials
-        if stage_budget_used:
+                _check_lease(trial_id, row.lease_expires_at, now)
+                values = {"status": status, "error": error, "finished_at": now, "lease_expires_at": None}
+            values["metrics"] = {
+                **(row.metrics if cancelled else self._record(conn, trial_id, row.metrics, points, now)),
+                **metrics,
+            }
+            values["value"] = objective_value(values["metrics"], self._objective_metric(s, row.sweep_id))
+            conn.execute(update(Trial).where(Trial.id == trial_id).values(**values))
+            out = TrialOut.model_validate({**row._mapping, **values})
+        if row.budget_used and not cancelled:
             with self.db.write() as s:
                 self._advance(s, self._lock_sweep(s, out.sweep_id), now)
         return out
@@ -368,86 +440,253 @@ class Store:
         return sweep
 
     def _held_trial(self, s: Session, trial_id: int, lease_token: str, now: datetime) -> Trial:
-        """The trial, checked to be held with ``lease_token``: running with an unexpired
-        lease, or cancelled while it ran. Anything else is a ``LeaseConflict``."""
+        """The trial, locked and checked to be held with ``lease_token`` (see :func:`_check_held`)."""
         trial = s.get(Trial, trial_id, with_for_update=True, populate_existing=True)
         if trial is None:
             raise NotFound("trial", trial_id)
-        if trial.lease_token is None or not secrets.compare_digest(trial.lease_token, lease_token):
-            raise LeaseConflict(f"trial {trial_id}: the lease token is not the current one")
-        if trial.status == TrialStatus.cancelled:
-            return trial
-        if trial.status != TrialStatus.running:
-            raise LeaseConflict(f"trial {trial_id} is {trial.status}; its lease has ended")
-        self._check_lease(trial, now)
+        _check_held(trial_id, trial.status, trial.lease_token, trial.lease_expires_at, lease_token, now)
         return trial
 
     @staticmethod
-    def _record(s: Session, trial: Trial, points: Sequence[tuple[int, dict[str, Any]]], now: datetime) -> None:
-        """Upsert curve points of ``trial`` in one statement; the last point of a step
-        wins, and the trial's metrics take each point's values in order."""
+    def _held(conn: Connection, trial_id: int, lease_token: str, now: datetime) -> Row[Any]:
+        """What a report or heartbeat needs of the trial (its status and metrics), locked
+        and checked to be held with ``lease_token``, in one statement."""
+        row = conn.execute(
+            select(Trial.status, Trial.lease_token, Trial.lease_expires_at, Trial.metrics)
+            .where(Trial.id == trial_id)
+            .with_for_update()
+        ).one_or_none()
+        if row is None:
+            raise NotFound("trial", trial_id)
+        _check_held(trial_id, row.status, row.lease_token, row.lease_expires_at, lease_token, now)
+        return row
+
+    @staticmethod
+    def _record(
+        conn: Connection,
+        trial_id: int,
+        latest: dict[str, Any],
+        points: Sequence[tuple[int, dict[str, Any]]],
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Upsert curve points of the trial in one statement (the last point of a step
+        wins); returns its metrics ``latest`` updated with each point's values in order."""
         if not points:
-            return
-        latest = {step: metrics for step, metrics in points}
-        insert = postgresql.insert if s.bind is not None and s.bind.dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(CurvePoint).values(
-            [{"trial_id": trial.id, "step": step, "metrics": m, "created_at": now} for step, m in latest.items()]
+            return latest
+        by_step = {step: metrics for step, metrics in points}
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        stmt = dialect_insert(CurvePoint).values(
+            [{"trial_id": trial_id, "step": step, "metrics": m, "created_at": now} for step, m in by_step.items()]
         )
-        s.execute(
+        conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=["trial_id", "step"],
                 set_={"metrics": stmt.excluded.metrics, "created_at": stmt.excluded.created_at},
             )
         )
-        merged = dict(trial.metrics)
+        merged = dict(latest)
         for _, metrics in points:
             merged.update(metrics)
-        trial.metrics = merged
-
-    @staticmethod
-    def _check_lease(trial: Trial, now: datetime) -> None:
-        if trial.lease_expires_at is not None and trial.lease_expires_at < now:
-            raise LeaseConflict(f"trial {trial.id}: the lease expired at {trial.lease_expires_at.isoformat()}")
+        return merged
 
     def _claim_from(self, sweep_id: int, worker_id: str, count: int) -> list[ClaimedTrial]:
+        """Claim from one sweep. Claims of a sweep that arrive while one of its claim
+        transactions runs wait in its line, and the next transaction serves all of them
+        (in the order they came): under many workers a sweep's lock is taken once per batch
+        of claims, not once per claim."""
+        with self._lines_lock:
+            line = self._lines.get(sweep_id)
+            if line is None:
+                if len(self._lines) >= LINES_KEPT:
+                    self._lines = {k: v for k, v in self._lines.items() if v.busy}
+                line = self._lines[sweep_id] = _ClaimLine()
+        ask = _Ask(worker_id, count)
+        with line.lock:
+            line.waiting.append(ask)
+            follow = line.busy
+            line.busy = True
+        if follow:
+            ask.done.wait()
+            if not ask.lead:
+                return ask.outcome()
+        # This claim leads: serve every claim waiting now, then hand the line on.
+        with line.lock:
+            batch, line.waiting = line.waiting, []
+        try:
+            served = self._claim_batch(sweep_id, batch)
+        except BaseException as exc:
+            for waiting in batch:
+                waiting.error = exc
+        else:
+            for waiting, trials in zip(batch, served, strict=True):
+                waiting.trials = trials
+        for waiting in batch:
+            if waiting is not ask:
+                waiting.done.set()
+        with line.lock:
+            if line.waiting:
+                line.waiting[0].lead = True
+                line.waiting[0].done.set()
+            else:
+                line.busy = False
+        return ask.outcome()
+
+    def _claim_batch(self, sweep_id: int, asks: Sequence[_Ask]) -> list[list[ClaimedTrial]]:
+        """Serve ``asks`` in one transaction, in order: each gets up to its ``count``."""
         now = utcnow()
         with self.db.write() as s:
+            served = self._claim_fresh(s, sweep_id, asks, now)
+            if served is not None:
+                return served
             sweep = self._lock_sweep(s, sweep_id)
-            if sweep.status != SweepStatus.running:
-                return []
-            self._expire(s, sweep, now)
-            running = self._count(s, sweep_id, [TrialStatus.running])
-            slots = min(count, sweep.parallelism - running)
-            if slots <= 0:
-                return []
-            picked = list(
-                s.scalars(
-                    select(Trial)
-                    .where(Trial.sweep_id == sweep_id, Trial.status == TrialStatus.queued)
-                    .order_by(Trial.number)
-                    .limit(slots)
-                    .with_for_update(skip_locked=True)
+            return [self._claim_locked(s, sweep, ask.worker_id, ask.count, now) for ask in asks]
+
+    def _claim_locked(self, s: Session, sweep: Sweep, worker_id: str, count: int, now: datetime) -> list[ClaimedTrial]:
+        """Any claim, on a sweep locked by the caller: re-queued trials first, then new ones,
+        starting the next stage when this one is done."""
+        if sweep.status != SweepStatus.running:
+            return []
+        self._expire(s, sweep, now)
+        running = self._count(s, sweep.id, [TrialStatus.running])
+        slots = min(count, sweep.parallelism - running)
+        if slots <= 0:
+            return []
+        picked = list(
+            s.scalars(
+                select(Trial)
+                .where(Trial.sweep_id == sweep.id, Trial.status == TrialStatus.queued)
+                .order_by(Trial.number)
+                .limit(slots)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        self._start(picked, worker_id, now)
+        stage = self._stage(s, sweep.id, sweep.current_stage)
+        # Queued trials belong to the current stage: a stage starts only once the one
+        # before has none queued or running.
+        epochs = {stage.index: stage.epochs}
+        while len(picked) < slots:
+            left = stage.trials - stage.generated
+            if left > 0:
+                fresh = self._generate(s, sweep, stage, min(left, slots - len(picked)), now)
+                self._start(fresh, worker_id, now)
+                picked += fresh
+            elif self._advance(s, sweep, now):
+                stage = self._stage(s, sweep.id, sweep.current_stage)
+                epochs[stage.index] = stage.epochs
+            else:
+                break
+        s.flush()
+        trainer = sweep.spec.get("trainer", {})
+        return [self._claimed(t, trainer, epochs[t.stage]) for t in picked]
+
+    def _claim_fresh(
+        self, s: Session, sweep_id: int, asks: Sequence[_Ask], now: datetime
+    ) -> list[list[ClaimedTrial]] | None:
+        """The common claim, in five statements however many ``asks`` it serves: lock the
+        sweep, count its active trials, take budget from the current stage, insert the new
+        trials as running, count them on the sweep. ``None`` (with nothing changed, the
+        sweep still locked) when the claim needs more: re-queued or expired trials to hand
+        out, a designer that learns, or a stage without budget for every free slot."""
+        conn = s.connection()
+        sweep = conn.execute(
+            select(Sweep.status, Sweep.parallelism, Sweep.current_stage, Sweep.trials_created, Sweep.minimize)
+            .where(Sweep.id == sweep_id)
+            .with_for_update()
+        ).one_or_none()
+        if sweep is None:
+            raise NotFound("sweep", sweep_id)
+        if sweep.status != SweepStatus.running:
+            return [[] for _ in asks]
+        running, queued, expired = conn.execute(
+            select(
+                func.count().filter(Trial.status == TrialStatus.running),
+                func.count().filter(Trial.status == TrialStatus.queued),
+                func.count().filter(Trial.lease_expires_at < now),
+            ).where(Trial.sweep_id == sweep_id, Trial.status.in_(_ACTIVE))
+        ).one()
+        if queued or expired:
+            return None
+        # Free slots go to the asks in order.
+        holders: list[int] = []
+        free = sweep.parallelism - running
+        for position, ask in enumerate(asks):
+            take = max(0, min(ask.count, free - len(holders)))
+            holders += [position] * take
+        slots = len(holders)
+        if slots == 0:
+            return [[] for _ in asks]
+        plan = self._stage_plan(conn, sweep_id, sweep.current_stage, minimize=sweep.minimize)
+        if plan is None:
+            return None
+        generated = conn.execute(
+            update(Stage)
+            .where(
+                Stage.sweep_id == sweep_id,
+                Stage.index == sweep.current_stage,
+                Stage.generated + slots <= Stage.trials,
+            )
+            .values(generated=Stage.generated + slots)
+            .returning(Stage.generated)
+        ).scalar_one_or_none()
+        if generated is None:
+            return None
+        first = generated - slots
+        expires = now + self.lease
+        rows = [
+            {
+                "sweep_id": sweep_id,
+                "stage": sweep.current_stage,
+                "stage_index": first + i,
+                "number": sweep.trials_created + i,
+                "params": params,
+                "status": TrialStatus.running,
+                "attempt": 1,
+                "worker_id": asks[holders[i]].worker_id,
+                "lease_token": secrets.token_urlsafe(24),
+                "lease_expires_at": expires,
+                "metrics": {},
+                "created_at": now,
+                "started_at": now,
+            }
+            for i, params in enumerate(plan.designer.suggest(first, slots))
+        ]
+        ids = conn.execute(insert(Trial).returning(Trial.id, sort_by_parameter_order=True), rows).scalars().all()
+        conn.execute(update(Sweep).where(Sweep.id == sweep_id).values(trials_created=Sweep.trials_created + slots))
+        trainer = self._trainer(s, sweep_id)
+        served: list[list[ClaimedTrial]] = [[] for _ in asks]
+        for position, trial_id, row in zip(holders, ids, rows, strict=True):
+            served[position].append(
+                ClaimedTrial(
+                    id=trial_id,
+                    value=None,
+                    finished_at=None,
+                    error=None,
+                    trainer={**_TRAINER_DEFAULTS, **trainer, "epochs": plan.epochs, **row["params"]},
+                    **row,
                 )
             )
-            self._start(picked, worker_id, now)
-            stage = self._stage(s, sweep_id, sweep.current_stage)
-            # Queued trials belong to the current stage: a stage starts only once the one
-            # before has none queued or running.
-            epochs = {stage.index: stage.epochs}
-            while len(picked) < slots:
-                left = stage.trials - stage.generated
-                if left > 0:
-                    fresh = self._generate(s, sweep, stage, min(left, slots - len(picked)), now)
-                    self._start(fresh, worker_id, now)
-                    picked += fresh
-                elif self._advance(s, sweep, now):
-                    stage = self._stage(s, sweep_id, sweep.current_stage)
-                    epochs[stage.index] = stage.epochs
-                else:
-                    break
-            s.flush()
-            trainer = sweep.spec.get("trainer", {})
-            return [self._claimed(t, trainer, epochs[t.stage]) for t in picked]
+        return served
+
+    def _stage_plan(self, conn: Connection, sweep_id: int, index: int, *, minimize: bool) -> _StagePlan | None:
+        """What claims need of a started stage that never changes, read once per process;
+        ``None`` when its designer learns."""
+        key = (sweep_id, index)
+        plan = self._plans.get(key)
+        if plan is None:
+            stage = conn.execute(
+                select(Stage.space, Stage.search, Stage.epochs).where(Stage.sweep_id == sweep_id, Stage.index == index)
+            ).one()
+            if stage.space is None:
+                return None
+            designer = make_designer(
+                _space(stage.space), config=SearchConfig.model_validate(stage.search), stage=index, minimize=minimize
+            )
+            plan = _StagePlan(epochs=stage.epochs, designer=designer)
+            if len(self._plans) >= PLANS_KEPT:
+                self._plans.clear()
+            self._plans[key] = plan
+        return None if plan.designer.learns else plan
 
     def _start(self, trials: Iterable[Trial], worker_id: str, now: datetime) -> None:
         for trial in trials:
@@ -635,6 +874,15 @@ class Store:
             assert metric is not None
             self._metrics[sweep_id] = metric
         return metric
+
+    def _trainer(self, s: Session, sweep_id: int) -> dict[str, Any]:
+        """The sweep's fixed trainer settings; they never change, so they are read once per process."""
+        trainer = self._trainers.get(sweep_id)
+        if trainer is None:
+            spec = s.scalar(select(Sweep.spec).where(Sweep.id == sweep_id))
+            assert spec is not None
+            trainer = self._trainers[sweep_id] = dict(spec.get("trainer", {}))
+        return trainer
 
     @staticmethod
     def _stage(s: Session, sweep_id: int, index: int) -> Stage:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Response
 from pydantic import BaseModel
 
-__all__ = ["ANY_ROUTE", "CONFLICT", "NOT_FOUND", "USER_ONLY", "ErrorOut"]
+__all__ = ["ANY_ROUTE", "CONFLICT", "NOT_FOUND", "USER_ONLY", "ErrorOut", "json_response"]
 
 
 class ErrorOut(BaseModel):
@@ -29,3 +30,11 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 USER_ONLY: dict[int | str, dict[str, Any]] = {
     403: _error("The worker token (HYPERSWEEP_WORKER_TOKEN) cannot submit or cancel sweeps.")
 }
+
+
+def json_response(model: BaseModel) -> Response:
+    """``model`` as a JSON answer, serialised once by pydantic. For the routes workers call
+    many times a second: FastAPI would dump a returned model, validate the dump against the
+    route's ``response_model`` and serialise it again; the route still declares that model
+    for its schema."""
+    return Response(model.model_dump_json(), media_type="application/json")

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 
 from service.api.deps import StoreDep, TrialId
-from service.api.responses import CONFLICT, NOT_FOUND
+from service.api.responses import CONFLICT, NOT_FOUND, json_response
 from service.schemas import (
     ActionOut,
     ClaimIn,
@@ -29,12 +29,12 @@ _LEASED = {**NOT_FOUND, **CONFLICT}
 
 
 @router.post("/claim", response_model=ClaimOut, responses={**_NO_WORK, **NOT_FOUND})
-def claim(body: ClaimIn, store: StoreDep, request: Request) -> ClaimOut | Response:
+def claim(body: ClaimIn, store: StoreDep, request: Request) -> Response:
     trials = store.claim(worker_id=body.worker_id, sweep_id=body.sweep_id, count=body.count)
     request.app.state.metrics.claimed.inc(len(trials))
     if not trials:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return ClaimOut(trials=trials)
+    return json_response(ClaimOut(trials=trials))
 
 
 @router.get("/{trial_id}", response_model=TrialDetail, responses=NOT_FOUND)
@@ -43,25 +43,27 @@ def get_trial(trial_id: TrialId, store: StoreDep) -> TrialDetail:
 
 
 @router.post("/{trial_id}/heartbeat", response_model=ActionOut, responses=_LEASED)
-def heartbeat(trial_id: TrialId, body: LeaseIn, store: StoreDep) -> ActionOut:
-    return store.heartbeat(trial_id=trial_id, lease_token=body.lease_token)
+def heartbeat(trial_id: TrialId, body: LeaseIn, store: StoreDep) -> Response:
+    return json_response(store.heartbeat(trial_id=trial_id, lease_token=body.lease_token))
 
 
 @router.post("/{trial_id}/report", response_model=ActionOut, responses=_LEASED)
-def report(trial_id: TrialId, body: ReportIn, store: StoreDep) -> ActionOut:
-    return store.report(trial_id=trial_id, lease_token=body.lease_token, points=[(body.step, body.metrics)])
+def report(trial_id: TrialId, body: ReportIn, store: StoreDep) -> Response:
+    return json_response(
+        store.report(trial_id=trial_id, lease_token=body.lease_token, points=[(body.step, body.metrics)])
+    )
 
 
 @router.post("/{trial_id}/reports", response_model=ActionOut, responses=_LEASED)
-def reports(trial_id: TrialId, body: ReportsIn, store: StoreDep) -> ActionOut:
+def reports(trial_id: TrialId, body: ReportsIn, store: StoreDep) -> Response:
     """Several points of the curve in one request, in the order they were measured (a
     worker sending what gathered since its last report)."""
     points = [(point.step, point.metrics) for point in body.points]
-    return store.report(trial_id=trial_id, lease_token=body.lease_token, points=points)
+    return json_response(store.report(trial_id=trial_id, lease_token=body.lease_token, points=points))
 
 
 @router.post("/{trial_id}/finish", response_model=TrialOut, responses=_LEASED)
-def finish(trial_id: TrialId, body: FinishIn, store: StoreDep, request: Request) -> TrialOut:
+def finish(trial_id: TrialId, body: FinishIn, store: StoreDep, request: Request) -> Response:
     trial = store.finish(
         trial_id=trial_id,
         lease_token=body.lease_token,
@@ -71,7 +73,7 @@ def finish(trial_id: TrialId, body: FinishIn, store: StoreDep, request: Request)
         points=[(point.step, point.metrics) for point in body.points],
     )
     request.app.state.metrics.finished.labels(status=trial.status).inc()
-    return trial
+    return json_response(trial)
 
 
 @router.post("/{trial_id}/release", response_model=TrialOut, responses=_LEASED)

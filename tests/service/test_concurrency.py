@@ -7,9 +7,10 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from service.db import Database
-from service.errors import LeaseConflict
+from service.errors import LeaseConflict, NotFound
 from service.schemas import SweepSpec
 from service.store import Store
 from service.validation import check_spec
@@ -147,5 +148,80 @@ def test_workers_that_vanish_are_covered_by_the_lease(database_url: str) -> None
         assert sweep.counts == {"completed": 40}
         assert len(completed) == 40 and set(completed.values()) == {1}
         assert stale > 0
+    finally:
+        db.dispose()
+
+
+def test_claims_that_wait_together_are_served_together_each_with_its_own_trials(database_url: str) -> None:
+    db = Database(database_url)
+    store = Store(db, lease_seconds=60)
+    sweep_id = create(store, stages=[{"trials": 40, "epochs": 1}], parallelism=10)
+    workers = 8
+    batches: list[int] = []
+    serve = store._claim_batch
+    release = threading.Event()
+
+    def held_first_batch(sweep: int, asks: Any) -> Any:
+        # The first claim to lead waits until every other claim queues behind it.
+        if not batches:
+            release.wait(timeout=30)
+        batches.append(len(asks))
+        return serve(sweep, asks)
+
+    store._claim_batch = held_first_batch  # type: ignore[method-assign]
+    got: dict[str, list[int]] = {}
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        claimed = store.claim(worker_id=f"w{index}", sweep_id=sweep_id, count=2)
+        with lock:
+            got[f"w{index}"] = [t.id for t in claimed]
+            assert all(t.worker_id == f"w{index}" for t in claimed)
+
+    def release_when_queued() -> None:
+        while not release.is_set():
+            line = store._lines.get(sweep_id)
+            if line is not None and len(line.waiting) >= workers - 1:
+                release.set()
+            threading.Event().wait(0.005)
+
+    watcher = threading.Thread(target=release_when_queued)
+    watcher.start()
+    try:
+        run_workers(worker, workers=workers)
+        watcher.join()
+        # One claim alone, then the seven that queued behind it in one transaction.
+        assert batches == [1, workers - 1]
+        # Parallelism 10: the first claim got 2, the batch the other 8, in the order they came.
+        handed = sorted(len(ids) for ids in got.values())
+        assert sum(handed) == 10 and handed.count(0) == 3
+        trials = {t.id: t for t in store.list_trials(sweep_id=sweep_id)[0]}
+        assert len(trials) == 10
+        assert sorted(t.number for t in trials.values()) == list(range(10))
+        for name, ids in got.items():
+            assert {trials[i].worker_id for i in ids} <= {name}
+    finally:
+        db.dispose()
+
+
+def test_a_claim_that_fails_fails_every_claim_of_its_batch(database_url: str) -> None:
+    db = Database(database_url)
+    store = Store(db, lease_seconds=60)
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        try:
+            store.claim(worker_id=f"w{index}", sweep_id=4242)
+        except NotFound as exc:
+            with lock:
+                errors.append(exc)
+
+    try:
+        run_workers(worker, workers=8)
+        assert len(errors) == 8
+        # The line is free again: a claim on a real sweep goes through.
+        sweep_id = create(store, stages=[{"trials": 1, "epochs": 1}])
+        assert len(store.claim(worker_id="w", sweep_id=sweep_id)) == 1
     finally:
         db.dispose()
