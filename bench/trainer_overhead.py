@@ -2,7 +2,8 @@
 
 "ours" is one trial run the way a worker runs it: ``Agent.run`` against a real
 ``hypersweep serve`` (claim over HTTP, ``trainer.train`` with the agent's callback that
-queues a report every epoch for its sending thread, heartbeats, finish). It includes
+queues each epoch's point for its sending thread, which sends them at most every
+``--report-every`` seconds, heartbeats, finish). It includes
 everything the trainer does besides training: a loss check every step, a validation
 pass every epoch and a test pass at the end.
 
@@ -43,7 +44,7 @@ import torch.nn.functional as F
 
 from trainer import MLP, TrainerConfig, load_dataset, train
 from worker.agent import Agent, IdleBackoff
-from worker.client import RetryPolicy, ServiceClient, ServiceError
+from worker.client import REPORT_EVERY_SECONDS, RetryPolicy, ServiceClient, ServiceError
 
 
 def bare_loop(config: TrainerConfig, *, evaluate: bool = False) -> tuple[float, int]:
@@ -84,7 +85,7 @@ def _accuracy_and_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor)
     return result
 
 
-def worker_trial(client: ServiceClient, config: TrainerConfig) -> tuple[float, int]:
+def worker_trial(client: ServiceClient, config: TrainerConfig, *, report_every: float) -> tuple[float, int]:
     """Seconds and steps for one trial run by an agent, from its claim to its finish."""
     sweep = client.submit_sweep(
         {
@@ -102,7 +103,9 @@ def worker_trial(client: ServiceClient, config: TrainerConfig) -> tuple[float, i
             },
         }
     )
-    agent = Agent(client, worker_id="bench", sweep_id=sweep["id"], once=True, backoff=IdleBackoff())
+    agent = Agent(
+        client, worker_id="bench", sweep_id=sweep["id"], once=True, backoff=IdleBackoff(), report_every=report_every
+    )
     started = time.perf_counter()
     ran = agent.run()
     seconds = time.perf_counter() - started
@@ -167,6 +170,12 @@ def main(argv: list[str] | None = None) -> None:
     # and both sides get the same number either way.
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--server", help="Use this running server instead of starting one.")
+    parser.add_argument(
+        "--report-every",
+        type=float,
+        default=REPORT_EVERY_SECONDS,
+        help="The worker's report interval in seconds (0: a request per epoch).",
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -181,7 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"{config.dataset}, MLP {config.layers}x{config.hidden}, batch {config.batch_size}, "
-        f"{config.epochs} epochs, SGD lr {config.lr}, {torch.get_num_threads()} torch thread(s)"
+        f"{config.epochs} epochs, SGD lr {config.lr}, {torch.get_num_threads()} torch thread(s), "
+        f"worker reports every {args.report_every:g} s"
     )
 
     with contextlib.ExitStack() as stack:
@@ -191,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
             "bare": bare_loop,
             "bare+eval": functools.partial(bare_loop, evaluate=True),
             "trainer": trainer_alone,
-            "ours": functools.partial(worker_trial, client),
+            "ours": functools.partial(worker_trial, client, report_every=args.report_every),
         }
         for run in runs.values():
             run(config)  # warm-up: imports, allocator, the cached data set, the server

@@ -2,10 +2,12 @@
 
 Each public method is one transaction and owns it. Who owns a trial: a ``running`` trial
 belongs to the holder of its ``lease_token`` until the lease expires; only that holder may
-report, heartbeat or finish it. Everything that changes which trials exist or run (claim,
-finish, release, cancel, lease expiry) first locks the sweep's row, so within one sweep
-these are serial: budgets, parallelism and stage changes are exact. Heartbeats and reports
-touch only their trial's row.
+report, heartbeat or finish it. Everything that creates trials or starts them (claim,
+cancel, lease expiry, a stage's end) first locks the sweep's row, so within one sweep these
+are serial: budgets, parallelism and stage changes are exact. Finishes, releases,
+heartbeats and reports lock only their trial's row. Claims of one sweep that arrive while
+another of its claims runs queue in this process and are served together by the next claim
+transaction.
 """
 
 from __future__ import annotations
