@@ -1,12 +1,13 @@
 """The worker's pull loop: claim a trial, train it, stream its epochs back, finish it.
 
 One :class:`Agent` runs one trial at a time in the calling thread. The trainer's
-``on_epoch`` callback queues each epoch's report (``step`` = epoch, from 1) for a
-background thread that sends it, and renews the lease with a heartbeat whenever a third
-of the lease has passed without a report; training does not wait for the network. The
-callback stops training when the server has answered ``"stop"`` (to a report or a
-heartbeat: seen by the next epoch end), when the lease is lost (409), or when the agent
-was asked to stop (SIGTERM).
+``on_epoch`` callback queues each epoch's point (``step`` = epoch, from 1) for a
+background thread that sends the points gathered at most every ``report_every`` seconds
+in one request (the last ones go with the finish), and renews the lease with a heartbeat
+whenever a third of the lease has passed without a report; training does not wait for
+the network. The callback stops training when the server has answered ``"stop"`` (to a
+report or a heartbeat: seen by the next epoch end), when the lease is lost (409), or when
+the agent was asked to stop (SIGTERM).
 
 How a trial ends, seen from the server:
 
@@ -191,8 +192,8 @@ class _TrialChannel(threading.Thread):
         return self.client.report_many(self.trial_id, lease_token=self.lease_token, points=points)
 
     def _send(self, call: Callable[..., dict[str, Any]], *args: Any) -> bool:
-        """Make one call; False when the server could not be reached (or, after a lost
-        lease, when nothing was sent)."""
+        """Make one call; False when it failed (the server could not be reached, or
+        refused it). Once the lease is lost nothing is sent, and that counts as done."""
         if self.lease_lost.is_set():
             return True  # nothing more is ours to say; the queue just drains until closed
         try:
