@@ -19,7 +19,10 @@ from trainer.config import SETTINGS, TrainerConfig
 __all__ = ["DEFAULT_TOP_K", "Loc", "PlannedStage", "SpecError", "check_spec"]
 
 Loc = tuple[str | int, ...]
-DEFAULT_TOP_K = 5
+#: A later stage without ``top_k`` narrows around this many best trials of the stage before
+#: (all of them when it ran fewer). The span of more best trials tends to reach across
+#: separate good regions, leaving the next stage nearly the whole space.
+DEFAULT_TOP_K = 3
 
 _trainer_adapter: TypeAdapter[TrainerConfig] = TypeAdapter(TrainerConfig)
 _trainer_types = typing.get_type_hints(TrainerConfig)

@@ -169,3 +169,15 @@ def test_a_valid_document_round_trips(client: TestClient) -> None:
     assert sweep["spec"]["space"]["batchnorm"]["values"] == [True, False]
     assert sweep["stages"][1]["search"]["kind"] == "grid"
     assert sweep["spec"]["trainer"] == doc["trainer"]
+
+
+def test_a_later_stage_without_top_k_narrows_around_the_three_best(client: TestClient) -> None:
+    doc = sweep_doc(stages=[{"trials": 8, "epochs": 1}, {"trials": 4, "epochs": 3}, {"trials": 2, "epochs": 5}])
+    sweep = client.post(f"{API}/sweeps", json=doc).json()
+    assert [s["top_k"] for s in sweep["stages"]] == [None, 3, 3]
+
+
+def test_a_default_top_k_is_at_most_the_trials_of_the_stage_before(client: TestClient) -> None:
+    doc = sweep_doc(stages=[{"trials": 8, "epochs": 1}, {"trials": 2, "epochs": 3}, {"trials": 2, "epochs": 5}])
+    sweep = client.post(f"{API}/sweeps", json=doc).json()
+    assert [s["top_k"] for s in sweep["stages"]] == [None, 3, 2]
