@@ -28,10 +28,12 @@ claiming ``--batch`` trials at a time and reporting them before the next claim:
 
 * ``random``, ``grid`` (ceil(N^(1/3)) points per axis, N of them run), ``bayes-tpe``,
   ``bayes-gp``: one stage of N full trials;
-* ``c2f``: coarse to fine with random search, half the epochs on 1-epoch trials
-  (2N on the synthetic problems), the other half on N/2 full trials narrowed around
-  the coarse stage's best 5; ``c2f-tpe``: the same with a bayes (TPE) fine stage,
-  which also learns from the coarse trials inside its space.
+* ``c2f``: coarse to fine with random search, as the bundled example splits it: a
+  quarter of the epochs on 1-epoch trials (N on the synthetic problems, 3N/4 on digits),
+  the rest on full trials (3N/4 on both) narrowed around the coarse stage's best
+  ``top_k`` (the service's default, 3); ``c2f-tpe``: the same with a bayes (TPE) fine
+  stage, which also learns from the coarse trials inside its space. The best value counts
+  only the full trials, so the coarse stage pays for itself only through the narrowing.
 
 Optuna's ``RandomSampler``, ``TPESampler`` and ``GPSampler`` (their defaults, on the same
 log-scaled distributions) run N full trials sequentially with ask-and-tell; a diverged
@@ -74,6 +76,7 @@ from service.search.bayes import distribution
 from service.search.registry import make_designer
 from service.search.space import Space
 from service.search.stages import narrow
+from service.validation import DEFAULT_TOP_K
 
 SYNTHETIC_SPACE: dict[str, Any] = {
     "lr": {"type": "float", "low": 1e-6, "high": 1.0, "scale": "log"},
@@ -86,7 +89,9 @@ OURS = ["random", "grid", "bayes-tpe", "bayes-gp", "c2f", "c2f-tpe"]
 OPTUNA = ["optuna-random", "optuna-tpe", "optuna-gp"]
 #: Strategies whose first N trials are the same whatever N is: one run serves every budget.
 PREFIX_STRATEGIES = {"random", "bayes-tpe", "bayes-gp", *OPTUNA}
-TOP_K = 5
+#: Coarse to fine spends 1/COARSE_SHARE of the epochs on its coarse stage, as
+#: examples/digits-coarse-to-fine.yaml does (32 one-epoch trials, then 12 of 8 epochs).
+COARSE_SHARE = 4
 
 
 def _units(params: Params) -> tuple[float, float, float]:
@@ -213,11 +218,13 @@ class StagePlan:
 def plan(strategy: str, budget: int, full_epochs: int) -> list[StagePlan]:
     """The stages a strategy runs for a budget of ``budget`` full trials."""
     if strategy in ("c2f", "c2f-tpe"):
-        coarse = budget * full_epochs // 2
+        # 1-epoch trials on a quarter of the epochs, full trials on the rest.
+        epochs = budget * full_epochs
+        coarse = epochs // COARSE_SHARE
         fine = {"kind": "random"} if strategy == "c2f" else {"kind": "bayes", "sampler": "tpe"}
         return [
             StagePlan(coarse, 1, {"kind": "random"}),
-            StagePlan(budget // 2, full_epochs, fine, top_k=TOP_K),
+            StagePlan((epochs - coarse) // full_epochs, full_epochs, fine, top_k=DEFAULT_TOP_K),
         ]
     if strategy == "grid":
         return [StagePlan(budget, full_epochs, {"kind": "grid", "grid_points": math.ceil(budget ** (1 / 3))})]
