@@ -117,7 +117,8 @@ def test_sigterm_hands_running_trials_back_and_the_sweep_still_completes(
     # lands well inside the trials, with most of their epochs still ahead.
     epochs = 30
     sweep = client.submit_sweep(grid_sweep("e2e-sigterm", (1e-2, 1e-1), 2, epochs=epochs, batch_size=8))
-    worker = server.start_worker("--sweep", str(sweep["id"]), "--concurrency", "2")
+    # Every epoch reported as it ends, so that both trials are seen mid-way.
+    worker = server.start_worker("--sweep", str(sweep["id"]), "--concurrency", "2", "--report-every", "0")
 
     def both_trials_reported() -> bool:
         trials = client.list_trials(sweep["id"], status="running")

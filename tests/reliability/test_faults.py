@@ -68,7 +68,8 @@ def test_a_killed_worker_s_trial_is_requeued_when_its_lease_expires_and_finished
             "trainer": {"dataset": "spiral", "batch_size": 32},
         }
     )
-    victim = service.start_worker("victim", "--sweep", str(sweep["id"]))
+    # Every epoch reported as it ends, so that the victim is seen mid-trial.
+    victim = service.start_worker("victim", "--sweep", str(sweep["id"]), "--report-every", "0")
 
     def running_with_a_reported_epoch() -> bool:
         running = service.client.list_trials(sweep["id"], status="running")
@@ -132,7 +133,7 @@ def test_a_paused_worker_s_late_reports_get_409_and_change_nothing(service: Serv
 
     wait_until(lease_lost, what="the resumed agent to learn it lost the lease")
     late = re.findall(rf'"POST /api/v1/trials/{trial["id"]}/(\w+) HTTP/1.1" 409', service.log())
-    assert late and set(late) <= {"report", "heartbeat"}, late
+    assert late and set(late) <= {"report", "reports", "heartbeat"}, late
     assert service.client.get_trial(trial["id"]) == before
 
     service.client.finish(

@@ -183,11 +183,11 @@ def test_stop_request_mid_trial_releases_it_for_another_worker(service: ServiceC
 def test_heartbeats_keep_a_trial_leased_through_a_long_epoch(
     make_client: Callable[..., TestClient],
 ) -> None:
-    # A one-second lease, expired leases reaped every 0.1 s, and epochs that take 1.5 s
+    # A two-second lease, expired leases reaped every 0.1 s, and epochs that take 3 s
     # between reports: only the heartbeat thread keeps the lease alive.
-    service = ServiceClient(make_client(lease_seconds=1.0, reaper_interval=0.1))
+    service = ServiceClient(make_client(lease_seconds=2.0, reaper_interval=0.1))
     sweep = submit(service, trials=1, epochs=2)
-    agent = agent_for(service, sweep["id"], train_fn=train_with(lambda epoch: time.sleep(1.5)))
+    agent = agent_for(service, sweep["id"], train_fn=train_with(lambda epoch: time.sleep(3.0)))
 
     assert agent.run() == 1
     assert agent.outcomes == [Outcome.COMPLETED]
