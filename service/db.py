@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.base import OptionEngine
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,7 +47,9 @@ def _install_sqlite_hooks(engine: Engine) -> None:
 
 class Database:
     """One engine and two kinds of session: ``read()`` for queries and ``write()`` for
-    transactions that change rows. Each commits on success and rolls back on error."""
+    transactions that change rows. Each commits on success and rolls back on error.
+    ``transaction()`` is a write transaction on a bare Core connection, for the hot path,
+    and ``session_in(conn)`` an ORM session inside one, for the rare cases that need it."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
@@ -61,6 +63,7 @@ class Database:
         else:
             self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
             writer = self.engine
+        self._writer = writer
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
 
@@ -73,6 +76,20 @@ class Database:
     def write(self) -> Iterator[Session]:
         with self._write() as session, session.begin():
             yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self._writer.begin() as conn:
+            yield conn
+
+    @staticmethod
+    @contextmanager
+    def session_in(conn: Connection) -> Iterator[Session]:
+        """An ORM session working in ``conn``'s transaction: it flushes what it changed on
+        the way out, and commits nothing (the connection's owner does)."""
+        with Session(bind=conn, expire_on_commit=False, join_transaction_mode="rollback_only") as session:
+            yield session
+            session.flush()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -24,10 +24,10 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import ColumnElement, Connection, Row, Text, cast, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Connection, Row, Text, cast, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from service import queries as q
 from service.dashboard.schemas import SweepCurves, SweepPoints, TrialCurve
 from service.db import Database
 from service.errors import Conflict, LeaseConflict, NotFound
@@ -54,7 +54,7 @@ from trainer.config import TrainerConfig
 __all__ = ["SORT_KEYS", "Store"]
 
 _space_adapter: TypeAdapter[Space] = TypeAdapter(Space)
-_ACTIVE = (TrialStatus.queued, TrialStatus.running)
+_ACTIVE = q.ACTIVE
 _TRAINER_DEFAULTS = TrainerConfig().as_dict()
 #: Learning designers kept in memory, one per sweep stage; the least recently used goes first.
 LEARNERS_KEPT = 64
@@ -316,27 +316,25 @@ class Store:
     def heartbeat(self, *, trial_id: int, lease_token: str) -> ActionOut:
         """Renew the lease. ``stop`` when the trial was cancelled meanwhile."""
         now = utcnow()
-        with self.db.write() as s:
-            conn = s.connection()
+        with self.db.transaction() as conn:
             trial = self._held(conn, trial_id, lease_token, now)
             if trial.status != TrialStatus.running:
                 return ActionOut(action="stop")
             expires = now + self.lease
-            conn.execute(update(Trial).where(Trial.id == trial_id).values(lease_expires_at=expires))
+            conn.execute(q.UPDATE_TRIAL, {"b_trial_id": trial_id, "lease_expires_at": expires})
             return ActionOut(action="continue", lease_expires_at=expires)
 
     def report(self, *, trial_id: int, lease_token: str, points: Sequence[tuple[int, dict[str, Any]]]) -> ActionOut:
         """Record points ``(step, metrics)`` of the curve, in order (reporting a step again
         replaces it), make their values the trial's latest metrics, and renew the lease."""
         now = utcnow()
-        with self.db.write() as s:
-            conn = s.connection()
+        with self.db.transaction() as conn:
             trial = self._held(conn, trial_id, lease_token, now)
             if trial.status != TrialStatus.running:
                 return ActionOut(action="stop")
             metrics = self._record(conn, trial_id, trial.metrics, points, now)
             expires = now + self.lease
-            conn.execute(update(Trial).where(Trial.id == trial_id).values(metrics=metrics, lease_expires_at=expires))
+            conn.execute(q.UPDATE_TRIAL, {"b_trial_id": trial_id, "metrics": metrics, "lease_expires_at": expires})
             return ActionOut(action="continue", lease_expires_at=expires)
 
     def finish(
@@ -359,15 +357,8 @@ class Store:
         starts the next stage or completes the sweep (claims and the lease reaper do the same,
         so a crash between the two loses nothing)."""
         now = utcnow()
-        budget_used = (Stage.generated >= Stage.trials).label("budget_used")
-        with self.db.write() as s:
-            conn = s.connection()
-            row = conn.execute(
-                select(*Trial.__table__.columns, budget_used)
-                .join_from(Trial, Stage, (Stage.sweep_id == Trial.sweep_id) & (Stage.index == Trial.stage))
-                .where(Trial.id == trial_id)
-                .with_for_update(of=Trial.__table__)
-            ).one_or_none()
+        with self.db.transaction() as conn:
+            row = conn.execute(q.TRIAL_TO_FINISH, {"b_trial_id": trial_id}).one_or_none()
             if row is None:
                 raise NotFound("trial", trial_id)
             if row.lease_token is None or not secrets.compare_digest(row.lease_token, lease_token):
@@ -383,8 +374,8 @@ class Store:
                 **(row.metrics if cancelled else self._record(conn, trial_id, row.metrics, points, now)),
                 **metrics,
             }
-            values["value"] = objective_value(values["metrics"], self._objective_metric(s, row.sweep_id))
-            conn.execute(update(Trial).where(Trial.id == trial_id).values(**values))
+            values["value"] = objective_value(values["metrics"], self._objective_metric(conn, row.sweep_id))
+            conn.execute(q.UPDATE_TRIAL, {"b_trial_id": trial_id, **values})
             out = TrialOut.model_validate({**row._mapping, **values})
         if row.budget_used and not cancelled:
             with self.db.write() as s:
@@ -453,11 +444,7 @@ class Store:
     def _held(conn: Connection, trial_id: int, lease_token: str, now: datetime) -> Row[Any]:
         """What a report or heartbeat needs of the trial (its status and metrics), locked
         and checked to be held with ``lease_token``, in one statement."""
-        row = conn.execute(
-            select(Trial.status, Trial.lease_token, Trial.lease_expires_at, Trial.metrics)
-            .where(Trial.id == trial_id)
-            .with_for_update()
-        ).one_or_none()
+        row = conn.execute(q.HELD_TRIAL, {"b_trial_id": trial_id}).one_or_none()
         if row is None:
             raise NotFound("trial", trial_id)
         _check_held(trial_id, row.status, row.lease_token, row.lease_expires_at, lease_token, now)
@@ -471,20 +458,14 @@ class Store:
         points: Sequence[tuple[int, dict[str, Any]]],
         now: datetime,
     ) -> dict[str, Any]:
-        """Upsert curve points of the trial in one statement (the last point of a step
-        wins); returns its metrics ``latest`` updated with each point's values in order."""
+        """Upsert curve points of the trial (the last point of a step wins); returns its
+        metrics ``latest`` updated with each point's values in order."""
         if not points:
             return latest
         by_step = {step: metrics for step, metrics in points}
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        stmt = dialect_insert(CurvePoint).values(
-            [{"trial_id": trial_id, "step": step, "metrics": m, "created_at": now} for step, m in by_step.items()]
-        )
         conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["trial_id", "step"],
-                set_={"metrics": stmt.excluded.metrics, "created_at": stmt.excluded.created_at},
-            )
+            q.upsert_points(conn.dialect.name),
+            [{"trial_id": trial_id, "step": step, "metrics": m, "created_at": now} for step, m in by_step.items()],
         )
         merged = dict(latest)
         for _, metrics in points:
@@ -536,12 +517,13 @@ class Store:
     def _claim_batch(self, sweep_id: int, asks: Sequence[_Ask]) -> list[list[ClaimedTrial]]:
         """Serve ``asks`` in one transaction, in order: each gets up to its ``count``."""
         now = utcnow()
-        with self.db.write() as s:
-            served = self._claim_fresh(s, sweep_id, asks, now)
+        with self.db.transaction() as conn:
+            served = self._claim_fresh(conn, sweep_id, asks, now)
             if served is not None:
                 return served
-            sweep = self._lock_sweep(s, sweep_id)
-            return [self._claim_locked(s, sweep, ask.worker_id, ask.count, now) for ask in asks]
+            with self.db.session_in(conn) as s:
+                sweep = self._lock_sweep(s, sweep_id)
+                return [self._claim_locked(s, sweep, ask.worker_id, ask.count, now) for ask in asks]
 
     def _claim_locked(self, s: Session, sweep: Sweep, worker_id: str, count: int, now: datetime) -> list[ClaimedTrial]:
         """Any claim, on a sweep locked by the caller: re-queued trials first, then new ones,
@@ -583,30 +565,19 @@ class Store:
         return [self._claimed(t, trainer, epochs[t.stage]) for t in picked]
 
     def _claim_fresh(
-        self, s: Session, sweep_id: int, asks: Sequence[_Ask], now: datetime
+        self, conn: Connection, sweep_id: int, asks: Sequence[_Ask], now: datetime
     ) -> list[list[ClaimedTrial]] | None:
         """The common claim, in five statements however many ``asks`` it serves: lock the
         sweep, count its active trials, take budget from the current stage, insert the new
         trials as running, count them on the sweep. ``None`` (with nothing changed, the
         sweep still locked) when the claim needs more: re-queued or expired trials to hand
         out, a designer that learns, or a stage without budget for every free slot."""
-        conn = s.connection()
-        sweep = conn.execute(
-            select(Sweep.status, Sweep.parallelism, Sweep.current_stage, Sweep.trials_created, Sweep.minimize)
-            .where(Sweep.id == sweep_id)
-            .with_for_update()
-        ).one_or_none()
+        sweep = conn.execute(q.LOCK_SWEEP, {"b_sweep_id": sweep_id}).one_or_none()
         if sweep is None:
             raise NotFound("sweep", sweep_id)
         if sweep.status != SweepStatus.running:
             return [[] for _ in asks]
-        running, queued, expired = conn.execute(
-            select(
-                func.count().filter(Trial.status == TrialStatus.running),
-                func.count().filter(Trial.status == TrialStatus.queued),
-                func.count().filter(Trial.lease_expires_at < now),
-            ).where(Trial.sweep_id == sweep_id, Trial.status.in_(_ACTIVE))
-        ).one()
+        running, queued, expired = conn.execute(q.ACTIVE_COUNTS, {"b_sweep_id": sweep_id, "b_now": now}).one()
         if queued or expired:
             return None
         # Free slots go to the asks in order.
@@ -622,14 +593,7 @@ class Store:
         if plan is None:
             return None
         generated = conn.execute(
-            update(Stage)
-            .where(
-                Stage.sweep_id == sweep_id,
-                Stage.index == sweep.current_stage,
-                Stage.generated + slots <= Stage.trials,
-            )
-            .values(generated=Stage.generated + slots)
-            .returning(Stage.generated)
+            q.TAKE_BUDGET, {"b_sweep_id": sweep_id, "b_stage": sweep.current_stage, "b_slots": slots}
         ).scalar_one_or_none()
         if generated is None:
             return None
@@ -653,9 +617,9 @@ class Store:
             }
             for i, params in enumerate(plan.designer.suggest(first, slots))
         ]
-        ids = conn.execute(insert(Trial).returning(Trial.id, sort_by_parameter_order=True), rows).scalars().all()
-        conn.execute(update(Sweep).where(Sweep.id == sweep_id).values(trials_created=Sweep.trials_created + slots))
-        trainer = self._trainer(s, sweep_id)
+        ids = conn.execute(q.INSERT_TRIALS, rows).scalars().all()
+        conn.execute(q.BUMP_TRIALS_CREATED, {"b_sweep_id": sweep_id, "b_slots": slots})
+        trainer = self._trainer(conn, sweep_id)
         served: list[list[ClaimedTrial]] = [[] for _ in asks]
         for position, trial_id, row in zip(holders, ids, rows, strict=True):
             served[position].append(
@@ -868,7 +832,7 @@ class Store:
         trial.started_at = None
         trial.metrics = {}
 
-    def _objective_metric(self, s: Session, sweep_id: int) -> str:
+    def _objective_metric(self, s: Session | Connection, sweep_id: int) -> str:
         """The sweep's objective metric; it never changes, so it is read once per process."""
         metric = self._metrics.get(sweep_id)
         if metric is None:
@@ -877,7 +841,7 @@ class Store:
             self._metrics[sweep_id] = metric
         return metric
 
-    def _trainer(self, s: Session, sweep_id: int) -> dict[str, Any]:
+    def _trainer(self, s: Session | Connection, sweep_id: int) -> dict[str, Any]:
         """The sweep's fixed trainer settings; they never change, so they are read once per process."""
         trainer = self._trainers.get(sweep_id)
         if trainer is None:

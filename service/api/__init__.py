@@ -10,6 +10,7 @@ from service.api.deps import require_token
 __all__ = ["api_router"]
 
 api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
-api_router.include_router(sweeps.router)
+# Workers' requests are most of the traffic: their routes are matched first.
 api_router.include_router(trials.router)
+api_router.include_router(sweeps.router)
 api_router.include_router(dashboard.router)

@@ -1,4 +1,8 @@
-"""Dependencies shared by the routers: the store and the bearer-token check."""
+"""Dependencies shared by the routers: the store and the bearer-token check.
+
+They are coroutines although none of them waits for anything: FastAPI runs a plain
+``def`` dependency in its thread pool, a thread hop per dependency per request that cost
+more than the rest of a worker's short requests."""
 
 from __future__ import annotations
 
@@ -15,12 +19,12 @@ from service.store import Store
 __all__ = ["SettingsDep", "StoreDep", "SweepId", "TrialId", "require_token", "require_user_token"]
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -33,7 +37,7 @@ TrialId = Annotated[int, Path(ge=0, le=MAX_ID)]
 _bearer = HTTPBearer(auto_error=False, description="Required when the server has HYPERSWEEP_TOKEN set.")
 
 
-def require_token(
+async def require_token(
     request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -57,7 +61,7 @@ def require_token(
     request.state.by_worker_token = not user
 
 
-def require_user_token(request: Request) -> None:
+async def require_user_token(request: Request) -> None:
     """403 for a request that came with the worker token: it cannot change what runs."""
     if getattr(request.state, "by_worker_token", False):
         raise HTTPException(
