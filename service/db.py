@@ -2,19 +2,20 @@
 
 On SQLite every transaction that writes starts with ``BEGIN IMMEDIATE``: it takes the write
 lock up front, so two writers queue on the busy timeout instead of one failing half-way
-with "database is locked". WAL mode lets readers go on while a writer holds that lock.
+with "database is locked". Writers of one process take turns on a lock of their own
+first (see ``Database._writing``). WAL mode lets readers go on while a writer writes.
 On PostgreSQL, connections are checked before use so a restarted server is ridden out.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.engine.base import OptionEngine
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["Database", "is_sqlite"]
@@ -26,11 +27,11 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _install_sqlite_hooks(engine: Engine) -> None:
+def _configure_sqlite_connections(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the sqlite3 module, which would otherwise
-        # issue its own deferred BEGIN before the first write.
+        # issue its own deferred BEGIN before the first write; Database issues its own.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -39,10 +40,18 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+
+def _sqlite_sessions(engine: Engine, begin: str) -> sessionmaker[Session]:
+    """Sessions whose transactions open with ``begin`` (``BEGIN IMMEDIATE``, say). A session
+    event, not an engine one: an engine with any connection event listener runs SQLAlchemy's
+    event dispatch around every statement, which costs more than a short statement does."""
+    sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @event.listens_for(sessions, "after_begin")
+    def _on_begin(_session: Session, _transaction: Any, connection: Connection) -> None:
+        connection.exec_driver_sql(begin)
+
+    return sessions
 
 
 class Database:
@@ -58,14 +67,14 @@ class Database:
             self.engine = create_engine(
                 url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
             )
-            _install_sqlite_hooks(self.engine)
-            writer: Engine | OptionEngine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+            _configure_sqlite_connections(self.engine)
+            self._read = _sqlite_sessions(self.engine, "BEGIN DEFERRED")
+            self._write = _sqlite_sessions(self.engine, "BEGIN IMMEDIATE")
         else:
             self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
-            writer = self.engine
-        self._writer = writer
-        self._read = sessionmaker(self.engine, expire_on_commit=False)
-        self._write = sessionmaker(writer, expire_on_commit=False)
+            self._read = sessionmaker(self.engine, expire_on_commit=False)
+            self._write = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_lock = threading.RLock()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -74,13 +83,22 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        with self._write() as session, session.begin():
+        with self._writing(), self._write() as session, session.begin():
             yield session
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        with self._writer.begin() as conn:
+        with self._writing(), self.engine.begin() as conn:
+            if self.sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield conn
+
+    def _writing(self) -> AbstractContextManager[object]:
+        # SQLite lets one writer in at a time. A thread that finds the file locked sleeps in
+        # SQLite's busy handler and polls (after 1, 2, 5, 10 ms ...), so under many requests
+        # writers mostly wait on those sleeps; a lock in this process hands the turn over
+        # the moment it is free. The busy timeout still covers writers in other processes.
+        return self._write_lock if self.sqlite else nullcontext()
 
     @staticmethod
     @contextmanager
