@@ -3,14 +3,18 @@
 For each database engine (a SQLite file and the local PostgreSQL), in one run:
 
 - hypersweep: a real ``hypersweep serve`` and W worker processes that only claim and
-  finish (no training), with ``count=1`` and with batched claims (``count=8``);
+  finish (no training), with ``count=1`` and with batched claims (``count=8``), each
+  finishing its trials with a request per trial and, "carried", with the next claim (as
+  ``hypersweep worker`` does: one request ends a trial and leases the next);
 - Optuna: ``study.optimize`` with RandomSampler on RDBStorage at the same kind of URL,
   W processes, the same number of trials;
 - the per-trial cost on a sweep that already holds 20,000 and 100,000 finished trials
   against a fresh one;
 - claim latency p50/p99 with 16 workers: saturated (each claims again the moment its
   last trial is finished, so the figures are mostly time spent queueing behind the other
-  15) and working (each holds its trial ``--hold`` seconds, as if training a small one).
+  15) and working (each holds its trial ``--hold`` seconds, as if training a small one),
+  finishing each trial with its own request or with the claim (then the claim's time
+  includes the finish's).
 
 Prints trials per second and the ratios. Run: ``python bench/service_throughput.py``
 (``--quick`` for a short run, ``--backends sqlite`` without PostgreSQL).
@@ -127,25 +131,53 @@ def submit(base: str, trials: int) -> int:
 
 
 def _claim_finish_worker(
-    base: str, sweep_id: int, count: int, index: int, start: Any, out: Any, hold: float = 0.0
+    base: str,
+    sweep_id: int,
+    count: int,
+    index: int,
+    start: Any,
+    out: Any,
+    hold: float = 0.0,
+    carry: bool = False,
 ) -> None:
+    """Claim ``count`` trials at a time and finish them: each with its own finish request,
+    or, with ``carry``, all of them carried by the next claim (as ``hypersweep worker``
+    finishes a trial and claims the next in one request)."""
     latencies: list[float] = []
     rng = random.Random(index)
     done = 0
+    ended: list[dict[str, Any]] = []
     with httpx.Client(base_url=f"{base}/api/v1", timeout=60) as http:
         start.wait()
         while True:
+            body: dict[str, Any] = {"worker_id": f"b{index}", "sweep_id": sweep_id, "count": count}
+            if ended:
+                body["finished"] = ended
             t0 = time.perf_counter()
-            response = http.post("/trials/claim", json={"worker_id": f"b{index}", "sweep_id": sweep_id, "count": count})
+            response = http.post("/trials/claim", json=body)
             latencies.append(time.perf_counter() - t0)
             if response.status_code == 204:
                 break
             response.raise_for_status()
+            answer = response.json()
+            if any(outcome["code"] != 200 for outcome in answer["finished"]):
+                raise RuntimeError(f"a carried finish was refused: {answer['finished']}")
+            done += len(ended)
+            trials = answer["trials"]
+            if not trials:
+                break
             if hold:
                 time.sleep(rng.uniform(0.5 * hold, 1.5 * hold))
-            for trial in response.json()["trials"]:
-                finish = {"lease_token": trial["lease_token"], "status": "completed", "metrics": {"val_accuracy": 0.5}}
-                http.post(f"/trials/{trial['id']}/finish", json=finish).raise_for_status()
+            results = [
+                {"lease_token": t["lease_token"], "status": "completed", "metrics": {"val_accuracy": 0.5}}
+                for t in trials
+            ]
+            if carry:
+                ended = [{"trial_id": t["id"], **result} for t, result in zip(trials, results, strict=True)]
+                continue
+            ended = []
+            for trial, result in zip(trials, results, strict=True):
+                http.post(f"/trials/{trial['id']}/finish", json=result).raise_for_status()
                 done += 1
     out.put((done, latencies))
 
@@ -161,12 +193,12 @@ class Run:
         return self.trials / self.seconds
 
 
-def run_workers(base: str, sweep_id: int, *, workers: int, count: int, hold: float = 0.0) -> Run:
+def run_workers(base: str, sweep_id: int, *, workers: int, count: int, hold: float = 0.0, carry: bool = False) -> Run:
     ctx = mp.get_context("fork")
     start = ctx.Event()
     out: Any = ctx.Queue()
     procs = [
-        ctx.Process(target=_claim_finish_worker, args=(base, sweep_id, count, i, start, out, hold))
+        ctx.Process(target=_claim_finish_worker, args=(base, sweep_id, count, i, start, out, hold, carry))
         for i in range(workers)
     ]
     for p in procs:
@@ -259,35 +291,43 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+#: The hypersweep sides of the throughput table: (label, claim count, finishes carried by the next claim).
+SIDES = (
+    ("count=1", 1, False),
+    ("count=1 carried", 1, True),
+    ("count=8", 8, False),
+    ("count=8 carried", 8, True),
+)
+
+
 def throughput_row(backend: str, workdir: Path, *, trials: int, workers: int, repeats: int) -> tuple[str, ...]:
-    """Trials per second of hypersweep (count=1 and count=8) and of Optuna, each the
-    median of ``repeats`` rounds (the three take turns within a round), and the ratios."""
-    rates: dict[str, list[float]] = {"single": [], "batched": [], "optuna": []}
+    """Trials per second of Optuna and of each of hypersweep's SIDES, each the median of
+    ``repeats`` rounds (all sides take turns within a round), and the ratios to Optuna."""
+    rates: dict[str, list[float]] = {label: [] for label, _, _ in SIDES}
+    rates["optuna"] = []
     for _ in range(repeats):
         with fresh_database(backend, workdir) as url, server(url, workdir) as base:
-            rates["single"].append(run_workers(base, submit(base, trials), workers=workers, count=1).rate)
-            rates["batched"].append(run_workers(base, submit(base, trials), workers=workers, count=8).rate)
+            for label, count, carry in SIDES:
+                run = run_workers(base, submit(base, trials), workers=workers, count=count, carry=carry)
+                rates[label].append(run.rate)
         with fresh_database(backend, workdir) as url:
             rates["optuna"].append(run_optuna(url, trials=trials, workers=workers).rate)
-    single, batched, optuna_rate = (statistics.median(rates[k]) for k in ("single", "batched", "optuna"))
-    return (
-        backend,
-        f"{optuna_rate:.0f}",
-        f"{single:.0f}",
-        f"{single / optuna_rate:.1f}x",
-        f"{batched:.0f}",
-        f"{batched / optuna_rate:.1f}x",
-    )
+    medians = {label: statistics.median(values) for label, values in rates.items()}
+    row = [backend, f"{medians['optuna']:.0f}"]
+    for label, _, _ in SIDES:
+        row += [f"{medians[label]:.0f}", f"{medians[label] / medians['optuna']:.1f}x"]
+    return tuple(row)
 
 
 def scale_table(backend: str, workdir: Path, sizes: list[int], *, trials: int, workers: int) -> list[tuple[str, ...]]:
-    """Per-trial cost on a sweep that already holds each of ``sizes`` finished trials."""
+    """Per-trial cost on a sweep that already holds each of ``sizes`` finished trials, each
+    trial finished with the next claim, as the worker does."""
     costs = {}
     for size in [0, *sizes]:
         with fresh_database(backend, workdir) as url, server(url, workdir) as base:
             sweep_id = submit(base, size + trials)
             prepopulate(url, sweep_id, size)
-            costs[size] = run_workers(base, sweep_id, workers=workers, count=1)
+            costs[size] = run_workers(base, sweep_id, workers=workers, count=1, carry=True)
     fresh = costs[0].seconds / costs[0].trials
     rows = []
     for size, run in costs.items():
@@ -327,18 +367,20 @@ def main() -> None:
             if "latency" not in parts:
                 continue
             for hold, trials in ((0.0, args.trials), (args.hold, args.hold_trials)):
-                with fresh_database(backend, workdir) as url, server(url, workdir) as base:
-                    run = run_workers(base, submit(base, trials), workers=16, count=1, hold=hold)
-                lat = run.latencies
-                latency_rows.append(
-                    (
-                        backend,
-                        f"{hold:g} s" if hold else "none (saturated)",
-                        f"{percentile(lat, 0.5) * 1000:.1f}",
-                        f"{percentile(lat, 0.99) * 1000:.1f}",
-                        f"{run.rate:.0f}",
+                for carry in (False, True):
+                    with fresh_database(backend, workdir) as url, server(url, workdir) as base:
+                        run = run_workers(base, submit(base, trials), workers=16, count=1, hold=hold, carry=carry)
+                    lat = run.latencies
+                    latency_rows.append(
+                        (
+                            backend,
+                            f"{hold:g} s" if hold else "none (saturated)",
+                            "with the claim" if carry else "own request",
+                            f"{percentile(lat, 0.5) * 1000:.1f}",
+                            f"{percentile(lat, 0.99) * 1000:.1f}",
+                            f"{run.rate:.0f}",
+                        )
                     )
-                )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -346,11 +388,14 @@ def main() -> None:
         f"\nThroughput, {args.trials} trials, {args.workers} processes, median of {args.repeats} rounds "
         "(trials/s; claim + finish, no training)"
     )
-    print_table(("database", "optuna RDB", "hypersweep count=1", "ratio", "hypersweep count=8", "ratio"), rows)
-    print("\nPer-trial cost as the sweep grows (count=1)")
+    header = ["database", "optuna RDB"]
+    for label, _, _ in SIDES:
+        header += [label, "ratio"]
+    print_table(tuple(header), rows)
+    print("\nPer-trial cost as the sweep grows (count=1, finished with the next claim)")
     print_table(("database", "finished trials", "ms/trial", "vs fresh"), scale_rows)
     print("\nClaim latency with 16 workers (count=1)")
-    print_table(("database", "trial held", "p50 ms", "p99 ms", "trials/s"), latency_rows)
+    print_table(("database", "trial held", "finish", "p50 ms", "p99 ms", "trials/s"), latency_rows)
 
 
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

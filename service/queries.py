@@ -26,7 +26,7 @@ __all__ = [
     "INSERT_TRIALS",
     "LOCK_SWEEP",
     "TAKE_BUDGET",
-    "TRIAL_TO_FINISH",
+    "TRIALS_TO_FINISH",
     "UPDATE_TRIAL",
     "upsert_points",
 ]
@@ -79,16 +79,18 @@ HELD_TRIAL = (
     .with_for_update()
 )
 
-#: The whole trial, its row locked, and whether its stage has handed out all of its
-#: budget (then its end may end the stage). Parameters: ``b_trial_id``.
-TRIAL_TO_FINISH = (
+#: Whole trials, their rows locked (in id order), each with whether its stage has handed
+#: out all of its budget (then its end may end the stage). Parameters: ``b_trial_ids``.
+TRIALS_TO_FINISH = (
     select(*Trial.__table__.columns, (Stage.generated >= Stage.trials).label("budget_used"))
     .join_from(Trial, Stage, (Stage.sweep_id == Trial.sweep_id) & (Stage.index == Trial.stage))
-    .where(Trial.id == bindparam("b_trial_id"))
+    .where(Trial.id.in_(bindparam("b_trial_ids", expanding=True)))
+    .order_by(Trial.id)
     .with_for_update(of=Trial.__table__)
 )
 
-#: Set the columns named by the parameters' other keys on trial ``b_trial_id``.
+#: Set the columns named by the parameters' other keys on trial ``b_trial_id``; with a list
+#: of parameter dictionaries (all with the same keys), one trial each.
 UPDATE_TRIAL = update(Trial).where(Trial.id == bindparam("b_trial_id"))
 
 

@@ -13,6 +13,7 @@ from service.search.base import SearchConfig
 from service.search.space import Space
 
 __all__ = [
+    "MAX_CLAIM",
     "MAX_ID",
     "ActionOut",
     "ClaimIn",
@@ -20,6 +21,8 @@ __all__ = [
     "ClaimedTrial",
     "CurvePointOut",
     "FinishIn",
+    "FinishOutcome",
+    "FinishedIn",
     "LeaseIn",
     "MetricValue",
     "Objective",
@@ -174,20 +177,14 @@ class SweepOut(BaseModel):
     finished_at: datetime | None
 
 
-class ClaimIn(_Body):
-    worker_id: str = Field(min_length=1, max_length=200)
-    sweep_id: int | None = Field(default=None, ge=0, le=MAX_ID)
-    count: int = Field(default=1, ge=1, le=64)
+#: The most trials one claim may ask for, and the most results it may carry.
+MAX_CLAIM = 64
 
 
 class ClaimedTrial(TrialOut):
     trainer: dict[str, Any] = Field(description="The trial's resolved trainer settings, epochs included.")
     lease_token: str
     lease_expires_at: datetime
-
-
-class ClaimOut(BaseModel):
-    trials: list[ClaimedTrial]
 
 
 class LeaseIn(_Body):
@@ -226,6 +223,42 @@ class FinishIn(LeaseIn):
         default_factory=list,
         max_length=MAX_POINTS,
         description="Points of the curve not reported yet, recorded before the trial ends.",
+    )
+
+
+class FinishedIn(FinishIn):
+    """The end of a trial, carried by a claim: a finish of trial ``trial_id``."""
+
+    trial_id: int = Field(ge=0, le=MAX_ID)
+
+
+class ClaimIn(_Body):
+    worker_id: str = Field(min_length=1, max_length=200)
+    sweep_id: int | None = Field(default=None, ge=0, le=MAX_ID)
+    count: int = Field(default=1, ge=1, le=MAX_CLAIM)
+    finished: list[FinishedIn] = Field(
+        default_factory=list,
+        max_length=MAX_CLAIM,
+        description="Trials this worker has ended, each finished (as POST /trials/{id}/finish would) before "
+        "the claim: a worker tells how its last trials went and asks for the next ones in one request.",
+    )
+
+
+class FinishOutcome(BaseModel):
+    """How one result carried by a claim was taken: ``code`` 200 (finished; ``status`` is
+    the trial's status now), 404 (no such trial) or 409 (not held with that lease token:
+    nothing changed), with the reason in ``detail``."""
+
+    trial_id: int
+    code: Literal[200, 404, 409]
+    status: TrialStatus | None = None
+    detail: str | None = None
+
+
+class ClaimOut(BaseModel):
+    trials: list[ClaimedTrial]
+    finished: list[FinishOutcome] = Field(
+        default_factory=list, description="One outcome per result the claim carried, in order."
     )
 
 

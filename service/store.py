@@ -37,6 +37,8 @@ from service.schemas import (
     ActionOut,
     ClaimedTrial,
     CurvePointOut,
+    FinishedIn,
+    FinishOutcome,
     Objective,
     StageOut,
     SweepOut,
@@ -105,19 +107,43 @@ def _check_lease(trial_id: int, expires: datetime | None, now: datetime) -> None
         raise LeaseConflict(f"trial {trial_id}: the lease expired at {expires.isoformat()}")
 
 
+def _check_token(trial_id: int, token: str | None, lease_token: str) -> None:
+    if token is None or not secrets.compare_digest(token, lease_token):
+        raise LeaseConflict(f"trial {trial_id}: the lease token is not the current one")
+
+
+def _merged(latest: dict[str, Any], points: Sequence[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+    """The metrics ``latest`` updated with each point's values, in order."""
+    merged = dict(latest)
+    for _, metrics in points:
+        merged.update(metrics)
+    return merged
+
+
 def _check_held(
     trial_id: int, status: str, token: str | None, expires: datetime | None, lease_token: str, now: datetime
 ) -> None:
     """A trial is held with ``lease_token`` when that is its current token and it is running
     with an unexpired lease, or was cancelled while it ran. Anything else is a
     ``LeaseConflict``."""
-    if token is None or not secrets.compare_digest(token, lease_token):
-        raise LeaseConflict(f"trial {trial_id}: the lease token is not the current one")
+    _check_token(trial_id, token, lease_token)
     if status == TrialStatus.cancelled:
         return
     if status != TrialStatus.running:
         raise LeaseConflict(f"trial {trial_id} is {status}; its lease has ended")
     _check_lease(trial_id, expires, now)
+
+
+@dataclass(frozen=True)
+class _Ending:
+    """How a worker says one of its trials ended: a finish."""
+
+    trial_id: int
+    lease_token: str
+    status: str
+    metrics: dict[str, Any]
+    error: str | None
+    points: Sequence[tuple[int, dict[str, Any]]]
 
 
 @dataclass(eq=False)
@@ -357,30 +383,100 @@ class Store:
         starts the next stage or completes the sweep (claims and the lease reaper do the same,
         so a crash between the two loses nothing)."""
         now = utcnow()
+        ending = _Ending(trial_id, lease_token, status, metrics, error, points)
         with self.db.transaction() as conn:
-            row = conn.execute(q.TRIAL_TO_FINISH, {"b_trial_id": trial_id}).one_or_none()
-            if row is None:
-                raise NotFound("trial", trial_id)
-            if row.lease_token is None or not secrets.compare_digest(row.lease_token, lease_token):
-                raise LeaseConflict(f"trial {trial_id}: the lease token is not the current one")
-            if row.status in FINISHED and row.status != TrialStatus.cancelled:
-                return TrialOut.model_validate(row._mapping)
-            cancelled = row.status == TrialStatus.cancelled
-            values: dict[str, Any] = {}
-            if not cancelled:
-                _check_lease(trial_id, row.lease_expires_at, now)
-                values = {"status": status, "error": error, "finished_at": now, "lease_expires_at": None}
-            values["metrics"] = {
-                **(row.metrics if cancelled else self._record(conn, trial_id, row.metrics, points, now)),
-                **metrics,
-            }
-            values["value"] = objective_value(values["metrics"], self._objective_metric(conn, row.sweep_id))
-            conn.execute(q.UPDATE_TRIAL, {"b_trial_id": trial_id, **values})
-            out = TrialOut.model_validate({**row._mapping, **values})
-        if row.budget_used and not cancelled:
-            with self.db.write() as s:
-                self._advance(s, self._lock_sweep(s, out.sweep_id), now)
+            [out], stages_may_end = self._finish_all(conn, [ending], now)
+        if isinstance(out, Exception):
+            raise out
+        for sweep_id in stages_may_end:
+            self._advance_sweep(sweep_id, now)
         return out
+
+    def finish_many(self, *, results: Sequence[FinishedIn]) -> list[FinishOutcome]:
+        """End several trials in one transaction, each as :meth:`finish` would, in order. A
+        trial that does not exist or is not held with its token changes nothing and gets
+        its outcome (``404`` or ``409``) instead of failing the others."""
+        now = utcnow()
+        endings = [
+            _Ending(r.trial_id, r.lease_token, r.status, r.metrics, r.error, [(p.step, p.metrics) for p in r.points])
+            for r in results
+        ]
+        with self.db.transaction() as conn:
+            outs, stages_may_end = self._finish_all(conn, endings, now)
+        for sweep_id in sorted(stages_may_end):
+            self._advance_sweep(sweep_id, now)
+        outcomes = []
+        for ending, out in zip(endings, outs, strict=True):
+            if isinstance(out, NotFound):
+                outcomes.append(FinishOutcome(trial_id=ending.trial_id, code=404, detail=str(out)))
+            elif isinstance(out, LeaseConflict):
+                outcomes.append(FinishOutcome(trial_id=ending.trial_id, code=409, detail=str(out)))
+            else:
+                outcomes.append(FinishOutcome(trial_id=ending.trial_id, code=200, status=out.status))
+        return outcomes
+
+    def _finish_all(
+        self, conn: Connection, endings: Sequence[_Ending], now: datetime
+    ) -> tuple[list[TrialOut | NotFound | LeaseConflict], set[int]]:
+        """The finishing transaction's work, for any number of trials in a fixed number of
+        statements (read and lock them, record their curve points, update them): per ending,
+        in order, the trial as it ends or why it cannot (a later ending of the same trial
+        sees the earlier one); and the sweeps whose current stage may have ended with them
+        (its budget was handed out and an active trial ended)."""
+        ids = sorted({ending.trial_id for ending in endings})
+        rows = {row.id: dict(row._mapping) for row in conn.execute(q.TRIALS_TO_FINISH, {"b_trial_ids": ids})}
+        outs: list[TrialOut | NotFound | LeaseConflict] = []
+        updates: dict[int, dict[str, Any]] = {}
+        new_points: dict[tuple[int, int], dict[str, Any]] = {}
+        stages_may_end: set[int] = set()
+        for ending in endings:
+            trial_id = ending.trial_id
+            row = rows.get(trial_id)
+            if row is None:
+                outs.append(NotFound("trial", trial_id))
+                continue
+            try:
+                _check_token(trial_id, row["lease_token"], ending.lease_token)
+                if row["status"] in FINISHED and row["status"] != TrialStatus.cancelled:
+                    outs.append(TrialOut.model_validate(row))
+                    continue
+                cancelled = row["status"] == TrialStatus.cancelled
+                values: dict[str, Any] = {}
+                latest = row["metrics"]
+                if not cancelled:
+                    _check_lease(trial_id, row["lease_expires_at"], now)
+                    values = {"status": ending.status, "error": ending.error, "finished_at": now}
+                    values["lease_expires_at"] = None
+                    for step, point in ending.points:
+                        new_points[trial_id, step] = point
+                    latest = _merged(latest, ending.points)
+            except LeaseConflict as exc:
+                outs.append(exc)
+                continue
+            values["metrics"] = {**latest, **ending.metrics}
+            values["value"] = objective_value(values["metrics"], self._objective_metric(conn, row["sweep_id"]))
+            row.update(values)
+            updates[trial_id] = {**updates.get(trial_id, {}), **values}
+            outs.append(TrialOut.model_validate(row))
+            if row["budget_used"] and not cancelled:
+                stages_may_end.add(row["sweep_id"])
+        if new_points:
+            conn.execute(
+                q.upsert_points(conn.dialect.name),
+                [{"trial_id": t, "step": step, "metrics": m, "created_at": now} for (t, step), m in new_points.items()],
+            )
+        # One UPDATE statement per shape of change (a cancelled trial's sets fewer columns).
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for trial_id, values in updates.items():
+            shapes.setdefault(tuple(sorted(values)), []).append({"b_trial_id": trial_id, **values})
+        for params in shapes.values():
+            conn.execute(q.UPDATE_TRIAL, params)
+        return outs, stages_may_end
+
+    def _advance_sweep(self, sweep_id: int, now: datetime) -> None:
+        """Start the sweep's next stage, or complete it, if its current stage is done."""
+        with self.db.write() as s:
+            self._advance(s, self._lock_sweep(s, sweep_id), now)
 
     def release(self, *, trial_id: int, lease_token: str) -> TrialOut:
         """Give a running trial back at once: it is queued again with ``attempt + 1``."""
@@ -467,10 +563,7 @@ class Store:
             q.upsert_points(conn.dialect.name),
             [{"trial_id": trial_id, "step": step, "metrics": m, "created_at": now} for step, m in by_step.items()],
         )
-        merged = dict(latest)
-        for _, metrics in points:
-            merged.update(metrics)
-        return merged
+        return _merged(latest, points)
 
     def _claim_from(self, sweep_id: int, worker_id: str, count: int) -> list[ClaimedTrial]:
         """Claim from one sweep. Claims of a sweep that arrive while one of its claim

@@ -43,11 +43,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+import httpx
+
 from trainer import EpochCallback, TrainerConfig, TrainResult, train
 from trainer.fused import train_fused
 from worker.client import (
     MAX_POINTS,
     REPORT_EVERY_SECONDS,
+    Ending,
     FinishStatus,
     LeaseLost,
     ServiceClient,
@@ -267,6 +270,8 @@ class Agent:
         # a lock that the interrupted main thread may be holding.
         self._stop_requested = False
         self.outcomes: list[Outcome] = []
+        #: Trials leased with the last finish, to run next (``[]``: that claim found none).
+        self._claimed_ahead: list[dict[str, Any]] | None = None
 
     def request_stop(self) -> None:
         """Finish the current epoch, release the current trial, and return from :meth:`run`.
@@ -288,7 +293,10 @@ class Agent:
         ran = 0
         while not self.stopping:
             try:
-                trials = self.client.claim(worker_id=self.worker_id, sweep_id=self.sweep_id, count=self.fuse)
+                trials = self._claimed_ahead
+                self._claimed_ahead = None
+                if trials is None:
+                    trials = self.client.claim(worker_id=self.worker_id, sweep_id=self.sweep_id, count=self.fuse)
                 if not trials and (self.once or self._sweep_is_over()):
                     break
             except ServiceUnavailable as exc:
@@ -309,16 +317,23 @@ class Agent:
                             self._release(trial)
                     break
                 if len(group) == 1:
-                    self.outcomes.append(self.run_trial(group[0]))
+                    # The last trial of a claim asks for the next ones with its finish.
+                    last = position == len(groups) - 1 and not self.once
+                    self.outcomes.append(self.run_trial(group[0], claim_next=last))
                 else:
                     self.outcomes += self.run_group(group)
                 ran += len(group)
             if self.once:
                 break
+        for trial in self._claimed_ahead or []:
+            self._release(trial)
+        self._claimed_ahead = None
         return ran
 
-    def run_trial(self, trial: Mapping[str, Any]) -> Outcome:
-        """Train one claimed trial and tell the server how it ended (see the module doc)."""
+    def run_trial(self, trial: Mapping[str, Any], *, claim_next: bool = False) -> Outcome:
+        """Train one claimed trial and tell the server how it ended (see the module doc).
+        With ``claim_next``, the finish also claims the trials :meth:`run` goes on with,
+        in the same request, unless the agent is stopping."""
         trial_id = int(trial["id"])
         channel = _channel_for(self.client, trial, self.report_every)
         logger.info("trial %s: starting with %s", trial_id, trial.get("params"))
@@ -335,8 +350,8 @@ class Agent:
         except Exception as exc:
             if not channel.lease_lost.is_set():
                 logger.exception("trial %s: training raised", trial_id)
-            return self._end_failed(trial, channel, exc)
-        return self._end(trial, channel, result)
+            return self._end_failed(trial, channel, exc, claim_next=claim_next)
+        return self._end(trial, channel, result, claim_next=claim_next)
 
     def run_group(self, trials: Sequence[Mapping[str, Any]]) -> list[Outcome]:
         """Train claimed trials that share a fusion key as one fused model and tell the
@@ -384,7 +399,9 @@ class Agent:
             raise RuntimeError("fused training returned without ending every trial")
         return [endings[member].result() for member in range(len(trials))]
 
-    def _end(self, trial: Mapping[str, Any], channel: _TrialChannel, result: TrainResult) -> Outcome:
+    def _end(
+        self, trial: Mapping[str, Any], channel: _TrialChannel, result: TrainResult, *, claim_next: bool = False
+    ) -> Outcome:
         """Close the channel and tell the server how a trial that trained to its end (or was
         stopped) went, with the curve points the channel had not sent."""
         unsent = channel.close()
@@ -396,35 +413,50 @@ class Agent:
             # Interrupted by our own shutdown, not by the trial: let another worker redo it.
             return self._release(trial)
         status: FinishStatus = "diverged" if result.status == "diverged" else "completed"
-        return self._finish(trial_id, str(trial["lease_token"]), status, dict(result.metrics), points=unsent)
+        ending = Ending(trial_id, str(trial["lease_token"]), status, dict(result.metrics), points=unsent)
+        return self._finish(ending, claim_next=claim_next)
 
-    def _end_failed(self, trial: Mapping[str, Any], channel: _TrialChannel, exc: BaseException) -> Outcome:
+    def _end_failed(
+        self, trial: Mapping[str, Any], channel: _TrialChannel, exc: BaseException, *, claim_next: bool = False
+    ) -> Outcome:
         unsent = channel.close()
         if channel.lease_lost.is_set():
             return self._abandon(int(trial["id"]))
         token = str(trial["lease_token"])
-        return self._finish(int(trial["id"]), token, "failed", {}, error=_error_text(exc), points=unsent)
+        ending = Ending(int(trial["id"]), token, "failed", {}, error=_error_text(exc), points=unsent)
+        return self._finish(ending, claim_next=claim_next)
 
-    def _finish(
-        self,
-        trial_id: int,
-        token: str,
-        status: FinishStatus,
-        metrics: dict[str, Any],
-        *,
-        error: str | None = None,
-        points: Sequence[Point] = (),
-    ) -> Outcome:
+    def _finish(self, ending: Ending, *, claim_next: bool = False) -> Outcome:
+        """Tell the server how a trial ended; with ``claim_next`` (and the agent not
+        stopping), claim the next trials in the same request and keep them for :meth:`run`."""
+        trial_id = ending.trial_id
         try:
-            self.client.finish(trial_id, lease_token=token, status=status, metrics=metrics, error=error, points=points)
+            if claim_next and not self.stopping:
+                outcomes, self._claimed_ahead = self.client.finish_and_claim(
+                    [ending], worker_id=self.worker_id, sweep_id=self.sweep_id, count=self.fuse
+                )
+                code = outcomes[0].get("code") if len(outcomes) == 1 else None
+                if code == httpx.codes.CONFLICT:
+                    raise LeaseLost(str(outcomes[0].get("detail")), status_code=code)
+                if code != httpx.codes.OK:
+                    raise ServiceError(f"the claim answered {outcomes!r:.200} for the finish", status_code=code)
+            else:
+                self.client.finish(
+                    trial_id,
+                    lease_token=ending.lease_token,
+                    status=ending.status,
+                    metrics=ending.metrics,
+                    error=ending.error,
+                    points=ending.points,
+                )
         except LeaseLost:
             return self._abandon(trial_id)
         except ServiceError as exc:
             # The result is lost, not the trial: its lease lapses and it is run again.
             logger.error("trial %s: could not deliver its result: %s", trial_id, exc)
             return Outcome.UNDELIVERED
-        logger.info("trial %s: %s %s", trial_id, status, _summary(metrics))
-        return Outcome(status)
+        logger.info("trial %s: %s %s", trial_id, ending.status, _summary(ending.metrics))
+        return Outcome(ending.status)
 
     def _release(self, trial: Mapping[str, Any]) -> Outcome:
         trial_id = int(trial["id"])

@@ -37,6 +37,7 @@ __all__ = [
     "MAX_POINTS",
     "REPORT_EVERY_SECONDS",
     "Action",
+    "Ending",
     "FinishStatus",
     "LeaseLost",
     "RetryPolicy",
@@ -129,6 +130,28 @@ def decode_floats(value: Any) -> Any:
     if isinstance(value, list):
         return [decode_floats(item) for item in value]
     return value
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a trial ended, as a worker tells the server: what :meth:`ServiceClient.finish`
+    sends, and what :meth:`ServiceClient.finish_and_claim` carries."""
+
+    trial_id: int
+    lease_token: str
+    status: FinishStatus
+    metrics: Mapping[str, Any]
+    error: str | None = None
+    #: Points ``(step, metrics)`` of the curve not reported yet.
+    points: Sequence[tuple[int, Mapping[str, Any]]] = ()
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"lease_token": self.lease_token, "status": self.status, "metrics": self.metrics}
+        if self.error is not None:
+            body["error"] = self.error
+        if self.points:
+            body["points"] = [{"step": step, "metrics": m} for step, m in self.points]
+        return body
 
 
 class ServiceClient:
@@ -227,14 +250,30 @@ class ServiceClient:
         """``POST /trials/claim``: up to ``count`` leased trials, ``[]`` when the server has
         nothing to do now (204). Each trial carries ``trainer``, ``lease_token`` and
         ``lease_expires_at``."""
+        return self.finish_and_claim((), worker_id=worker_id, sweep_id=sweep_id, count=count)[1]
+
+    def finish_and_claim(
+        self, endings: Sequence[Ending], *, worker_id: str, sweep_id: int | None = None, count: int = 1
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """``POST /trials/claim`` carrying ``endings``: the server finishes those trials
+        first (each as :meth:`finish` would), then leases up to ``count`` trials; one
+        request where a worker would make two. Returns one outcome per ending, in order
+        (``code`` 200, or 404 or 409 with ``detail``; a 409 means that lease was lost),
+        and the trials. Retried as every request is: finishing again is harmless, and trials
+        leased by an attempt whose answer was lost go back to the queue when their lease
+        expires, as with :meth:`claim`."""
         body: dict[str, Any] = {"worker_id": worker_id, "count": count}
         if sweep_id is not None:
             body["sweep_id"] = sweep_id
+        if endings:
+            body["finished"] = [{"trial_id": ending.trial_id, **ending.body()} for ending in endings]
         response = self._request("POST", "/trials/claim", body=body)
         if response.status_code == httpx.codes.NO_CONTENT:
-            return []
-        trials: list[dict[str, Any]] = response.json()["trials"]
-        return trials
+            return [], []
+        answer = response.json()
+        outcomes: list[dict[str, Any]] = answer.get("finished", [])
+        trials: list[dict[str, Any]] = answer["trials"]
+        return outcomes, trials
 
     def heartbeat(self, trial_id: int, *, lease_token: str) -> dict[str, Any]:
         """``POST /trials/{id}/heartbeat``: extends the lease; the answer's ``action`` is
@@ -267,12 +306,8 @@ class ServiceClient:
         """``POST /trials/{id}/finish``: the final status and metrics, and ``points`` of the
         curve not reported yet. Finishing twice with the same token is harmless, which is
         what makes retrying it safe."""
-        body: dict[str, Any] = {"lease_token": lease_token, "status": status, "metrics": metrics}
-        if error is not None:
-            body["error"] = error
-        if points:
-            body["points"] = [{"step": step, "metrics": m} for step, m in points]
-        return self._object("POST", f"/trials/{trial_id}/finish", body=body)
+        ending = Ending(trial_id, lease_token, status, metrics, error=error, points=points)
+        return self._object("POST", f"/trials/{trial_id}/finish", body=ending.body())
 
     def release(self, trial_id: int, *, lease_token: str) -> dict[str, Any]:
         """``POST /trials/{id}/release``: give the trial back now; the server re-queues it

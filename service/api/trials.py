@@ -30,11 +30,19 @@ _LEASED = {**NOT_FOUND, **CONFLICT}
 
 @router.post("/claim", response_model=ClaimOut, responses={**_NO_WORK, **NOT_FOUND})
 def claim(body: ClaimIn, store: StoreDep, request: Request) -> Response:
+    """Lease up to ``count`` trials. The trials in ``finished`` are finished first, so a
+    worker ends its last trials and gets the next ones in one request; a claim that carries
+    results is answered 200 with their outcomes even when there are no trials to hand out."""
+    metrics = request.app.state.metrics
+    finished = store.finish_many(results=body.finished) if body.finished else []
+    for outcome in finished:
+        if outcome.status is not None:
+            metrics.finished.labels(status=outcome.status).inc()
     trials = store.claim(worker_id=body.worker_id, sweep_id=body.sweep_id, count=body.count)
-    request.app.state.metrics.claimed.inc(len(trials))
-    if not trials:
+    metrics.claimed.inc(len(trials))
+    if not trials and not finished:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return json_response(ClaimOut(trials=trials))
+    return json_response(ClaimOut(trials=trials, finished=finished))
 
 
 @router.get("/{trial_id}", response_model=TrialDetail, responses=NOT_FOUND)

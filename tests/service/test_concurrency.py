@@ -9,9 +9,11 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from service.db import Database
 from service.errors import LeaseConflict, NotFound
-from service.schemas import SweepSpec
+from service.schemas import FinishedIn, SweepSpec
 from service.store import Store
 from service.validation import check_spec
 from tests.conftest import sweep_doc
@@ -43,7 +45,8 @@ def run_workers(body: Callable[[int], None], workers: int = WORKERS) -> None:
     assert not errors, errors[:3]
 
 
-def test_sixteen_workers_hold_each_trial_once_and_the_budget_is_exact(database_url: str) -> None:
+@pytest.mark.parametrize("carried", [False, True], ids=["finish", "carried-by-claim"])
+def test_sixteen_workers_hold_each_trial_once_and_the_budget_is_exact(database_url: str, carried: bool) -> None:
     db = Database(database_url)
     store = Store(db, lease_seconds=60)
     sweep_id = create(
@@ -62,7 +65,14 @@ def test_sixteen_workers_hold_each_trial_once_and_the_budget_is_exact(database_u
         nonlocal max_running
         name = f"w{index}"
         idle = 0
+        ended: list[FinishedIn] = []  # carried by the next claim
         while idle < 50:
+            if ended:
+                outcomes = store.finish_many(results=ended)
+                assert [o.code for o in outcomes] == [200] * len(ended)
+                with lock:
+                    finished.update(e.trial_id for e in ended)
+                ended = []
             claimed = store.claim(worker_id=name, sweep_id=sweep_id, count=random.choice([1, 2, 3]))
             if not claimed:
                 if store.get_sweep(sweep_id=sweep_id).status == "completed":
@@ -80,12 +90,12 @@ def test_sixteen_workers_hold_each_trial_once_and_the_budget_is_exact(database_u
             for trial in claimed:
                 with lock:
                     del holders[trial.id]
-                store.finish(
-                    trial_id=trial.id,
-                    lease_token=trial.lease_token,
-                    status="completed",
-                    metrics={"val_accuracy": random.random()},
-                )
+                metrics = {"val_accuracy": random.random()}
+                result = {"lease_token": trial.lease_token, "status": "completed", "metrics": metrics}
+                if carried:
+                    ended.append(FinishedIn.model_validate({"trial_id": trial.id, **result}))
+                    continue
+                store.finish(trial_id=trial.id, **result)
                 with lock:
                     finished[trial.id] += 1
 

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import sweep_doc
 from trainer import TrainerConfig, TrainResult, train
 from worker.agent import FALLBACK_LEASE_SECONDS, Agent, IdleBackoff, Outcome, lease_seconds_left
-from worker.client import ServiceClient, ServiceUnavailable
+from worker.client import Ending, ServiceClient, ServiceUnavailable
 
 #: Small and fast: the 300-point spiral, a narrow network.
 TINY_TRAINER = {"dataset": "spiral", "batch_size": 32, "hidden": 16, "optimizer": "adam"}
@@ -214,6 +214,10 @@ class RecordingClient(ServiceClient):
         self.reports_fail = reports_fail
         self.reported: list[list[int]] = []
         self.finished_with: list[int] = []
+        #: The worker protocol's requests in order: "claim", "finish" or "finish+claim".
+        self.requests: list[str] = []
+        #: Called after each claim that carried a finish, with the trials it leased.
+        self.after_finish_and_claim: Callable[[list[dict[str, Any]]], None] = lambda trials: None
 
     def report(self, trial_id: int, *, lease_token: str, step: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
         return self.report_many(trial_id, lease_token=lease_token, points=[(step, metrics)])
@@ -227,8 +231,72 @@ class RecordingClient(ServiceClient):
         return super().report_many(trial_id, lease_token=lease_token, points=points)
 
     def finish(self, trial_id: int, **kwargs: Any) -> dict[str, Any]:
+        self.requests.append("finish")
         self.finished_with += [step for step, _ in kwargs.get("points", ())]
         return super().finish(trial_id, **kwargs)
+
+    def finish_and_claim(
+        self, endings: Sequence[Ending], **kwargs: Any
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        self.requests.append("finish+claim" if endings else "claim")
+        self.finished_with += [step for ending in endings for step, _ in ending.points]
+        outcomes, trials = super().finish_and_claim(endings, **kwargs)
+        if endings:
+            self.after_finish_and_claim(trials)
+        return outcomes, trials
+
+
+def test_each_trial_is_finished_by_the_request_that_claims_the_next(client: TestClient) -> None:
+    service = RecordingClient(client)
+    sweep = submit(service, trials=3, epochs=2)
+    agent = agent_for(service, sweep["id"])
+    assert agent.run() == 3
+    assert agent.outcomes == [Outcome.COMPLETED] * 3
+    # The last finish learns that nothing is left, so the agent ends without asking again.
+    assert service.requests == ["claim", "finish+claim", "finish+claim", "finish+claim"]
+    assert service.get_sweep(sweep["id"])["counts"] == {"completed": 3}
+
+
+def test_trials_claimed_with_a_finish_are_given_back_when_the_agent_stops(client: TestClient) -> None:
+    service = RecordingClient(client)
+    sweep = submit(service, trials=3, epochs=1)
+    agent = agent_for(service, sweep["id"])
+    ahead: list[dict[str, Any]] = []
+
+    def shut_down(trials: list[dict[str, Any]]) -> None:
+        ahead.extend(trials)
+        agent.request_stop()  # a SIGTERM just as the next trial arrived
+
+    service.after_finish_and_claim = shut_down
+    assert agent.run() == 1
+    assert agent.outcomes == [Outcome.COMPLETED]
+    [next_trial] = ahead
+    after = service.get_trial(next_trial["id"])
+    assert (after["status"], after["attempt"], after["worker_id"]) == ("queued", 2, None)
+    assert service.get_sweep(sweep["id"])["counts"] == {"completed": 1, "queued": 1}
+
+
+def test_a_finish_the_claim_refuses_abandons_the_trial(client: TestClient) -> None:
+    service = RecordingClient(client)
+    sweep = submit(service, trials=1, epochs=3)
+    [trial] = service.claim(worker_id="test-worker", sweep_id=sweep["id"])
+
+    released: list[int] = []
+
+    def lease_moves_on(epoch: int) -> None:
+        if epoch == 3 and not released:
+            # The lease lapses after the last report went out: only the finish finds out.
+            service.release(trial["id"], lease_token=trial["lease_token"])
+            released.append(trial["id"])
+
+    agent = agent_for(service, sweep["id"], train_fn=train_with(lease_moves_on), report_every=60)
+    assert agent.run_trial(trial, claim_next=True) == Outcome.LEASE_LOST
+    assert service.requests[-1] == "finish+claim"
+    # The refused result changed nothing, and the same request leased the trial again.
+    again = service.get_trial(trial["id"])
+    assert (again["status"], again["attempt"], again["metrics"], again["curve"]) == ("running", 2, {}, [])
+    assert agent.run() == 1
+    assert service.get_trial(trial["id"])["status"] == "completed"
 
 
 def test_epochs_between_reports_go_together_and_the_rest_with_the_finish(client: TestClient) -> None:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from tests.conftest import sweep_doc
-from worker.client import LeaseLost, ServiceClient, ServiceError, decode_floats
+from worker.client import Ending, LeaseLost, ServiceClient, ServiceError, decode_floats
 
 
 @pytest.fixture
@@ -49,6 +49,26 @@ def test_claim_answers_an_empty_list_when_there_is_nothing_to_do(service: Servic
     sweep = service.submit_sweep(sweep_doc(stages=[{"trials": 1, "epochs": 1}]))
     assert len(service.claim(worker_id="w1", sweep_id=sweep["id"])) == 1
     assert service.claim(worker_id="w2", sweep_id=sweep["id"]) == []
+
+
+def test_finish_and_claim_ends_trials_and_leases_the_next_in_one_request(service: ServiceClient) -> None:
+    sweep = service.submit_sweep(sweep_doc(stages=[{"trials": 3, "epochs": 1}]))
+    a, b = service.claim(worker_id="w1", sweep_id=sweep["id"], count=2)
+    endings = [
+        Ending(a["id"], a["lease_token"], "completed", {"val_accuracy": math.inf}, points=[(1, {"train_loss": 1.0})]),
+        Ending(b["id"], "not-the-token", "completed", {"val_accuracy": 0.5}),
+    ]
+    outcomes, trials = service.finish_and_claim(endings, worker_id="w1", sweep_id=sweep["id"], count=5)
+    assert [(o["trial_id"], o["code"]) for o in outcomes] == [(a["id"], 200), (b["id"], 409)]
+    assert [t["number"] for t in trials] == [2]
+    done = service.get_trial(a["id"])
+    assert (done["status"], done["metrics"]["val_accuracy"], len(done["curve"])) == ("completed", "Infinity", 1)
+    assert service.get_trial(b["id"])["status"] == "running"
+    # Nothing left to lease: the outcomes still come back.
+    outcomes, trials = service.finish_and_claim(
+        [Ending(b["id"], b["lease_token"], "failed", {}, error="boom")], worker_id="w1", sweep_id=sweep["id"]
+    )
+    assert (outcomes[0]["code"], outcomes[0]["status"], trials) == (200, "failed", [])
 
 
 def test_stale_lease_token_raises_lease_lost(service: ServiceClient) -> None:

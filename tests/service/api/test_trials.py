@@ -115,6 +115,114 @@ def test_next_stage_starts_only_when_the_previous_has_nothing_queued_or_running(
         assert lr["low"] <= trial["params"]["lr"] <= lr["high"]
 
 
+def ended(trial: dict[str, Any], value: float, **extra: Any) -> dict[str, Any]:
+    """A result for a claim to carry: trial ``trial`` completed with ``val_accuracy`` ``value``."""
+    body = {"trial_id": trial["id"], "lease_token": trial["lease_token"], "status": "completed"}
+    return {**body, "metrics": {"val_accuracy": value}, **extra}
+
+
+def test_a_claim_carrying_results_finishes_them_and_hands_out_the_freed_slots(client: TestClient) -> None:
+    sweep = submit(client, parallelism=2, stages=[{"trials": 5, "epochs": 1}])
+    a, b = claim(client, sweep["id"], count=2)
+    points = [{"step": 1, "metrics": {"train_loss": 1.5}}]
+    response = client.post(
+        f"{API}/trials/claim",
+        json={
+            "worker_id": "w",
+            "sweep_id": sweep["id"],
+            "count": 2,
+            "finished": [ended(a, 0.7, points=points), ended(b, 0.9, status="diverged")],
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["finished"] == [
+        {"trial_id": a["id"], "code": 200, "status": "completed", "detail": None},
+        {"trial_id": b["id"], "code": 200, "status": "diverged", "detail": None},
+    ]
+    # The two finished trials freed both slots of the parallelism for this very claim.
+    assert len(body["trials"]) == 2
+    assert {t["number"] for t in body["trials"]} == {2, 3}
+    detail = client.get(f"{API}/trials/{a['id']}").json()
+    assert (detail["status"], detail["metrics"]) == ("completed", {"train_loss": 1.5, "val_accuracy": 0.7})
+    assert [p["step"] for p in detail["curve"]] == [1]
+    assert client.get(f"{API}/trials/{b['id']}").json()["status"] == "diverged"
+    swept = client.get(f"{API}/sweeps/{sweep['id']}").json()
+    assert swept["best"]["id"] == a["id"]
+
+
+def test_results_a_claim_cannot_take_get_their_reasons_and_the_rest_are_finished(client: TestClient) -> None:
+    sweep = submit(client, stages=[{"trials": 3, "epochs": 1}])
+    a, b = claim(client, sweep["id"], count=2)
+    before = client.get(f"{API}/trials/{b['id']}").json()
+    stale = {**ended(b, 0.2), "lease_token": "not-the-token"}
+    missing = {**ended(a, 0.5), "trial_id": 424242}
+    finished = [stale, missing, ended(a, 0.6), ended(a, 0.99)]
+    response = client.post(
+        f"{API}/trials/claim", json={"worker_id": "w", "sweep_id": sweep["id"], "finished": finished}
+    )
+    assert response.status_code == 200, response.text
+    outcomes = response.json()["finished"]
+    assert [(o["trial_id"], o["code"]) for o in outcomes] == [
+        (b["id"], 409),
+        (424242, 404),
+        (a["id"], 200),
+        (a["id"], 200),
+    ]
+    assert "lease token" in outcomes[0]["detail"] and "does not exist" in outcomes[1]["detail"]
+    # The refused result changed nothing; finishing again (the last one) is harmless.
+    assert client.get(f"{API}/trials/{b['id']}").json() == before
+    assert client.get(f"{API}/trials/{a['id']}").json()["metrics"] == {"val_accuracy": 0.6}
+    assert len(response.json()["trials"]) == 1
+
+
+def test_a_claim_carrying_the_last_results_completes_the_sweep_and_answers_200(client: TestClient) -> None:
+    sweep = submit(client, stages=[{"trials": 2, "epochs": 1}])
+    trials = claim(client, sweep["id"], count=2)
+    body = {"worker_id": "w", "sweep_id": sweep["id"], "finished": [ended(t, 0.5) for t in trials]}
+    response = client.post(f"{API}/trials/claim", json=body)
+    # Not 204: the answer says how the carried results went, and there is no trial to give.
+    assert response.status_code == 200
+    assert response.json()["trials"] == []
+    assert [o["code"] for o in response.json()["finished"]] == [200, 200]
+    assert client.get(f"{API}/sweeps/{sweep['id']}").json()["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("result", "path"),
+    [
+        ({"status": "done"}, "finished.1.status"),
+        ({"trial_id": -1}, "finished.1.trial_id"),
+        ({"lease_token": ""}, "finished.1.lease_token"),
+        ({"points": [{"step": "one", "metrics": {}}]}, "finished.1.points.0.step"),
+    ],
+)
+def test_a_claim_with_a_bad_result_is_422_and_changes_nothing(
+    client: TestClient, result: dict[str, Any], path: str
+) -> None:
+    sweep = submit(client, stages=[{"trials": 3, "epochs": 1}])
+    a, b = claim(client, sweep["id"], count=2)
+    finished = [ended(a, 0.5), {**ended(b, 0.5), **result}]
+    response = client.post(
+        f"{API}/trials/claim", json={"worker_id": "w", "sweep_id": sweep["id"], "finished": finished}
+    )
+    assert response.status_code == 422
+    assert [error["path"] for error in response.json()["detail"]] == [path]
+    # Neither result was taken, and no trial was handed out.
+    assert {t["status"] for t in client.get(f"{API}/sweeps/{sweep['id']}/trials").json()} == {"running"}
+    assert len(client.get(f"{API}/sweeps/{sweep['id']}/trials").json()) == 2
+
+
+def test_a_claim_carries_at_most_64_results(client: TestClient) -> None:
+    sweep = submit(client)
+    [trial] = claim(client, sweep["id"])
+    response = client.post(
+        f"{API}/trials/claim", json={"worker_id": "w", "sweep_id": sweep["id"], "finished": [ended(trial, 0.5)] * 65}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["path"] == "finished"
+
+
 def test_heartbeat_extends_the_lease(client: TestClient) -> None:
     sweep = submit(client)
     trial = claim(client, sweep["id"])[0]
