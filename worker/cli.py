@@ -11,6 +11,7 @@ A second Ctrl-C quits at once; the lease then covers the trial, as it does for S
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -158,6 +159,10 @@ def _agent_main(
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         logger.info("worker %s serving %s (torch threads: %d)", worker_id, server, threads)
+        # Torch and the rest loaded by now live as long as the process: kept out of the
+        # collector's full passes, which would otherwise walk them all again and again.
+        gc.collect()
+        gc.freeze()
         try:
             ran = agent.run()
         except ServiceError as exc:
