@@ -25,6 +25,7 @@ __all__ = [
     "HELD_TRIAL",
     "INSERT_TRIALS",
     "LOCK_SWEEP",
+    "STAGE_BUDGET",
     "TAKE_BUDGET",
     "TRIALS_TO_FINISH",
     "UPDATE_TRIAL",
@@ -60,6 +61,11 @@ TAKE_BUDGET = (
     )
     .values(generated=Stage.generated + bindparam("b_slots"))
     .returning(Stage.generated)
+)
+
+#: A stage's budget and how much of it is handed out. Parameters: ``b_sweep_id``, ``b_stage``.
+STAGE_BUDGET = select(Stage.generated, Stage.trials).where(
+    Stage.sweep_id == bindparam("b_sweep_id"), Stage.index == bindparam("b_stage")
 )
 
 #: New trials, executed with one parameter dictionary per trial; returns their ids in order.

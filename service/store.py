@@ -112,6 +112,24 @@ def _check_token(trial_id: int, token: str | None, lease_token: str) -> None:
         raise LeaseConflict(f"trial {trial_id}: the lease token is not the current one")
 
 
+def _ending(result: FinishedIn) -> _Ending:
+    points = [(point.step, point.metrics) for point in result.points]
+    return _Ending(result.trial_id, result.lease_token, result.status, result.metrics, result.error, points)
+
+
+def _outcomes(endings: Sequence[_Ending], outs: Sequence[TrialOut | NotFound | LeaseConflict]) -> list[FinishOutcome]:
+    """What the API answers for each ending: finished (200), no such trial (404), not held (409)."""
+    outcomes = []
+    for ending, out in zip(endings, outs, strict=True):
+        if isinstance(out, NotFound):
+            outcomes.append(FinishOutcome(trial_id=ending.trial_id, code=404, detail=str(out)))
+        elif isinstance(out, LeaseConflict):
+            outcomes.append(FinishOutcome(trial_id=ending.trial_id, code=409, detail=str(out)))
+        else:
+            outcomes.append(FinishOutcome(trial_id=ending.trial_id, code=200, status=out.status))
+    return outcomes
+
+
 def _merged(latest: dict[str, Any], points: Sequence[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
     """The metrics ``latest`` updated with each point's values, in order."""
     merged = dict(latest)
@@ -152,16 +170,20 @@ class _Ask:
 
     worker_id: str
     count: int
+    #: Results the claim carries, finished in the same transaction before it is served.
+    endings: Sequence[_Ending] = ()
     done: threading.Event = field(default_factory=threading.Event)
     #: Set when this claim is to serve the line's next batch instead of being served.
     lead: bool = False
     trials: list[ClaimedTrial] = field(default_factory=list)
+    #: Per ending, the trial as it ended or why it could not.
+    ended: list[TrialOut | NotFound | LeaseConflict] = field(default_factory=list)
     error: BaseException | None = None
 
-    def outcome(self) -> list[ClaimedTrial]:
+    def outcome(self) -> _Ask:
         if self.error is not None:
             raise self.error
-        return self.trials
+        return self
 
 
 @dataclass(eq=False)
@@ -334,10 +356,22 @@ class Store:
                 )
         claimed: list[ClaimedTrial] = []
         for candidate in candidates:
-            claimed += self._claim_from(candidate, worker_id, count - len(claimed))
+            claimed += self._claim_from(candidate, worker_id, count - len(claimed)).trials
             if len(claimed) >= count:
                 break
         return claimed
+
+    def finish_and_claim(
+        self, *, results: Sequence[FinishedIn], worker_id: str, sweep_id: int | None = None, count: int = 1
+    ) -> tuple[list[FinishOutcome], list[ClaimedTrial]]:
+        """:meth:`finish_many` then :meth:`claim`: the outcome of each result and the trials
+        claimed. With a ``sweep_id`` both happen in the claim's transaction (the claims of
+        the sweep waiting together share it, results and all)."""
+        if sweep_id is None:
+            return self.finish_many(results=results), self.claim(worker_id=worker_id, count=count)
+        endings = [_ending(result) for result in results]
+        ask = self._claim_from(sweep_id, worker_id, count, endings)
+        return _outcomes(endings, ask.ended), ask.trials
 
     def heartbeat(self, *, trial_id: int, lease_token: str) -> ActionOut:
         """Renew the lease. ``stop`` when the trial was cancelled meanwhile."""
@@ -397,23 +431,12 @@ class Store:
         trial that does not exist or is not held with its token changes nothing and gets
         its outcome (``404`` or ``409``) instead of failing the others."""
         now = utcnow()
-        endings = [
-            _Ending(r.trial_id, r.lease_token, r.status, r.metrics, r.error, [(p.step, p.metrics) for p in r.points])
-            for r in results
-        ]
+        endings = [_ending(result) for result in results]
         with self.db.transaction() as conn:
             outs, stages_may_end = self._finish_all(conn, endings, now)
         for sweep_id in sorted(stages_may_end):
             self._advance_sweep(sweep_id, now)
-        outcomes = []
-        for ending, out in zip(endings, outs, strict=True):
-            if isinstance(out, NotFound):
-                outcomes.append(FinishOutcome(trial_id=ending.trial_id, code=404, detail=str(out)))
-            elif isinstance(out, LeaseConflict):
-                outcomes.append(FinishOutcome(trial_id=ending.trial_id, code=409, detail=str(out)))
-            else:
-                outcomes.append(FinishOutcome(trial_id=ending.trial_id, code=200, status=out.status))
-        return outcomes
+        return _outcomes(endings, outs)
 
     def _finish_all(
         self, conn: Connection, endings: Sequence[_Ending], now: datetime
@@ -474,7 +497,15 @@ class Store:
         return outs, stages_may_end
 
     def _advance_sweep(self, sweep_id: int, now: datetime) -> None:
-        """Start the sweep's next stage, or complete it, if its current stage is done."""
+        """Start the sweep's next stage, or complete it, if its current stage is done.
+
+        Called after a finish has committed. While other trials of the sweep are active the
+        stage cannot be done, and that is read without the sweep's lock: the finish of the
+        stage's last active trial, whichever commits last, reads none and advances."""
+        with self.db.read() as s:
+            running, queued, _ = s.connection().execute(q.ACTIVE_COUNTS, {"b_sweep_id": sweep_id, "b_now": now}).one()
+        if running or queued:
+            return
         with self.db.write() as s:
             self._advance(s, self._lock_sweep(s, sweep_id), now)
 
@@ -565,18 +596,18 @@ class Store:
         )
         return _merged(latest, points)
 
-    def _claim_from(self, sweep_id: int, worker_id: str, count: int) -> list[ClaimedTrial]:
-        """Claim from one sweep. Claims of a sweep that arrive while one of its claim
-        transactions runs wait in its line, and the next transaction serves all of them
-        (in the order they came): under many workers a sweep's lock is taken once per batch
-        of claims, not once per claim."""
+    def _claim_from(self, sweep_id: int, worker_id: str, count: int, endings: Sequence[_Ending] = ()) -> _Ask:
+        """Claim from one sweep, after finishing ``endings``. Claims of a sweep that arrive
+        while one of its claim transactions runs wait in its line, and the next transaction
+        serves all of them (in the order they came): under many workers a sweep's lock is
+        taken once per batch of claims, not once per claim."""
         with self._lines_lock:
             line = self._lines.get(sweep_id)
             if line is None:
                 if len(self._lines) >= LINES_KEPT:
                     self._lines = {k: v for k, v in self._lines.items() if v.busy}
                 line = self._lines[sweep_id] = _ClaimLine()
-        ask = _Ask(worker_id, count)
+        ask = _Ask(worker_id, count, endings)
         with line.lock:
             line.waiting.append(ask)
             follow = line.busy
@@ -590,7 +621,7 @@ class Store:
             batch, line.waiting = line.waiting, []
         try:
             served = self._claim_batch(sweep_id, batch)
-        except BaseException as exc:
+        except BaseException as exc:  # every claim of the batch shares its fate
             for waiting in batch:
                 waiting.error = exc
         else:
@@ -608,15 +639,28 @@ class Store:
         return ask.outcome()
 
     def _claim_batch(self, sweep_id: int, asks: Sequence[_Ask]) -> list[list[ClaimedTrial]]:
-        """Serve ``asks`` in one transaction, in order: each gets up to its ``count``."""
+        """Serve ``asks`` in one transaction, in order: first the results they carry (each
+        ask's ``ended``), then the claims, each up to its ``count``. A stage of this sweep
+        that the results end is moved on by the claim itself; other sweeps' afterwards."""
         now = utcnow()
+        stages_may_end: set[int] = set()
         with self.db.transaction() as conn:
+            if any(ask.endings for ask in asks):
+                # The sweep's lock before any trial's, the order every claim, cancel and
+                # lease expiry takes them in: two transactions never wait on each other.
+                conn.execute(q.LOCK_SWEEP, {"b_sweep_id": sweep_id})
+            for ask in asks:
+                if ask.endings:
+                    ask.ended, ending = self._finish_all(conn, ask.endings, now)
+                    stages_may_end |= ending
             served = self._claim_fresh(conn, sweep_id, asks, now)
-            if served is not None:
-                return served
-            with self.db.session_in(conn) as s:
-                sweep = self._lock_sweep(s, sweep_id)
-                return [self._claim_locked(s, sweep, ask.worker_id, ask.count, now) for ask in asks]
+            if served is None:
+                with self.db.session_in(conn) as s:
+                    sweep = self._lock_sweep(s, sweep_id)
+                    served = [self._claim_locked(s, sweep, ask.worker_id, ask.count, now) for ask in asks]
+        for other in sorted(stages_may_end - {sweep_id}):
+            self._advance_sweep(other, now)
+        return served
 
     def _claim_locked(self, s: Session, sweep: Sweep, worker_id: str, count: int, now: datetime) -> list[ClaimedTrial]:
         """Any claim, on a sweep locked by the caller: re-queued trials first, then new ones,
@@ -664,7 +708,9 @@ class Store:
         sweep, count its active trials, take budget from the current stage, insert the new
         trials as running, count them on the sweep. ``None`` (with nothing changed, the
         sweep still locked) when the claim needs more: re-queued or expired trials to hand
-        out, a designer that learns, or a stage without budget for every free slot."""
+        out, a designer that learns, or a stage without budget for every free slot (unless
+        it has handed out all of it and some of its trials still run: then there is nothing
+        to give, and every ask gets none)."""
         sweep = conn.execute(q.LOCK_SWEEP, {"b_sweep_id": sweep_id}).one_or_none()
         if sweep is None:
             raise NotFound("sweep", sweep_id)
@@ -689,6 +735,11 @@ class Store:
             q.TAKE_BUDGET, {"b_sweep_id": sweep_id, "b_stage": sweep.current_stage, "b_slots": slots}
         ).scalar_one_or_none()
         if generated is None:
+            budget = conn.execute(q.STAGE_BUDGET, {"b_sweep_id": sweep_id, "b_stage": sweep.current_stage}).one()
+            if budget.generated >= budget.trials and running:
+                # The stage has handed out every trial and some still run: nothing to give
+                # until they end (the next stage starts then).
+                return [[] for _ in asks]
             return None
         first = generated - slots
         expires = now + self.lease

@@ -13,6 +13,7 @@ from service.schemas import (
     ClaimIn,
     ClaimOut,
     FinishIn,
+    FinishOutcome,
     LeaseIn,
     ReportIn,
     ReportsIn,
@@ -34,11 +35,16 @@ def claim(body: ClaimIn, store: StoreDep, request: Request) -> Response:
     worker ends its last trials and gets the next ones in one request; a claim that carries
     results is answered 200 with their outcomes even when there are no trials to hand out."""
     metrics = request.app.state.metrics
-    finished = store.finish_many(results=body.finished) if body.finished else []
+    finished: list[FinishOutcome] = []
+    if body.finished:
+        finished, trials = store.finish_and_claim(
+            results=body.finished, worker_id=body.worker_id, sweep_id=body.sweep_id, count=body.count
+        )
+    else:
+        trials = store.claim(worker_id=body.worker_id, sweep_id=body.sweep_id, count=body.count)
     for outcome in finished:
         if outcome.status is not None:
             metrics.finished.labels(status=outcome.status).inc()
-    trials = store.claim(worker_id=body.worker_id, sweep_id=body.sweep_id, count=body.count)
     metrics.claimed.inc(len(trials))
     if not trials and not finished:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
