@@ -18,7 +18,7 @@ warm-up, the first side alternating, with the same number of torch threads. The 
 shows median times and the median of the paired ratios. Where CUDA is available the bare
 loops and the trainer run on the GPU as well; otherwise the output says so.
 
-    python bench/fused_trials.py [--repeats 3] [--threads 1] [--skip-e2e] [--processes]
+    python bench/fused_trials.py [--repeats 3] [--threads N] [--skip-e2e] [--processes]
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trainer import MLP, TrainerConfig, load_dataset, train
-from trainer.fused import FusedMLP, FusedOptimizer, member_losses, train_fused
+from trainer import MLP, TrainerConfig, load_dataset, set_threads, train
+from trainer.fused import FusedMLP, FusedOptimizer, add_penalty_gradients, member_losses, train_fused
 from trainer.loop import make_optimizer
 from trainer.model import decayed_weights, weight_penalty
 from worker.agent import Agent, IdleBackoff
@@ -152,6 +152,7 @@ def bare_fused(configs: list[TrainerConfig], device: torch.device) -> float:
             losses.tolist()
             model.zero_grad(set_to_none=True)
             losses.sum().backward()  # type: ignore[no-untyped-call]
+            add_penalty_gradients(model, reg)
             optimizer.step(list(model.parameters()))
     synchronize(device)
     return time.perf_counter() - started
@@ -264,9 +265,9 @@ def end_to_end(repeats: int, processes: bool, hidden: int) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
-    # One thread by default: the server shares this machine, and on small models extra
-    # threads add more noise than speed; both sides get the same number either way.
-    parser.add_argument("--threads", type=int, default=1)
+    # By default as many threads as ``hypersweep worker`` gives its one process (every core
+    # it may run on); both sides get the same number either way.
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: as hypersweep worker)")
     parser.add_argument("--sizes", default="1,4,16,64", help="Group sizes K for the bare loops.")
     parser.add_argument("--hidden", type=int, default=128, help="Width of the MLP's hidden layers.")
     parser.add_argument("--skip-e2e", action="store_true", help="Only the bare loops.")
@@ -274,7 +275,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--processes", action="store_true", help="End to end with real worker processes.")
     args = parser.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
+    if args.threads is None:
+        set_threads(1)
+    else:
+        torch.set_num_threads(args.threads)
     sizes = [int(size) for size in args.sizes.split(",")]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(

@@ -18,7 +18,8 @@ run ``train(configs[k])`` would make:
   shared ``seed`` and every member reads the same batch);
 * its own objective, ``cross_entropy + reg_k * sum(w**2)``; the group minimises the sum
   of the members' objectives, and since member ``k``'s parameters appear in no other
-  member's objective, each gets exactly the gradient of its own loss;
+  member's objective, each gets exactly the gradient of its own loss (the penalty's part
+  added directly, :func:`add_penalty_gradients`);
 * its own dropout: a mask drawn per member and per unit at that member's rate;
 * the update rule of ``torch.optim`` for the optimizer family, with the member's own
   learning rate and momentum (:class:`FusedOptimizer`);
@@ -63,6 +64,7 @@ __all__ = [
     "FusedMLP",
     "FusedOptimizer",
     "ResultCallback",
+    "add_penalty_gradients",
     "evaluate_members",
     "fusion_key",
     "member_losses",
@@ -224,16 +226,35 @@ class FusedMLP(nn.Module):
 
 def member_losses(model: FusedMLP, x: Tensor, y: Tensor, reg: Tensor) -> Tensor:
     """Each member's training objective on the batch ``(x, y)``, shape ``(members,)``:
-    the mean cross-entropy plus ``reg[k] * sum(w**2)`` over its ``Linear`` weights."""
+    the mean cross-entropy plus ``reg[k] * sum(w**2)`` over its ``Linear`` weights.
+
+    Only the cross-entropy is in the autograd graph; :func:`add_penalty_gradients` adds
+    the penalty's gradient after ``backward``. Through autograd the penalty would cost a
+    saved square, a sum and their backward passes over every weight at every step, about
+    a sixth of a fused step at 128 hidden units on a CPU."""
     logits = model(x)
     members, batch, classes = logits.shape
     targets = y.expand(members, batch).reshape(-1)
     cross_entropy = F.cross_entropy(logits.reshape(-1, classes), targets, reduction="none").view(members, batch)
-    penalty = sum(w.square().sum(dim=(1, 2)) for w in model.decayed_weights())
-    assert isinstance(penalty, Tensor)
-    # A member without regularisation gets no penalty term at all, as in ``train``: 0 * inf
-    # would turn a merely large loss into NaN.
-    return cross_entropy.mean(dim=1) + torch.where(reg > 0, reg * penalty, torch.zeros_like(reg))
+    with torch.no_grad():
+        penalty = sum(w.square().sum(dim=(1, 2)) for w in model.decayed_weights())
+        assert isinstance(penalty, Tensor)
+        # A member without regularisation gets no penalty term at all, as in ``train``:
+        # 0 * inf would turn a merely large loss into NaN.
+        penalty = torch.where(reg > 0, reg * penalty, torch.zeros_like(reg))
+    return cross_entropy.mean(dim=1) + penalty
+
+
+@torch.no_grad()
+def add_penalty_gradients(model: FusedMLP, reg: Tensor) -> None:
+    """Add the gradient of each member's penalty ``reg[k] * sum(w**2)``, ``2 * reg[k] * w``,
+    to the ``.grad`` of its ``Linear`` weights: what :func:`member_losses` leaves out of the
+    graph. The product is the one autograd would form, and adding it is how autograd
+    accumulates a second path's gradient."""
+    factor = (2 * reg).view(-1, 1, 1)
+    for weight in model.decayed_weights():
+        if weight.grad is not None:
+            weight.grad.add_(weight * factor)
 
 
 @torch.inference_mode()
@@ -494,6 +515,7 @@ def train_fused(
                 objective = losses[torch.tensor(survivors, device=device)].sum()
             model.zero_grad(set_to_none=True)
             objective.backward()  # type: ignore[no-untyped-call]
+            add_penalty_gradients(model, reg)
             optimizer.step(list(model.parameters()))
             if diverging:
                 drop(list(diverging))
