@@ -24,7 +24,8 @@ that can share one model (``worker.fused.group_trials``) together with
 ``trainer.fused.train_fused``. Each trial of a group keeps its own channel (reports,
 heartbeats, the server's answers) and ends as it would alone, as soon as it ends: a
 diverged member is finished while the others train on, a member told to stop or whose
-lease is lost leaves the group at its next epoch end.
+lease is lost leaves the group at its next epoch end. The members that complete end
+together, and one request finishes them all and claims what comes next.
 """
 
 from __future__ import annotations
@@ -316,12 +317,12 @@ class Agent:
                         for trial in unstarted:
                             self._release(trial)
                     break
+                # The last trials of a claim ask for the next ones with their finish.
+                last = position == len(groups) - 1 and not self.once
                 if len(group) == 1:
-                    # The last trial of a claim asks for the next ones with its finish.
-                    last = position == len(groups) - 1 and not self.once
                     self.outcomes.append(self.run_trial(group[0], claim_next=last))
                 else:
-                    self.outcomes += self.run_group(group)
+                    self.outcomes += self.run_group(group, claim_next=last)
                 ran += len(group)
             if self.once:
                 break
@@ -353,13 +354,15 @@ class Agent:
             return self._end_failed(trial, channel, exc, claim_next=claim_next)
         return self._end(trial, channel, result, claim_next=claim_next)
 
-    def run_group(self, trials: Sequence[Mapping[str, Any]]) -> list[Outcome]:
+    def run_group(self, trials: Sequence[Mapping[str, Any]], *, claim_next: bool = False) -> list[Outcome]:
         """Train claimed trials that share a fusion key as one fused model and tell the
         server how each ended, each as :meth:`run_trial` would and as soon as it ends.
         Returns their outcomes in the order of ``trials``.
 
-        When the fused training raises (a data set that cannot be loaded, say), every
-        trial still running is finished as ``failed`` with the error.
+        The trials that complete all their epochs end together, with the group: they are
+        finished in one request, which with ``claim_next`` also claims the trials
+        :meth:`run` goes on with. When the fused training raises (a data set that cannot be
+        loaded, say), every trial still running is finished as ``failed`` with the error.
         """
         channels = [_channel_for(self.client, trial, self.report_every) for trial in trials]
         logger.info("trials %s: training %d fused", ", ".join(str(t["id"]) for t in trials), len(trials))
@@ -371,13 +374,17 @@ class Agent:
 
             return on_epoch
 
-        # Each trial's end is told from a thread of the pool, so that the rest of the group
-        # trains on meanwhile and the group's last trials are finished side by side.
+        # A trial that ends early (diverged, or stopped) is told from a thread of the pool,
+        # so that the rest of the group trains on meanwhile.
         endings: dict[int, Future[Outcome]] = {}
+        completed: dict[int, TrainResult] = {}
         with ThreadPoolExecutor(max_workers=len(trials), thread_name_prefix="trial-end") as pool:
 
             def on_result(member: int, result: TrainResult) -> None:
-                endings[member] = pool.submit(self._end, trials[member], channels[member], result)
+                if result.metrics.get("stop_reason") == "completed":
+                    completed[member] = result
+                else:
+                    endings[member] = pool.submit(self._end, trials[member], channels[member], result)
 
             for channel in channels:
                 channel.start()
@@ -393,17 +400,37 @@ class Agent:
             except Exception as exc:
                 logger.exception("trials %s: fused training raised", ", ".join(str(t["id"]) for t in trials))
                 for member, (trial, channel) in enumerate(zip(trials, channels, strict=True)):
-                    if member not in endings:
+                    if member not in endings and member not in completed:
                         endings[member] = pool.submit(self._end_failed, trial, channel, exc)
-        if len(endings) != len(trials):
+        outcomes = {member: future.result() for member, future in endings.items()}
+        told: list[tuple[int, Ending]] = []
+        for member, result in sorted(completed.items()):
+            ending = self._ending(trials[member], channels[member], result)
+            if isinstance(ending, Outcome):
+                outcomes[member] = ending
+            else:
+                told.append((member, ending))
+        if told:
+            finished = self._finish_all([ending for _, ending in told], claim_next=claim_next)
+            outcomes.update((member, outcome) for (member, _), outcome in zip(told, finished, strict=True))
+        if len(outcomes) != len(trials):
             raise RuntimeError("fused training returned without ending every trial")
-        return [endings[member].result() for member in range(len(trials))]
+        return [outcomes[member] for member in range(len(trials))]
 
     def _end(
         self, trial: Mapping[str, Any], channel: _TrialChannel, result: TrainResult, *, claim_next: bool = False
     ) -> Outcome:
         """Close the channel and tell the server how a trial that trained to its end (or was
         stopped) went, with the curve points the channel had not sent."""
+        ending = self._ending(trial, channel, result)
+        if isinstance(ending, Outcome):
+            return ending
+        return self._finish(ending, claim_next=claim_next)
+
+    def _ending(self, trial: Mapping[str, Any], channel: _TrialChannel, result: TrainResult) -> Ending | Outcome:
+        """Close the channel; what to tell the server of a trial that trained to its end (or
+        was stopped), with the curve points the channel had not sent, or the outcome when
+        there is nothing to tell (its lease is lost, or our shutdown gave it back)."""
         unsent = channel.close()
         trial_id = int(trial["id"])
         if channel.lease_lost.is_set():
@@ -413,8 +440,7 @@ class Agent:
             # Interrupted by our own shutdown, not by the trial: let another worker redo it.
             return self._release(trial)
         status: FinishStatus = "diverged" if result.status == "diverged" else "completed"
-        ending = Ending(trial_id, str(trial["lease_token"]), status, dict(result.metrics), points=unsent)
-        return self._finish(ending, claim_next=claim_next)
+        return Ending(trial_id, str(trial["lease_token"]), status, dict(result.metrics), points=unsent)
 
     def _end_failed(
         self, trial: Mapping[str, Any], channel: _TrialChannel, exc: BaseException, *, claim_next: bool = False
@@ -429,33 +455,60 @@ class Agent:
     def _finish(self, ending: Ending, *, claim_next: bool = False) -> Outcome:
         """Tell the server how a trial ended; with ``claim_next`` (and the agent not
         stopping), claim the next trials in the same request and keep them for :meth:`run`."""
-        trial_id = ending.trial_id
+        [outcome] = self._finish_all([ending], claim_next=claim_next)
+        return outcome
+
+    def _finish_all(self, endings: Sequence[Ending], *, claim_next: bool = False) -> list[Outcome]:
+        """:meth:`_finish` for several trials: with ``claim_next`` (and the agent not
+        stopping), all of them in the request that claims the next trials; otherwise one
+        finish request each."""
+        if not (claim_next and not self.stopping):
+            return [self._finish_alone(ending) for ending in endings]
         try:
-            if claim_next and not self.stopping:
-                outcomes, self._claimed_ahead = self.client.finish_and_claim(
-                    [ending], worker_id=self.worker_id, sweep_id=self.sweep_id, count=self.fuse
-                )
-                code = outcomes[0].get("code") if len(outcomes) == 1 else None
-                if code == httpx.codes.CONFLICT:
-                    raise LeaseLost(str(outcomes[0].get("detail")), status_code=code)
-                if code != httpx.codes.OK:
-                    raise ServiceError(f"the claim answered {outcomes!r:.200} for the finish", status_code=code)
+            answers, self._claimed_ahead = self.client.finish_and_claim(
+                endings, worker_id=self.worker_id, sweep_id=self.sweep_id, count=self.fuse
+            )
+        except ServiceError as exc:
+            # The results are lost, not the trials: their leases lapse and they run again.
+            for ending in endings:
+                logger.error("trial %s: could not deliver its result: %s", ending.trial_id, exc)
+            return [Outcome.UNDELIVERED] * len(endings)
+        if len(answers) != len(endings):
+            logger.error("the claim answered %d outcomes for %d results: %.200r", len(answers), len(endings), answers)
+            return [Outcome.UNDELIVERED] * len(endings)
+        outcomes = []
+        for ending, answer in zip(endings, answers, strict=True):
+            code = answer.get("code")
+            if code == httpx.codes.OK:
+                outcomes.append(self._delivered(ending))
+            elif code == httpx.codes.CONFLICT:
+                outcomes.append(self._abandon(ending.trial_id))
             else:
-                self.client.finish(
-                    trial_id,
-                    lease_token=ending.lease_token,
-                    status=ending.status,
-                    metrics=ending.metrics,
-                    error=ending.error,
-                    points=ending.points,
-                )
+                logger.error("trial %s: could not deliver its result: %s", ending.trial_id, answer.get("detail"))
+                outcomes.append(Outcome.UNDELIVERED)
+        return outcomes
+
+    def _finish_alone(self, ending: Ending) -> Outcome:
+        try:
+            self.client.finish(
+                ending.trial_id,
+                lease_token=ending.lease_token,
+                status=ending.status,
+                metrics=ending.metrics,
+                error=ending.error,
+                points=ending.points,
+            )
         except LeaseLost:
-            return self._abandon(trial_id)
+            return self._abandon(ending.trial_id)
         except ServiceError as exc:
             # The result is lost, not the trial: its lease lapses and it is run again.
-            logger.error("trial %s: could not deliver its result: %s", trial_id, exc)
+            logger.error("trial %s: could not deliver its result: %s", ending.trial_id, exc)
             return Outcome.UNDELIVERED
-        logger.info("trial %s: %s %s", trial_id, ending.status, _summary(ending.metrics))
+        return self._delivered(ending)
+
+    @staticmethod
+    def _delivered(ending: Ending) -> Outcome:
+        logger.info("trial %s: %s %s", ending.trial_id, ending.status, _summary(ending.metrics))
         return Outcome(ending.status)
 
     def _release(self, trial: Mapping[str, Any]) -> Outcome:

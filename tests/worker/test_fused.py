@@ -14,7 +14,7 @@ from tests.conftest import sweep_doc
 from trainer import TrainerConfig, TrainResult, train
 from trainer.fused import train_fused
 from worker.agent import Agent, IdleBackoff, Outcome
-from worker.client import ServiceClient
+from worker.client import Ending, ServiceClient
 from worker.fused import group_trials, trial_fusion_key
 
 TINY_TRAINER = {"dataset": "spiral", "batch_size": 32, "hidden": 16, "optimizer": "momentum"}
@@ -175,6 +175,38 @@ def test_a_diverging_member_is_finished_while_the_others_train_on(service: Servi
         assert trials[lr]["status"] == "completed"
         assert len(trials[lr]["curve"]) == 4
     assert sorted(agent.outcomes) == sorted([Outcome.COMPLETED, Outcome.DIVERGED, Outcome.COMPLETED])
+
+
+class CountingClient(ServiceClient):
+    """The real client, noting how many trials each finish request ended."""
+
+    def __init__(self, http: Any) -> None:
+        super().__init__(http)
+        self.finishes: list[tuple[str, int]] = []
+
+    def finish(self, trial_id: int, **kwargs: Any) -> dict[str, Any]:
+        self.finishes.append(("finish", 1))
+        return super().finish(trial_id, **kwargs)
+
+    def finish_and_claim(self, endings: Sequence[Ending], **kwargs: Any) -> tuple[list[Any], list[Any]]:
+        if endings:
+            self.finishes.append(("finish+claim", len(endings)))
+        return super().finish_and_claim(endings, **kwargs)
+
+
+def test_the_members_that_complete_are_finished_together_by_the_next_claim(client: Any) -> None:
+    service = CountingClient(client)
+    sweep = submit(service, lrs=[0.05, 1000.0, 0.02, 0.01], epochs=3)
+    agent = agent_for(service, sweep["id"], Recorder(), fuse=4)
+    assert agent.run() == 4
+    # The diverged member was told at once, alone; the three that completed, in one request.
+    assert service.finishes == [("finish", 1), ("finish+claim", 3)]
+    assert sorted(agent.outcomes) == sorted([Outcome.DIVERGED] + [Outcome.COMPLETED] * 3)
+    trials = trials_by_lr(service, sweep["id"])
+    for lr in (0.05, 0.02, 0.01):
+        assert trials[lr]["status"] == "completed"
+        assert [p["step"] for p in trials[lr]["curve"]] == [1, 2, 3]
+    assert service.get_sweep(sweep["id"])["status"] == "completed"
 
 
 def test_cancelling_the_sweep_stops_every_member(service: ServiceClient) -> None:
