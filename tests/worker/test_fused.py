@@ -227,7 +227,7 @@ def test_cancelling_the_sweep_stops_every_member(service: ServiceClient) -> None
 
 
 def test_a_lost_lease_drops_only_that_member(service: ServiceClient) -> None:
-    sweep = submit(service, lrs=[0.1, 0.05, 0.01], epochs=30, trainer={**TINY_TRAINER, "dataset": "digits"})
+    sweep = submit(service, lrs=[0.03, 0.02, 0.01], epochs=30, trainer={**TINY_TRAINER, "dataset": "digits"})
     trials = service.claim(worker_id="fused-worker", sweep_id=sweep["id"], count=3)
     lost = trials[0]
 
