@@ -41,8 +41,10 @@ trial is told the value it reported. For every strategy the best value is the be
 full-epoch trial that did not diverge.
 
 Under the table: for each target pair (ours against Optuna's, coarse to fine against
-random), the (problem, budget) cells where the first is behind on median regret; then
-the CPU seconds each strategy took. With 10 seeds a median moves by tens of percent
+random), the (problem, budget) cells where the first is behind on median regret, and
+the cells where a paired sign test over the seeds (same seed, which found the better
+value; ties left out) finds either strategy better at p < 0.05; then the CPU seconds
+each strategy took. With 10 seeds a median moves by tens of percent
 from one set of seeds to another, so read single cells with care (``--seeds 30``).
 
 GP suggestions cost more with every trial (about a tenth of a second at 80 trials on one
@@ -69,7 +71,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import TypeAdapter
-from scipy.stats import qmc  # type: ignore[import-untyped]
+from scipy.stats import binomtest, qmc  # type: ignore[import-untyped]
 
 from service.search.base import Observation, Params, SearchConfig
 from service.search.bayes import distribution
@@ -396,17 +398,59 @@ def table(summary: Medians, names: Sequence[str], strategies: Sequence[str], bud
     return "\n".join(lines)
 
 
-def verdicts(summary: Medians, names: Sequence[str], budgets: Sequence[int]) -> list[str]:
-    """For each target pair, in how many (problem, budget) cells the first strategy's median
-    regret is at most the second's."""
+def paired(outcomes: Sequence[Outcome], ours: str, theirs: str) -> dict[tuple[str, int], tuple[int, int, float]]:
+    """``(problem, budget)`` -> (seeds where ``ours`` found the better value, seeds where
+    ``theirs`` did, the two-sided sign test's p-value) over the seeds both strategies ran;
+    ties count for neither."""
+    by_seed: dict[tuple[str, str, int, int], float] = {}
+    for outcome in outcomes:
+        for budget, value in outcome.best.items():
+            if value is not None:
+                by_seed[outcome.job.problem, outcome.job.strategy, budget, outcome.job.seed] = value
+    counts: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
+    for (name, strategy, budget, seed), value in by_seed.items():
+        other = by_seed.get((name, theirs, budget, seed))
+        if strategy != ours or other is None or value == other:
+            continue
+        better = value < other if problems()[name].minimize else value > other
+        counts[name, budget][0 if better else 1] += 1
+    return {
+        cell: (ahead, behind, float(binomtest(ahead, ahead + behind).pvalue) if ahead + behind else 1.0)
+        for cell, (ahead, behind) in counts.items()
+    }
+
+
+def verdicts(
+    summary: Medians, outcomes: Sequence[Outcome], names: Sequence[str], budgets: Sequence[int], alpha: float = 0.05
+) -> list[str]:
+    """For each target pair: in how many (problem, budget) cells the first strategy's median
+    regret is at most the second's, and in which cells a paired sign test over the seeds
+    finds either one significantly better."""
     lines = []
     for ours, theirs in TARGETS:
         cells = [(n, b) for n in names for b in budgets if (n, ours, b) in summary and (n, theirs, b) in summary]
         if not cells:
             continue
         behind = [f"{n} @{b}" for n, b in cells if summary[n, ours, b][1] > summary[n, theirs, b][1]]
-        verdict = f"{ours} vs {theirs}: regret at most as large in {len(cells) - len(behind)} of {len(cells)} cells"
+        level = len(cells) - len(behind)
+        verdict = f"{ours} vs {theirs}: median regret at most as large in {level} of {len(cells)} cells"
         lines.append(verdict + (f"; behind at {', '.join(behind)}" if behind else ""))
+        tests = paired(outcomes, ours, theirs)
+        won: list[str] = []
+        lost: list[str] = []
+        counts: list[str] = []
+        for n, b in cells:
+            ahead, behind_seeds, p = tests.get((n, b), (0, 0, 1.0))
+            counts.append(f"{n} @{b} {ahead}:{behind_seeds}")
+            if p < alpha:
+                (won if ahead > behind_seeds else lost).append(f"{n} @{b} ({ahead}:{behind_seeds}, p={p:.2g})")
+        lines.append("  seeds where each found the better value: " + ", ".join(counts))
+        lines.append(
+            f"  sign test over seeds, p < {alpha}: {ours} better at "
+            + (", ".join(won) or "none")
+            + f"; {theirs} better at "
+            + (", ".join(lost) or "none")
+        )
     return lines
 
 
@@ -452,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     summary = medians(outcomes)
     print(table(summary, names, strategies, budgets))
     print()
-    print("\n".join(verdicts(summary, names, budgets)))
+    print("\n".join(verdicts(summary, outcomes, names, budgets)))
     seconds: dict[str, float] = defaultdict(float)
     for outcome in outcomes:
         seconds[outcome.job.strategy] += outcome.seconds
