@@ -5,7 +5,8 @@ belongs to the holder of its ``lease_token`` until the lease expires; only that 
 report, heartbeat or finish it. Everything that creates trials or starts them (claim,
 cancel, lease expiry, a stage's end) first locks the sweep's row, so within one sweep these
 are serial: budgets, parallelism and stage changes are exact. Finishes, releases,
-heartbeats and reports lock only their trial's row. Claims of one sweep that arrive while
+heartbeats and reports lock only their trial's row; results a claim carries are finished
+in the claim's transaction, after the sweep's lock. Claims of one sweep that arrive while
 another of its claims runs queue in this process and are served together by the next claim
 transaction.
 """
@@ -13,6 +14,7 @@ transaction.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import secrets
 import threading
@@ -54,6 +56,8 @@ from service.validation import Plan
 from trainer.config import TrainerConfig
 
 __all__ = ["SORT_KEYS", "Store"]
+
+logger = logging.getLogger(__name__)
 
 _space_adapter: TypeAdapter[Space] = TypeAdapter(Space)
 _ACTIVE = q.ACTIVE
@@ -641,7 +645,8 @@ class Store:
     def _claim_batch(self, sweep_id: int, asks: Sequence[_Ask]) -> list[list[ClaimedTrial]]:
         """Serve ``asks`` in one transaction, in order: first the results they carry (each
         ask's ``ended``), then the claims, each up to its ``count``. A stage of this sweep
-        that the results end is moved on by the claim itself; other sweeps' afterwards."""
+        that the results end is moved on by the claim itself, or after the commit when the
+        claim hands out nothing; other sweeps' after the commit."""
         now = utcnow()
         stages_may_end: set[int] = set()
         with self.db.transaction() as conn:
@@ -658,8 +663,17 @@ class Store:
                 with self.db.session_in(conn) as s:
                     sweep = self._lock_sweep(s, sweep_id)
                     served = [self._claim_locked(s, sweep, ask.worker_id, ask.count, now) for ask in asks]
-        for other in sorted(stages_may_end - {sweep_id}):
-            self._advance_sweep(other, now)
+        if any(served):
+            # This sweep has trials running again: its stage is not done.
+            stages_may_end.discard(sweep_id)
+        for ended in sorted(stages_may_end):
+            # After the commit, as a plain finish does: a finish that committed while this
+            # transaction ran saw these trials still running, and left the stage to us.
+            try:
+                self._advance_sweep(ended, now)
+            except Exception:
+                # The results and leases are committed; the sweep's next claim moves it on.
+                logger.exception("sweep %s: could not advance after finishing trials", ended)
         return served
 
     def _claim_locked(self, s: Session, sweep: Sweep, worker_id: str, count: int, now: datetime) -> list[ClaimedTrial]:

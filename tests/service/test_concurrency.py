@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from service.db import Database
-from service.errors import LeaseConflict, NotFound
+from service.errors import LeaseConflict
 from service.schemas import FinishedIn, SweepSpec
 from service.store import Store
 from service.validation import check_spec
@@ -67,13 +67,17 @@ def test_sixteen_workers_hold_each_trial_once_and_the_budget_is_exact(database_u
         idle = 0
         ended: list[FinishedIn] = []  # carried by the next claim
         while idle < 50:
+            count = random.choice([1, 2, 3])
             if ended:
-                outcomes = store.finish_many(results=ended)
+                outcomes, claimed = store.finish_and_claim(
+                    results=ended, worker_id=name, sweep_id=sweep_id, count=count
+                )
                 assert [o.code for o in outcomes] == [200] * len(ended)
                 with lock:
                     finished.update(e.trial_id for e in ended)
                 ended = []
-            claimed = store.claim(worker_id=name, sweep_id=sweep_id, count=random.choice([1, 2, 3]))
+            else:
+                claimed = store.claim(worker_id=name, sweep_id=sweep_id, count=count)
             if not claimed:
                 if store.get_sweep(sweep_id=sweep_id).status == "completed":
                     return
@@ -214,24 +218,104 @@ def test_claims_that_wait_together_are_served_together_each_with_its_own_trials(
         db.dispose()
 
 
-def test_a_claim_that_fails_fails_every_claim_of_its_batch(database_url: str) -> None:
+def test_a_claim_that_fails_fails_every_claim_of_its_batch_and_frees_the_line(database_url: str) -> None:
     db = Database(database_url)
     store = Store(db, lease_seconds=60)
-    errors: list[BaseException] = []
+    sweep_id = create(store, stages=[{"trials": 40, "epochs": 1}], parallelism=40)
+    workers = 8
+    batches: list[int] = []
+    serve = store._claim_batch
+    release = threading.Event()
+
+    def second_batch_fails(sweep: int, asks: Any) -> Any:
+        batches.append(len(asks))
+        if len(batches) == 1:
+            release.wait(timeout=30)  # until the other claims queue behind this one
+        elif len(batches) == 2:
+            raise RuntimeError("the database went away")
+        return serve(sweep, asks)
+
+    store._claim_batch = second_batch_fails  # type: ignore[method-assign]
+    failed: list[str] = []
+    served: dict[str, int] = {}
     lock = threading.Lock()
 
     def worker(index: int) -> None:
         try:
-            store.claim(worker_id=f"w{index}", sweep_id=4242)
-        except NotFound as exc:
+            claimed = store.claim(worker_id=f"w{index}", sweep_id=sweep_id)
+        except RuntimeError:
             with lock:
-                errors.append(exc)
+                failed.append(f"w{index}")
+        else:
+            with lock:
+                served[f"w{index}"] = len(claimed)
 
+    def release_when_queued() -> None:
+        while not release.is_set():
+            line = store._lines.get(sweep_id)
+            if line is not None and len(line.waiting) >= workers - 1:
+                release.set()
+            threading.Event().wait(0.005)
+
+    watcher = threading.Thread(target=release_when_queued)
+    watcher.start()
     try:
-        run_workers(worker, workers=8)
-        assert len(errors) == 8
-        # The line is free again: a claim on a real sweep goes through.
-        sweep_id = create(store, stages=[{"trials": 1, "epochs": 1}])
+        run_workers(worker, workers=workers)
+        watcher.join()
+        assert batches == [1, workers - 1]
+        # The batch's failure is each of its claims': none is answered as if it got nothing.
+        assert len(failed) == workers - 1
+        assert list(served.values()) == [1]
+        # The line is free again: the next claim of the sweep leads and goes through.
         assert len(store.claim(worker_id="w", sweep_id=sweep_id)) == 1
+        assert batches == [1, workers - 1, 1]
+        assert store.get_sweep(sweep_id=sweep_id).counts == {"running": 2}
     finally:
+        db.dispose()
+
+
+def test_a_finish_that_commits_while_a_carried_one_runs_still_ends_the_stage(database_url: str) -> None:
+    db = Database(database_url)
+    if db.engine.dialect.name == "sqlite":
+        db.dispose()
+        pytest.skip("SQLite runs one writing transaction at a time: the two finishes cannot overlap")
+    store = Store(db, lease_seconds=60)
+    sweep_id = create(store, stages=[{"trials": 2, "epochs": 1}], parallelism=2)
+    first, second = store.claim(worker_id="w", sweep_id=sweep_id, count=2)
+    claim_fresh = store._claim_fresh
+    counted = threading.Event()
+    go_on = threading.Event()
+
+    def held_before_commit(*args: Any) -> Any:
+        # The carried finish has seen the other trial still running; hold its transaction
+        # open while that trial's own finish commits.
+        served = claim_fresh(*args)
+        counted.set()
+        go_on.wait(timeout=30)
+        return served
+
+    store._claim_fresh = held_before_commit  # type: ignore[method-assign]
+    answers: list[Any] = []
+    result = {"lease_token": first.lease_token, "status": "completed", "metrics": {"val_accuracy": 0.5}}
+    carried = FinishedIn.model_validate({"trial_id": first.id, **result})
+    thread = threading.Thread(
+        target=lambda: answers.append(store.finish_and_claim(results=[carried], worker_id="w", sweep_id=sweep_id))
+    )
+    thread.start()
+    try:
+        assert counted.wait(timeout=30)
+        store.finish(
+            trial_id=second.id, lease_token=second.lease_token, status="completed", metrics={"val_accuracy": 0.7}
+        )
+        # Its own check ran before the carried finish committed: the stage is not ended yet.
+        assert store.get_sweep(sweep_id=sweep_id).status == "running"
+        go_on.set()
+        thread.join(timeout=30)
+        [(outcomes, trials)] = answers
+        assert [o.code for o in outcomes] == [200] and trials == []
+        sweep = store.get_sweep(sweep_id=sweep_id)
+        assert sweep.status == "completed"
+        assert sweep.counts == {"completed": 2}
+    finally:
+        go_on.set()
         db.dispose()
