@@ -74,6 +74,9 @@ IDLE_SLICE = 0.1
 FALLBACK_LEASE_SECONDS = 60.0
 #: The most trials one claim may ask for (the service's limit), hence the largest ``fuse``.
 MAX_FUSE = 64
+#: The most curve points the results carried by one claim hold together (about 130 bytes
+#: each): the claim's body stays far below the server's limit on a request's size.
+CARRIED_POINTS = 2000
 
 
 class Outcome(StrEnum):
@@ -460,19 +463,41 @@ class Agent:
 
     def _finish_all(self, endings: Sequence[Ending], *, claim_next: bool = False) -> list[Outcome]:
         """:meth:`_finish` for several trials: with ``claim_next`` (and the agent not
-        stopping), all of them in the request that claims the next trials; otherwise one
+        stopping), as many of them as :data:`CARRIED_POINTS` lets in the request that
+        claims the next trials, the others first in one finish request each; otherwise one
         finish request each."""
         if not (claim_next and not self.stopping):
             return [self._finish_alone(ending) for ending in endings]
+        outcomes: list[Outcome | None] = [None] * len(endings)
+        carried: list[int] = []
+        points = 0
+        for index, ending in enumerate(endings):
+            if points + len(ending.points) <= CARRIED_POINTS:
+                carried.append(index)
+                points += len(ending.points)
+            else:
+                outcomes[index] = self._finish_alone(ending)
+        for index, outcome in zip(carried, self._carry([endings[i] for i in carried]), strict=True):
+            outcomes[index] = outcome
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _carry(self, endings: Sequence[Ending]) -> list[Outcome]:
+        """Finish ``endings`` in the request that claims the next trials. When the server
+        refuses that request as a whole (an answer, not a lost connection), each is
+        finished on its own instead: a failure of the claim must not cost their results."""
         try:
             answers, self._claimed_ahead = self.client.finish_and_claim(
                 endings, worker_id=self.worker_id, sweep_id=self.sweep_id, count=self.fuse
             )
         except ServiceError as exc:
-            # The results are lost, not the trials: their leases lapse and they run again.
-            for ending in endings:
-                logger.error("trial %s: could not deliver its result: %s", ending.trial_id, exc)
-            return [Outcome.UNDELIVERED] * len(endings)
+            if exc.status_code is None or not endings:
+                # No answer came through every retry: the results are lost, not the
+                # trials; their leases lapse and they run again.
+                for ending in endings:
+                    logger.error("trial %s: could not deliver its result: %s", ending.trial_id, exc)
+                return [Outcome.UNDELIVERED] * len(endings)
+            logger.warning("the claim carrying %d results failed (%s); finishing them one by one", len(endings), exc)
+            return [self._finish_alone(ending) for ending in endings]
         if len(answers) != len(endings):
             logger.error("the claim answered %d outcomes for %d results: %.200r", len(answers), len(endings), answers)
             return [Outcome.UNDELIVERED] * len(endings)

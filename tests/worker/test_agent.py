@@ -347,3 +347,38 @@ def test_lease_seconds_left_reads_the_servers_expiry() -> None:
     assert lease_seconds_left((now - timedelta(seconds=5)).isoformat(), now=now) == FALLBACK_LEASE_SECONDS
     assert lease_seconds_left("not a time", now=now) == FALLBACK_LEASE_SECONDS
     assert lease_seconds_left(None, now=now) == FALLBACK_LEASE_SECONDS
+
+
+def test_results_a_refused_claim_carried_are_finished_one_by_one(client: TestClient) -> None:
+    service = RecordingClient(client)
+    sweep = submit(service, trials=1, epochs=2)
+    [trial] = service.claim(worker_id="test-worker", sweep_id=sweep["id"])
+    # A claim on a sweep that is gone is refused as a whole (404), results and all.
+    agent = agent_for(service, 987654)
+    assert agent.run_trial(trial, claim_next=True) == Outcome.COMPLETED
+    assert service.requests == ["claim", "finish+claim", "finish"]
+    after = service.get_trial(trial["id"])
+    assert after["status"] == "completed"
+    assert [point["step"] for point in after["curve"]] == [1, 2]
+
+
+@pytest.mark.parametrize("fuse", [1, 2])
+def test_results_past_what_a_claim_may_carry_are_finished_on_their_own(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, fuse: int
+) -> None:
+    monkeypatch.setattr("worker.agent.CARRIED_POINTS", 3)
+    service = RecordingClient(client)
+    sweep = submit(service, trials=2, epochs=2)
+    agent = agent_for(service, sweep["id"], fuse=fuse, report_every=60)  # every point goes with the finish
+    assert agent.run() == 2
+    assert agent.outcomes == [Outcome.COMPLETED] * 2
+    if fuse == 1:
+        # Two points each fit: every finish rides on a claim.
+        assert service.requests == ["claim", "finish+claim", "finish+claim"]
+    else:
+        # The group's four points do not: the first member's result goes alone.
+        assert service.requests == ["claim", "finish", "finish+claim"]
+    for listed in service.list_trials(sweep["id"]):
+        trial = service.get_trial(listed["id"])
+        assert trial["status"] == "completed"
+        assert [point["step"] for point in trial["curve"]] == [1, 2]
