@@ -511,7 +511,8 @@ def train_fused(
                 if not survivors:
                     drop(list(diverging))
                     break
-                # The survivors' objectives only: a diverged member's rows get no gradient.
+                # The survivors' objectives only: a diverged member's rows get no gradient
+                # from its loss (only its penalty's, harmless: they leave after this step).
                 objective = losses[torch.tensor(survivors, device=device)].sum()
             model.zero_grad(set_to_none=True)
             objective.backward()  # type: ignore[no-untyped-call]
