@@ -77,6 +77,9 @@ MAX_FUSE = 64
 #: The most curve points the results carried by one claim hold together (about 130 bytes
 #: each): the claim's body stays far below the server's limit on a request's size.
 CARRIED_POINTS = 2000
+#: What a request ends with when the server cannot be reached: no answer, or a gateway's or
+#: the server's own "unavailable" (its database is down).
+_UNREACHABLE = frozenset({None, 502, 503, 504})
 
 
 class Outcome(StrEnum):
@@ -483,15 +486,16 @@ class Agent:
 
     def _carry(self, endings: Sequence[Ending]) -> list[Outcome]:
         """Finish ``endings`` in the request that claims the next trials. When the server
-        refuses that request as a whole (an answer, not a lost connection), each is
-        finished on its own instead: a failure of the claim must not cost their results."""
+        refuses that request as a whole (a 4xx, or a 500 that persists), each is finished
+        on its own instead: a failure of the claim must not cost their results."""
         try:
             answers, self._claimed_ahead = self.client.finish_and_claim(
                 endings, worker_id=self.worker_id, sweep_id=self.sweep_id, count=self.fuse
             )
         except ServiceError as exc:
-            if exc.status_code is None or not endings:
-                # No answer came through every retry: the results are lost, not the
+            if exc.status_code in _UNREACHABLE or not endings:
+                # No answer, or the server or its database out of reach, through every
+                # retry: a finish would fare no better. The results are lost, not the
                 # trials; their leases lapse and they run again.
                 for ending in endings:
                     logger.error("trial %s: could not deliver its result: %s", ending.trial_id, exc)

@@ -362,6 +362,27 @@ def test_results_a_refused_claim_carried_are_finished_one_by_one(client: TestCli
     assert [point["step"] for point in after["curve"]] == [1, 2]
 
 
+@pytest.mark.parametrize("status_code", [None, 503])
+def test_results_a_claim_could_not_deliver_are_not_retried_one_by_one(
+    client: TestClient, status_code: int | None
+) -> None:
+    service = RecordingClient(client)
+    sweep = submit(service, trials=1, epochs=2)
+    [trial] = service.claim(worker_id="test-worker", sweep_id=sweep["id"])
+
+    def out_of_reach(endings: Sequence[Ending], **kwargs: Any) -> Any:
+        service.requests.append("finish+claim")
+        raise ServiceUnavailable("POST /trials/claim failed after 9 attempts", status_code=status_code)
+
+    service.finish_and_claim = out_of_reach  # type: ignore[method-assign]
+    agent = agent_for(service, sweep["id"])
+    # With the server or its database out of reach a finish would fare no better: the
+    # result is given up and the lease lapses.
+    assert agent.run_trial(trial, claim_next=True) == Outcome.UNDELIVERED
+    assert service.requests == ["claim", "finish+claim"]
+    assert service.get_trial(trial["id"])["status"] == "running"
+
+
 @pytest.mark.parametrize("fuse", [1, 2])
 def test_results_past_what_a_claim_may_carry_are_finished_on_their_own(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, fuse: int
