@@ -55,7 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             reaper.stop()
             db.dispose()
-            gc.unfreeze()
 
     app = FastAPI(
         title="hypersweep",
