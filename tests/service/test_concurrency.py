@@ -45,6 +45,21 @@ def run_workers(body: Callable[[int], None], workers: int = WORKERS) -> None:
     assert not errors, errors[:3]
 
 
+def release_when_queued(store: Store, sweep_id: int, waiting: int, release: threading.Event) -> threading.Thread:
+    """A thread that sets ``release`` once ``waiting`` claims queue in the sweep's line."""
+
+    def watch() -> None:
+        while not release.is_set():
+            line = store._lines.get(sweep_id)
+            if line is not None and len(line.waiting) >= waiting:
+                release.set()
+            threading.Event().wait(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    return watcher
+
+
 @pytest.mark.parametrize("carried", [False, True], ids=["finish", "carried-by-claim"])
 def test_sixteen_workers_hold_each_trial_once_and_the_budget_is_exact(database_url: str, carried: bool) -> None:
     db = Database(database_url)
@@ -192,15 +207,7 @@ def test_claims_that_wait_together_are_served_together_each_with_its_own_trials(
             got[f"w{index}"] = [t.id for t in claimed]
             assert all(t.worker_id == f"w{index}" for t in claimed)
 
-    def release_when_queued() -> None:
-        while not release.is_set():
-            line = store._lines.get(sweep_id)
-            if line is not None and len(line.waiting) >= workers - 1:
-                release.set()
-            threading.Event().wait(0.005)
-
-    watcher = threading.Thread(target=release_when_queued)
-    watcher.start()
+    watcher = release_when_queued(store, sweep_id, workers - 1, release)
     try:
         run_workers(worker, workers=workers)
         watcher.join()
@@ -250,15 +257,7 @@ def test_a_claim_that_fails_fails_every_claim_of_its_batch_and_frees_the_line(da
             with lock:
                 served[f"w{index}"] = len(claimed)
 
-    def release_when_queued() -> None:
-        while not release.is_set():
-            line = store._lines.get(sweep_id)
-            if line is not None and len(line.waiting) >= workers - 1:
-                release.set()
-            threading.Event().wait(0.005)
-
-    watcher = threading.Thread(target=release_when_queued)
-    watcher.start()
+    watcher = release_when_queued(store, sweep_id, workers - 1, release)
     try:
         run_workers(worker, workers=workers)
         watcher.join()
