@@ -37,7 +37,7 @@ ACTIVE = (TrialStatus.queued, TrialStatus.running)
 
 #: The sweep's row, locked: what a claim needs of it. Parameters: ``b_sweep_id``.
 LOCK_SWEEP = (
-    select(Sweep.status, Sweep.parallelism, Sweep.current_stage, Sweep.trials_created, Sweep.minimize)
+    select(Sweep.id, Sweep.status, Sweep.parallelism, Sweep.current_stage, Sweep.trials_created, Sweep.minimize)
     .where(Sweep.id == bindparam("b_sweep_id"))
     .with_for_update()
 )

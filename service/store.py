@@ -650,15 +650,16 @@ class Store:
         now = utcnow()
         stages_may_end: set[int] = set()
         with self.db.transaction() as conn:
-            if any(ask.endings for ask in asks):
-                # The sweep's lock before any trial's, the order every claim, cancel and
-                # lease expiry takes them in: two transactions never wait on each other.
-                conn.execute(q.LOCK_SWEEP, {"b_sweep_id": sweep_id})
+            # The sweep's lock before any trial's, the order every claim, cancel and lease
+            # expiry takes them in: two transactions never wait on each other.
+            locked = conn.execute(q.LOCK_SWEEP, {"b_sweep_id": sweep_id}).one_or_none()
+            if locked is None:
+                raise NotFound("sweep", sweep_id)
             for ask in asks:
                 if ask.endings:
                     ask.ended, ending = self._finish_all(conn, ask.endings, now)
                     stages_may_end |= ending
-            served = self._claim_fresh(conn, sweep_id, asks, now)
+            served = self._claim_fresh(conn, locked, asks, now)
             if served is None:
                 with self.db.session_in(conn) as s:
                     sweep = self._lock_sweep(s, sweep_id)
@@ -716,18 +717,16 @@ class Store:
         return [self._claimed(t, trainer, epochs[t.stage]) for t in picked]
 
     def _claim_fresh(
-        self, conn: Connection, sweep_id: int, asks: Sequence[_Ask], now: datetime
+        self, conn: Connection, sweep: Any, asks: Sequence[_Ask], now: datetime
     ) -> list[list[ClaimedTrial]] | None:
-        """The common claim, in five statements however many ``asks`` it serves: lock the
-        sweep, count its active trials, take budget from the current stage, insert the new
-        trials as running, count them on the sweep. ``None`` (with nothing changed, the
-        sweep still locked) when the claim needs more: re-queued or expired trials to hand
-        out, a designer that learns, or a stage without budget for every free slot (unless
-        it has handed out all of it and some of its trials still run: then there is nothing
-        to give, and every ask gets none)."""
-        sweep = conn.execute(q.LOCK_SWEEP, {"b_sweep_id": sweep_id}).one_or_none()
-        if sweep is None:
-            raise NotFound("sweep", sweep_id)
+        """The common claim on ``sweep``, the row its caller locked (``LOCK_SWEEP``), in four
+        more statements however many ``asks`` it serves: count its active trials, take
+        budget from the current stage, insert the new trials as running, count them on the
+        sweep. ``None`` (with nothing changed, the sweep still locked) when the claim needs
+        more: re-queued or expired trials to hand out, a designer that learns, or a stage
+        without budget for every free slot (unless it has handed out all of it and some of
+        its trials still run: then there is nothing to give, and every ask gets none)."""
+        sweep_id = sweep.id
         if sweep.status != SweepStatus.running:
             return [[] for _ in asks]
         running, queued, expired = conn.execute(q.ACTIVE_COUNTS, {"b_sweep_id": sweep_id, "b_now": now}).one()
