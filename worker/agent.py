@@ -471,18 +471,17 @@ class Agent:
         finish request each."""
         if not (claim_next and not self.stopping):
             return [self._finish_alone(ending) for ending in endings]
-        outcomes: list[Outcome | None] = [None] * len(endings)
-        carried: list[int] = []
+        carried: list[Ending] = []
+        alone: dict[int, Outcome] = {}
         points = 0
         for index, ending in enumerate(endings):
             if points + len(ending.points) <= CARRIED_POINTS:
-                carried.append(index)
+                carried.append(ending)
                 points += len(ending.points)
             else:
-                outcomes[index] = self._finish_alone(ending)
-        for index, outcome in zip(carried, self._carry([endings[i] for i in carried]), strict=True):
-            outcomes[index] = outcome
-        return [outcome for outcome in outcomes if outcome is not None]
+                alone[index] = self._finish_alone(ending)
+        outcomes = iter(self._carry(carried))
+        return [alone[index] if index in alone else next(outcomes) for index in range(len(endings))]
 
     def _carry(self, endings: Sequence[Ending]) -> list[Outcome]:
         """Finish ``endings`` in the request that claims the next trials. When the server
