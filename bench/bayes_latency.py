@@ -30,13 +30,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from service import migrate
-from service.db import Database
-from service.schemas import ClaimedTrial, SweepSpec
-from service.search.base import Observation, SearchConfig
-from service.search.registry import make_designer
-from service.store import Store
-from service.validation import check_spec
+from hypersweep.service import migrate
+from hypersweep.service.db import Database
+from hypersweep.service.schemas import ClaimedTrial, SweepSpec
+from hypersweep.service.search.base import Observation, SearchConfig
+from hypersweep.service.search.registry import make_designer
+from hypersweep.service.store import Store
+from hypersweep.service.validation import check_spec
 
 SPACE: dict[str, Any] = {
     "lr": {"type": "float", "low": 1e-6, "high": 1.0, "scale": "log"},

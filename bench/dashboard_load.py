@@ -33,7 +33,7 @@ import httpx
 from service_throughput import fresh_database, server  # bench/ is on sys.path when run as a script
 from sqlalchemy import create_engine, insert, select, text, update
 
-from service.models import CurvePoint, Stage, Sweep, SweepStatus, Trial, utcnow
+from hypersweep.service.models import CurvePoint, Stage, Sweep, SweepStatus, Trial, utcnow
 
 CHROMIUM = os.environ.get("HYPERSWEEP_CHROMIUM", "/usr/bin/chromium")
 EPOCHS = 5

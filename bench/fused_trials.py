@@ -40,12 +40,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trainer import MLP, TrainerConfig, load_dataset, set_threads, train
-from trainer.fused import FusedMLP, FusedOptimizer, add_penalty_gradients, member_losses, train_fused
-from trainer.loop import make_optimizer
-from trainer.model import decayed_weights, weight_penalty
-from worker.agent import Agent, IdleBackoff
-from worker.client import ServiceClient
+from hypersweep.trainer import MLP, TrainerConfig, load_dataset, set_threads, train
+from hypersweep.trainer.fused import FusedMLP, FusedOptimizer, add_penalty_gradients, member_losses, train_fused
+from hypersweep.trainer.loop import make_optimizer
+from hypersweep.trainer.model import decayed_weights, weight_penalty
+from hypersweep.worker.agent import Agent, IdleBackoff
+from hypersweep.worker.client import ServiceClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from trainer_overhead import running_server
@@ -226,7 +226,7 @@ def run_process(client: ServiceClient, url: str, fuse: int, hidden: int) -> tupl
     """Seconds for ``hypersweep worker --sweep ID --fuse K`` to run a fresh sweep and exit."""
     sweep = client.submit_sweep(sweep_document(f"fused-bench-{fuse}", hidden))
     script = Path(sys.executable).with_name("hypersweep")
-    command = [str(script)] if script.exists() else [sys.executable, "-c", "from service.cli import main; main()"]
+    command = [str(script)] if script.exists() else [sys.executable, "-c", "from hypersweep.cli import main; main()"]
     env = {**os.environ, "HYPERSWEEP_SERVER": url}
     started = time.perf_counter()
     subprocess.run(

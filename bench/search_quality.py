@@ -73,12 +73,12 @@ import numpy as np
 from pydantic import TypeAdapter
 from scipy.stats import binomtest, qmc  # type: ignore[import-untyped]
 
-from service.search.base import Observation, Params, SearchConfig
-from service.search.bayes import distribution
-from service.search.registry import make_designer
-from service.search.space import Space
-from service.search.stages import narrow
-from service.validation import DEFAULT_TOP_K
+from hypersweep.service.search.base import Observation, Params, SearchConfig
+from hypersweep.service.search.bayes import distribution
+from hypersweep.service.search.registry import make_designer
+from hypersweep.service.search.space import Space
+from hypersweep.service.search.stages import narrow
+from hypersweep.service.validation import DEFAULT_TOP_K
 
 SYNTHETIC_SPACE: dict[str, Any] = {
     "lr": {"type": "float", "low": 1e-6, "high": 1.0, "scale": "log"},
@@ -175,7 +175,7 @@ def synthetic(name: str, f: Callable[[Params], float | None], *, minimize: bool,
 
 
 def digits_evaluate(params: Params, epochs: int, rng: np.random.Generator) -> tuple[float | None, bool]:
-    from trainer import TrainerConfig, train
+    from hypersweep.trainer import TrainerConfig, train
 
     result = train(TrainerConfig(dataset="digits", epochs=epochs, seed=0, **params), device="cpu")
     value = float(result.metrics["val_accuracy"])

@@ -46,8 +46,8 @@ import httpx
 from sqlalchemy import create_engine, insert, text, update
 from sqlalchemy.engine import make_url
 
-from service import migrate
-from service.models import Stage, Sweep, Trial, utcnow
+from hypersweep.service import migrate
+from hypersweep.service.models import Stage, Sweep, Trial, utcnow
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "HYPERSWEEP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -92,7 +92,7 @@ def server(url: str, workdir: Path) -> Iterator[str]:
     env.pop("HYPERSWEEP_TOKEN", None)
     log = (workdir / f"server-{port}.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "hypersweep", "serve", "--port", str(port), "--log-level", "warning"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -34,7 +34,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from worker.client import RetryPolicy, ServiceClient, ServiceError  # noqa: E402
+from hypersweep.worker.client import RetryPolicy, ServiceClient, ServiceError  # noqa: E402
 
 TOKEN = "soak-token"
 SERVER_ERROR = re.compile(r'HTTP/1\.1" 5\d\d')
@@ -74,7 +74,7 @@ class Soak:
         return proc
 
     def hypersweep(self, *args: str) -> list[str]:
-        return [sys.executable, "-c", "from service.cli import main; main()", *args]
+        return [sys.executable, "-c", "from hypersweep.cli import main; main()", *args]
 
     def start_server(self) -> None:
         self.starts += 1

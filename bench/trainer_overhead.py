@@ -42,9 +42,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from trainer import MLP, TrainerConfig, load_dataset, train
-from worker.agent import Agent, IdleBackoff
-from worker.client import REPORT_EVERY_SECONDS, RetryPolicy, ServiceClient, ServiceError
+from hypersweep.trainer import MLP, TrainerConfig, load_dataset, train
+from hypersweep.worker.agent import Agent, IdleBackoff
+from hypersweep.worker.client import REPORT_EVERY_SECONDS, RetryPolicy, ServiceClient, ServiceError
 
 
 def bare_loop(config: TrainerConfig, *, evaluate: bool = False) -> tuple[float, int]:
@@ -129,7 +129,7 @@ def running_server() -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     script = Path(sys.executable).with_name("hypersweep")
-    command = [str(script)] if script.exists() else [sys.executable, "-c", "from service.cli import main; main()"]
+    command = [str(script)] if script.exists() else [sys.executable, "-c", "from hypersweep.cli import main; main()"]
     with tempfile.TemporaryDirectory() as workdir:
         env = {**os.environ, "HYPERSWEEP_DATABASE_URL": f"sqlite:///{workdir}/bench.db"}
         env.pop("HYPERSWEEP_TOKEN", None)

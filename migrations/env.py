@@ -6,8 +6,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from service.config import Settings
-from service.models import Base
+from hypersweep.service.config import Settings
+from hypersweep.service.models import Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or Settings().database_url

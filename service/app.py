@@ -16,16 +16,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import api_router
-from service.api.deps import require_token
-from service.api.responses import ANY_ROUTE
-from service.config import Settings
-from service.dashboard.assets import ASSETS_PATH, assets_app, index_html
-from service.db import Database
-from service.errors import Conflict, NotFound
-from service.metrics import ServiceMetrics
-from service.store import Store
-from service.validation import SpecError
+from hypersweep.service.api import api_router
+from hypersweep.service.api.deps import require_token
+from hypersweep.service.api.responses import ANY_ROUTE
+from hypersweep.service.config import Settings
+from hypersweep.service.dashboard.assets import ASSETS_PATH, assets_app, index_html
+from hypersweep.service.db import Database
+from hypersweep.service.errors import Conflict, NotFound
+from hypersweep.service.metrics import ServiceMetrics
+from hypersweep.service.store import Store
+from hypersweep.service.validation import SpecError
 
 __all__ = ["create_app"]
 

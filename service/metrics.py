@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from service.store import Store
+from hypersweep.service.store import Store
 
 __all__ = ["ServiceMetrics"]
 

@@ -10,14 +10,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
-import migrations
+import hypersweep.migrations
 
 __all__ = ["alembic_config", "current_revision", "head_revision", "is_current", "upgrade"]
 
 
 def alembic_config(url: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    config.set_main_option("script_location", str(Path(hypersweep.migrations.__file__).parent))
     # Alembic reads this through ConfigParser, which treats '%' as interpolation.
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config

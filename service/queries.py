@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from service.models import CurvePoint, Stage, Sweep, Trial, TrialStatus
+from hypersweep.service.models import CurvePoint, Stage, Sweep, Trial, TrialStatus
 
 __all__ = [
     "ACTIVE",

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from service.models import SweepStatus, TrialStatus
-from service.search.base import SearchConfig
-from service.search.space import Space
+from hypersweep.service.models import SweepStatus, TrialStatus
+from hypersweep.service.search.base import SearchConfig
+from hypersweep.service.search.space import Space
 
 __all__ = [
     "MAX_CLAIM",

@@ -29,12 +29,12 @@ from pydantic import TypeAdapter
 from sqlalchemy import ColumnElement, Connection, Row, Text, cast, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from service import queries as q
-from service.dashboard.schemas import SweepCurves, SweepPoints, TrialCurve
-from service.db import Database
-from service.errors import Conflict, LeaseConflict, NotFound
-from service.models import FINISHED, CurvePoint, Stage, Sweep, SweepStatus, Trial, TrialStatus, utcnow
-from service.schemas import (
+from hypersweep.service import queries as q
+from hypersweep.service.dashboard.schemas import SweepCurves, SweepPoints, TrialCurve
+from hypersweep.service.db import Database
+from hypersweep.service.errors import Conflict, LeaseConflict, NotFound
+from hypersweep.service.models import FINISHED, CurvePoint, Stage, Sweep, SweepStatus, Trial, TrialStatus, utcnow
+from hypersweep.service.schemas import (
     MAX_ID,
     ActionOut,
     ClaimedTrial,
@@ -48,12 +48,12 @@ from service.schemas import (
     TrialDetail,
     TrialOut,
 )
-from service.search.base import Designer, Observation, Params, SearchConfig
-from service.search.registry import make_designer
-from service.search.space import Space
-from service.search.stages import narrow
-from service.validation import Plan
-from trainer.config import TrainerConfig
+from hypersweep.service.search.base import Designer, Observation, Params, SearchConfig
+from hypersweep.service.search.registry import make_designer
+from hypersweep.service.search.space import Space
+from hypersweep.service.search.stages import narrow
+from hypersweep.service.validation import Plan
+from hypersweep.trainer.config import TrainerConfig
 
 __all__ = ["SORT_KEYS", "Store"]
 

@@ -10,11 +10,11 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from service.schemas import SweepSpec
-from service.search.base import MAX_GRID_POINTS, SearchConfig
-from service.search.registry import available_kinds, make_designer
-from service.search.space import CategoricalParam, FloatParam, IntParam
-from trainer.config import SETTINGS, TrainerConfig
+from hypersweep.service.schemas import SweepSpec
+from hypersweep.service.search.base import MAX_GRID_POINTS, SearchConfig
+from hypersweep.service.search.registry import available_kinds, make_designer
+from hypersweep.service.search.space import CategoricalParam, FloatParam, IntParam
+from hypersweep.trainer.config import SETTINGS, TrainerConfig
 
 __all__ = ["DEFAULT_TOP_K", "Loc", "PlannedStage", "SpecError", "check_spec"]
 

@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from service import migrate
-from service.app import create_app
-from service.config import Settings
-from service.db import Database
-from service.store import Store
+from hypersweep.service import migrate
+from hypersweep.service.app import create_app
+from hypersweep.service.config import Settings
+from hypersweep.service.db import Database
+from hypersweep.service.store import Store
 
 BACKENDS = [b.strip() for b in os.environ.get("HYPERSWEEP_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()]
 POSTGRES_ADMIN_URL = os.environ.get("HYPERSWEEP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -170,7 +170,7 @@ def start_server(database_url: str, tmp_path: Path) -> Iterator[Callable[..., st
         env.update({f"HYPERSWEEP_{k.upper()}": str(v) for k, v in env_overrides.items()})
         log = (tmp_path / f"server-{port}.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--log-level", "warning"],
+            [sys.executable, "-m", "hypersweep", "serve", "--port", str(port), "--log-level", "warning"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,9 +1,9 @@
 """hypersweep's built-in trainer: an MLP classifier trained with plain PyTorch.
 
 ``train(TrainerConfig(...))`` runs one trial and returns a :class:`TrainResult`;
-``python -m trainer`` does the same from the command line. ``train_fused([...])`` trains
+``python -m hypersweep.trainer`` does the same from the command line. ``train_fused([...])`` trains
 several trials that differ only in ``lr``, ``reg``, ``momentum`` and ``dropout`` as one
-batched model (``trainer.fused``).
+batched model (``hypersweep.trainer.fused``).
 """
 
 from __future__ import annotations
@@ -11,12 +11,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from trainer.config import ACTIVATIONS, INITS, OPTIMIZERS, SETTINGS, TrainerConfig
+from hypersweep.trainer.config import ACTIVATIONS, INITS, OPTIMIZERS, SETTINGS, TrainerConfig
 
 if TYPE_CHECKING:
-    from trainer.data import DatasetError, Splits, load_dataset
-    from trainer.fused import FUSED_SETTINGS, FusedMLP, FusedOptimizer, ResultCallback, fusion_key, train_fused
-    from trainer.loop import (
+    from hypersweep.trainer.data import DatasetError, Splits, load_dataset
+    from hypersweep.trainer.fused import (
+        FUSED_SETTINGS,
+        FusedMLP,
+        FusedOptimizer,
+        ResultCallback,
+        fusion_key,
+        train_fused,
+    )
+    from hypersweep.trainer.loop import (
         EpochCallback,
         FinalMetrics,
         StopReason,
@@ -26,37 +33,37 @@ if TYPE_CHECKING:
         set_threads,
         train,
     )
-    from trainer.model import MLP
+    from hypersweep.trainer.model import MLP
 
 # The service imports ``trainer.config`` to validate sweeps; PyTorch is imported only when
 # something that needs it is first used, so the server never pays for it.
 _LAZY = {
-    "DatasetError": "trainer.data",
-    "Splits": "trainer.data",
-    "load_dataset": "trainer.data",
-    "MLP": "trainer.model",
-    "FUSED_SETTINGS": "trainer.fused",
-    "FusedMLP": "trainer.fused",
-    "FusedOptimizer": "trainer.fused",
-    "ResultCallback": "trainer.fused",
-    "fusion_key": "trainer.fused",
-    "train_fused": "trainer.fused",
-    "EpochCallback": "trainer.loop",
-    "FinalMetrics": "trainer.loop",
-    "StopReason": "trainer.loop",
-    "TrainResult": "trainer.loop",
-    "default_device": "trainer.loop",
-    "evaluate": "trainer.loop",
-    "set_threads": "trainer.loop",
-    "train": "trainer.loop",
+    "DatasetError": ".data",
+    "Splits": ".data",
+    "load_dataset": ".data",
+    "MLP": ".model",
+    "FUSED_SETTINGS": ".fused",
+    "FusedMLP": ".fused",
+    "FusedOptimizer": ".fused",
+    "ResultCallback": ".fused",
+    "fusion_key": ".fused",
+    "train_fused": ".fused",
+    "EpochCallback": ".loop",
+    "FinalMetrics": ".loop",
+    "StopReason": ".loop",
+    "TrainResult": ".loop",
+    "default_device": ".loop",
+    "evaluate": ".loop",
+    "set_threads": ".loop",
+    "train": ".loop",
 }
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'trainer' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+        raise AttributeError(f"module 'hypersweep.trainer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value
     return value
 

@@ -1,4 +1,4 @@
-"""``python -m trainer``: run the built-in trainer once and print JSON lines.
+"""``python -m hypersweep.trainer``: run the built-in trainer once and print JSON lines.
 
 One line per epoch (``{"epoch": 1, "train_loss": ..., "val_loss": ..., "val_accuracy":
 ...}``), then a final line ``{"status": ..., "metrics": {...}}``. JSON has no NaN or
@@ -16,10 +16,10 @@ from typing import Any, NoReturn
 
 from pydantic import TypeAdapter, ValidationError
 
-from trainer.config import SETTINGS, TrainerConfig
-from trainer.loop import train
+from hypersweep.trainer.config import SETTINGS, TrainerConfig
+from hypersweep.trainer.loop import train
 
-PROG = "python -m trainer"
+PROG = "python -m hypersweep.trainer"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,9 +46,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainer.config import SETTINGS, TrainerConfig
-from trainer.data import load_dataset
-from trainer.loop import (
+from hypersweep.trainer.config import SETTINGS, TrainerConfig
+from hypersweep.trainer.data import load_dataset
+from hypersweep.trainer.loop import (
     EVAL_BATCH,
     EpochCallback,
     FinalMetrics,
@@ -57,7 +57,7 @@ from trainer.loop import (
     check_trainable,
     default_device,
 )
-from trainer.model import MLP
+from hypersweep.trainer.model import MLP
 
 __all__ = [
     "FUSED_SETTINGS",

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.config import TrainerConfig
-from trainer.data import load_dataset
-from trainer.model import MLP, decayed_weights, weight_penalty
+from hypersweep.trainer.config import TrainerConfig
+from hypersweep.trainer.data import load_dataset
+from hypersweep.trainer.model import MLP, decayed_weights, weight_penalty
 
 __all__ = [
     "EpochCallback",

@@ -4,6 +4,6 @@
 claims trials, trains them with the built-in trainer and reports back.
 """
 
-from worker.client import LeaseLost, RetryPolicy, ServiceClient, ServiceError, ServiceUnavailable
+from hypersweep.worker.client import LeaseLost, RetryPolicy, ServiceClient, ServiceError, ServiceUnavailable
 
 __all__ = ["LeaseLost", "RetryPolicy", "ServiceClient", "ServiceError", "ServiceUnavailable"]

@@ -1,8 +1,8 @@
-"""``python -m worker``: the same command as ``hypersweep worker``."""
+"""``python -m hypersweep.worker``: the same command as ``hypersweep worker``."""
 
 import typer
 
-from worker.cli import worker_command
+from hypersweep.worker.cli import worker_command
 
 
 def main() -> None:

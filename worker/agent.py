@@ -46,9 +46,9 @@ from typing import Any
 
 import httpx
 
-from trainer import EpochCallback, TrainerConfig, TrainResult, train
-from trainer.fused import train_fused
-from worker.client import (
+from hypersweep.trainer import EpochCallback, TrainerConfig, TrainResult, train
+from hypersweep.trainer.fused import train_fused
+from hypersweep.worker.client import (
     MAX_POINTS,
     REPORT_EVERY_SECONDS,
     Ending,
@@ -58,7 +58,7 @@ from worker.client import (
     ServiceError,
     ServiceUnavailable,
 )
-from worker.fused import group_trials
+from hypersweep.worker.fused import group_trials
 
 __all__ = ["MAX_FUSE", "REPORT_EVERY_SECONDS", "Agent", "IdleBackoff", "Outcome", "lease_seconds_left"]
 

@@ -23,7 +23,7 @@ from typing import Annotated
 
 import typer
 
-from worker.client import REPORT_EVERY_SECONDS, ServiceClient, ServiceError
+from hypersweep.worker.client import REPORT_EVERY_SECONDS, ServiceClient, ServiceError
 
 __all__ = ["DEFAULT_SERVER", "run_worker", "worker_command"]
 
@@ -130,8 +130,8 @@ def _agent_main(
     report_every: float = REPORT_EVERY_SECONDS,
 ) -> int:
     # Imported here so that `--help` does not pay for importing torch.
-    from trainer import set_threads
-    from worker.agent import Agent
+    from hypersweep.trainer import set_threads
+    from hypersweep.worker.agent import Agent
 
     _configure_logging(worker_id)
     threads = set_threads(share)

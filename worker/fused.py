@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-from trainer.config import TrainerConfig
-from trainer.fused import fusion_key
+from hypersweep.trainer.config import TrainerConfig
+from hypersweep.trainer.fused import fusion_key
 
 __all__ = ["group_trials", "trial_fusion_key"]
 

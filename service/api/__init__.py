@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from service.api import dashboard, sweeps, trials
-from service.api.deps import require_token
+from hypersweep.service.api import dashboard, sweeps, trials
+from hypersweep.service.api.deps import require_token
 
 __all__ = ["api_router"]
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from service.api.deps import StoreDep, SweepId
-from service.api.responses import NOT_FOUND
-from service.dashboard.schemas import MAX_CURVES, SweepCurves, SweepPoints
+from hypersweep.service.api.deps import StoreDep, SweepId
+from hypersweep.service.api.responses import NOT_FOUND
+from hypersweep.service.dashboard.schemas import MAX_CURVES, SweepCurves, SweepPoints
 
 router = APIRouter(prefix="/sweeps", tags=["dashboard"])
 

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from service.api.deps import StoreDep, SweepId, require_user_token
-from service.api.responses import CONFLICT, NOT_FOUND, USER_ONLY
-from service.models import TrialStatus
-from service.schemas import MAX_ID, SweepOut, SweepSpec, TrialOut
-from service.store import SORT_KEYS
-from service.validation import check_spec
+from hypersweep.service.api.deps import StoreDep, SweepId, require_user_token
+from hypersweep.service.api.responses import CONFLICT, NOT_FOUND, USER_ONLY
+from hypersweep.service.models import TrialStatus
+from hypersweep.service.schemas import MAX_ID, SweepOut, SweepSpec, TrialOut
+from hypersweep.service.store import SORT_KEYS
+from hypersweep.service.validation import check_spec
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
-from service.api.deps import StoreDep, TrialId
-from service.api.responses import CONFLICT, NOT_FOUND, json_response
-from service.schemas import (
+from hypersweep.service.api.deps import StoreDep, TrialId
+from hypersweep.service.api.responses import CONFLICT, NOT_FOUND, json_response
+from hypersweep.service.schemas import (
     ActionOut,
     ClaimIn,
     ClaimOut,

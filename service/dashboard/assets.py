@@ -34,10 +34,12 @@ def assets_app() -> ASGIApp:
     it: the chart library is a megabyte as plain text and 0.4 MB compressed. At the
     fastest level, because compressing happens on the server's event loop (level 9 would
     hold it three times as long for 15% less)."""
-    return GZipMiddleware(_Revalidated(packages=[("service.dashboard", "static")]), minimum_size=1024, compresslevel=1)
+    return GZipMiddleware(
+        _Revalidated(packages=[("hypersweep.service.dashboard", "static")]), minimum_size=1024, compresslevel=1
+    )
 
 
 @lru_cache(maxsize=1)
 def index_html() -> str:
     """The single page; the same text for every route, which the page resolves itself."""
-    return resources.files("service.dashboard").joinpath("index.html").read_text(encoding="utf-8")
+    return resources.files("hypersweep.service.dashboard").joinpath("index.html").read_text(encoding="utf-8")

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from service.models import TrialStatus
+from hypersweep.service.models import TrialStatus
 
 __all__ = ["MAX_CURVES", "SweepCurves", "SweepPoints", "TrialCurve"]
 

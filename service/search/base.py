@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.search.space import ParamValue, Space
+from hypersweep.service.search.space import ParamValue, Space
 
 __all__ = ["MAX_GRID_POINTS", "Designer", "Observation", "Params", "SearchConfig"]
 

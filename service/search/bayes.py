@@ -18,8 +18,8 @@ from optuna.samplers import BaseSampler, GPSampler, TPESampler
 from optuna.trial import TrialState, create_trial
 from scipy.stats import qmc  # type: ignore[import-untyped]
 
-from service.search.base import Designer, Observation, Params, SearchConfig
-from service.search.space import CategoricalParam, FloatParam, IntParam, Param, ParamValue, Space
+from hypersweep.service.search.base import Designer, Observation, Params, SearchConfig
+from hypersweep.service.search.space import CategoricalParam, FloatParam, IntParam, Param, ParamValue, Space
 
 __all__ = ["N_STARTUP_TRIALS", "BayesDesigner"]
 

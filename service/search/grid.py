@@ -9,8 +9,8 @@ from functools import cached_property
 
 import numpy as np
 
-from service.search.base import Designer, Params
-from service.search.space import ParamValue
+from hypersweep.service.search.base import Designer, Params
+from hypersweep.service.search.space import ParamValue
 
 __all__ = ["GridDesigner", "grid_size"]
 

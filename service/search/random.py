@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.search.base import Designer, Params
-from service.search.space import CategoricalParam, Param
+from hypersweep.service.search.base import Designer, Params
+from hypersweep.service.search.space import CategoricalParam, Param
 
 __all__ = ["RandomDesigner", "sample"]
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from service.search.base import Designer, SearchConfig
-from service.search.bayes import BayesDesigner
-from service.search.grid import GridDesigner
-from service.search.random import RandomDesigner
-from service.search.space import Space
+from hypersweep.service.search.base import Designer, SearchConfig
+from hypersweep.service.search.bayes import BayesDesigner
+from hypersweep.service.search.grid import GridDesigner
+from hypersweep.service.search.random import RandomDesigner
+from hypersweep.service.search.space import Space
 
 __all__ = ["available_kinds", "make_designer"]
 

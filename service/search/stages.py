@@ -6,8 +6,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from service.search.base import Params
-from service.search.space import CategoricalParam, FloatParam, IntParam, Param, Space
+from hypersweep.service.search.base import Params
+from hypersweep.service.search.space import CategoricalParam, FloatParam, IntParam, Param, Space
 
 __all__ = ["BORDER_FRACTION", "MARGIN", "Narrowed", "narrow"]
 

@@ -85,7 +85,7 @@ def serve(database_url: str, workdir: Path, **env_overrides: str) -> Iterator[st
     log = workdir / f"server-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--log-level", "warning"],
+            [sys.executable, "-m", "hypersweep", "serve", "--port", str(port), "--log-level", "warning"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

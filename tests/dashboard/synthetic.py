@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, insert, update
 
-from service.models import Stage, Sweep, SweepStatus, Trial, utcnow
+from hypersweep.service.models import Stage, Sweep, SweepStatus, Trial, utcnow
 
 __all__ = ["SPACE", "finish_trials", "insert_finished_trials", "sweep_document", "training"]
 

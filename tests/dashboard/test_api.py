@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from service.dashboard.schemas import MAX_CURVES
+from hypersweep.service.dashboard.schemas import MAX_CURVES
 from tests.conftest import sweep_doc
 from tests.service.api.test_sweeps import API, claim, submit
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.client import RetryPolicy, ServiceClient, ServiceError
+from hypersweep.worker.client import RetryPolicy, ServiceClient, ServiceError
 
 #: How long a server may take to answer /healthz, and a bound on any other wait.
 STARTUP_SECONDS = 60.0
@@ -33,7 +33,7 @@ def hypersweep_command() -> list[str]:
     script = Path(sys.executable).with_name("hypersweep")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from service.cli import main; main()"]
+    return [sys.executable, "-c", "from hypersweep.cli import main; main()"]
 
 
 def free_port() -> int:

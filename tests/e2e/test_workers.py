@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from hypersweep.worker.client import ServiceClient
 from tests.e2e.conftest import Server, wait_until
-from worker.client import ServiceClient
 
 pytestmark = pytest.mark.e2e
 

@@ -30,7 +30,12 @@ from types import FrameType
 from typing import Any
 
 #: The trainer's modules that import PyTorch at their top.
-TORCH_MODULES = ("trainer.loop", "trainer.data", "trainer.model", "trainer.fused")
+TORCH_MODULES = (
+    "hypersweep.trainer.loop",
+    "hypersweep.trainer.data",
+    "hypersweep.trainer.model",
+    "hypersweep.trainer.fused",
+)
 
 
 class _Stub(types.ModuleType):
@@ -83,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
 
     for name in TORCH_MODULES:
         sys.modules[name] = _Stub(name)
-    from worker.agent import Agent, IdleBackoff
-    from worker.client import ServiceClient, ServiceError
+    from hypersweep.worker.agent import Agent, IdleBackoff
+    from hypersweep.worker.client import ServiceClient, ServiceError
 
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s {args.worker_id} %(levelname)s %(message)s", stream=sys.stderr

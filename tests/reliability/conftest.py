@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
+from hypersweep.worker.client import RetryPolicy, ServiceClient, ServiceError
 from tests.conftest import BACKENDS
 from tests.e2e.conftest import TOKEN, Processes, free_port, hypersweep_command, wait_until
 from tests.e2e.conftest import processes as processes  # the same process-group fixture as the e2e tests
-from worker.client import RetryPolicy, ServiceClient, ServiceError
 
 LEASE_SECONDS = 2.0
 REAPER_INTERVAL = 0.2
@@ -36,7 +36,7 @@ DEBUG_SERVE = (
     "import logging, sys; "
     "logging.basicConfig(level=logging.DEBUG, format='%(levelname)s %(name)s %(message)s'); "
     "logging.getLogger('sqlalchemy').setLevel(logging.DEBUG); "
-    "from service.cli import main; sys.argv[0] = 'hypersweep'; main()"
+    "from hypersweep.cli import main; sys.argv[0] = 'hypersweep'; main()"
 )
 #: A 5xx in uvicorn's access log: `"POST /api/v1/trials/claim HTTP/1.1" 500`.
 SERVER_ERROR = re.compile(r'HTTP/1\.1" 5\d\d')

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from service.schemas import SweepSpec
-from service.search.space import CategoricalParam, FloatParam, IntParam, Param, Space
-from service.search.stages import narrow
+from hypersweep.service.schemas import SweepSpec
+from hypersweep.service.search.space import CategoricalParam, FloatParam, IntParam, Param, Space
+from hypersweep.service.search.stages import narrow
 
 API = "/api/v1"
 EXAMPLES = 150

@@ -13,7 +13,7 @@ import random
 import httpx
 import pytest
 
-from worker.client import RetryPolicy, ServiceClient, ServiceUnavailable
+from hypersweep.worker.client import RetryPolicy, ServiceClient, ServiceUnavailable
 
 
 class FakeClock:
@@ -42,14 +42,14 @@ def client_during_outage(clock: FakeClock, outage: float, seed: int) -> ServiceC
 @pytest.mark.parametrize("seed", range(20))
 def test_the_default_policy_rides_out_a_thirty_second_outage(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
     clock = FakeClock()
-    monkeypatch.setattr("worker.client.time.monotonic", clock.monotonic)
+    monkeypatch.setattr("hypersweep.worker.client.time.monotonic", clock.monotonic)
     client = client_during_outage(clock, outage=30.0, seed=seed)
     assert client.claim(worker_id="w", sweep_id=1) == []
 
 
 def test_the_default_policy_gives_up_after_its_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
-    monkeypatch.setattr("worker.client.time.monotonic", clock.monotonic)
+    monkeypatch.setattr("hypersweep.worker.client.time.monotonic", clock.monotonic)
     client = client_during_outage(clock, outage=3600.0, seed=0)
     with pytest.raises(ServiceUnavailable):
         client.claim(worker_id="w", sweep_id=1)

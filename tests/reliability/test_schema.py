@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Ok
 
-from service.app import create_app
-from service.config import Settings
+from hypersweep.service.app import create_app
+from hypersweep.service.config import Settings
 from tests.conftest import sweep_doc
 
 TOKEN = "schema-token"

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from service.config import Settings
+from hypersweep.service.config import Settings
 from tests.conftest import sweep_doc
 from tests.e2e.conftest import Processes
 from tests.reliability.conftest import Service, on_backend

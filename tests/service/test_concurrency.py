@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from service.db import Database
-from service.errors import LeaseConflict
-from service.schemas import FinishedIn, SweepSpec
-from service.store import Store
-from service.validation import check_spec
+from hypersweep.service.db import Database
+from hypersweep.service.errors import LeaseConflict
+from hypersweep.service.schemas import FinishedIn, SweepSpec
+from hypersweep.service.store import Store
+from hypersweep.service.validation import check_spec
 from tests.conftest import sweep_doc
 
 WORKERS = 16

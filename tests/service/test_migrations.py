@@ -14,10 +14,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from service import migrate
-from service.models import Base
+from hypersweep.service import migrate
+from hypersweep.service.models import Base
 
-HYPERSWEEP = [sys.executable, "-m", "service.cli"]
+HYPERSWEEP = [sys.executable, "-m", "hypersweep"]
 
 
 def test_upgrade_from_empty_reaches_head(empty_database_url: str) -> None:

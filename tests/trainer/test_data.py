@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.data import DATA_DIR_ENV, DatasetError, Splits, load_dataset
+from hypersweep.trainer.data import DATA_DIR_ENV, DatasetError, Splits, load_dataset
 
 DIGITS_SAMPLES = 1797
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import torch
 
-from trainer import OPTIMIZERS, TrainerConfig, TrainResult, train
-from trainer.fused import (
+from hypersweep.trainer import OPTIMIZERS, TrainerConfig, TrainResult, train
+from hypersweep.trainer.fused import (
     FUSED_SETTINGS,
     FusedMLP,
     FusedOptimizer,
@@ -25,8 +25,8 @@ from trainer.fused import (
     member_losses,
     train_fused,
 )
-from trainer.loop import make_optimizer
-from trainer.model import MLP, decayed_weights, weight_penalty
+from hypersweep.trainer.loop import make_optimizer
+from hypersweep.trainer.model import MLP, decayed_weights, weight_penalty
 
 #: Curves are float32 arithmetic over a few dozen steps: they agree to ~1e-6 relative.
 REL = 1e-4

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import torch
 
-from trainer import ACTIVATIONS, INITS, OPTIMIZERS, TrainerConfig, set_threads, train
-from trainer.model import MLP, decayed_weights, weight_penalty
+from hypersweep.trainer import ACTIVATIONS, INITS, OPTIMIZERS, TrainerConfig, set_threads, train
+from hypersweep.trainer.model import MLP, decayed_weights, weight_penalty
 
 #: Steps in one digits epoch at batch size 64: 1077 training samples.
 DIGITS_STEPS_PER_EPOCH = math.ceil(1077 / 64)

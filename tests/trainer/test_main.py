@@ -1,6 +1,6 @@
-"""``python -m trainer``: JSON lines out, non-finite numbers as strings, one-line errors.
+"""``python -m hypersweep.trainer``: JSON lines out, non-finite numbers as strings, one-line errors.
 
-Two tests start a real ``python -m trainer``; the rest call its ``main`` in-process."""
+Two tests start a real ``python -m hypersweep.trainer``; the rest call its ``main`` in-process."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from trainer.__main__ import _print_line, main
+from hypersweep.trainer.__main__ import _print_line, main
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "trainer", *args],
+        [sys.executable, "-m", "hypersweep.trainer", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

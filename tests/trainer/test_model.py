@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from trainer.config import ACTIVATIONS
-from trainer.model import MLP, decayed_weights, make_activation, weight_penalty
+from hypersweep.trainer.config import ACTIVATIONS
+from hypersweep.trainer.model import MLP, decayed_weights, make_activation, weight_penalty
 
 
 def _count(model: nn.Module, kind: type[nn.Module]) -> int:

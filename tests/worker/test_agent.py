@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from hypersweep.trainer import TrainerConfig, TrainResult, train
+from hypersweep.worker.agent import FALLBACK_LEASE_SECONDS, Agent, IdleBackoff, Outcome, lease_seconds_left
+from hypersweep.worker.client import Ending, ServiceClient, ServiceUnavailable
 from tests.conftest import sweep_doc
-from trainer import TrainerConfig, TrainResult, train
-from worker.agent import FALLBACK_LEASE_SECONDS, Agent, IdleBackoff, Outcome, lease_seconds_left
-from worker.client import Ending, ServiceClient, ServiceUnavailable
 
 #: Small and fast: the 300-point spiral, a narrow network.
 TINY_TRAINER = {"dataset": "spiral", "batch_size": 32, "hidden": 16, "optimizer": "adam"}
@@ -387,7 +387,7 @@ def test_results_a_claim_could_not_deliver_are_not_retried_one_by_one(
 def test_results_past_what_a_claim_may_carry_are_finished_on_their_own(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, fuse: int
 ) -> None:
-    monkeypatch.setattr("worker.agent.CARRIED_POINTS", 3)
+    monkeypatch.setattr("hypersweep.worker.agent.CARRIED_POINTS", 3)
     service = RecordingClient(client)
     sweep = submit(service, trials=2, epochs=2)
     agent = agent_for(service, sweep["id"], fuse=fuse, report_every=60)  # every point goes with the finish

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from worker.agent import Agent, IdleBackoff
-from worker.client import RetryPolicy, ServiceClient, ServiceUnavailable
+from hypersweep.worker.agent import Agent, IdleBackoff
+from hypersweep.worker.client import RetryPolicy, ServiceClient, ServiceUnavailable
 
 
 def _client(handler: httpx.MockTransport) -> ServiceClient:

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from hypersweep.worker.client import Ending, LeaseLost, ServiceClient, ServiceError, decode_floats
 from tests.conftest import sweep_doc
-from worker.client import Ending, LeaseLost, ServiceClient, ServiceError, decode_floats
 
 
 @pytest.fixture

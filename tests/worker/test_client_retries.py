@@ -13,7 +13,7 @@ import random
 import httpx
 import pytest
 
-from worker.client import RetryPolicy, ServiceClient, ServiceError, ServiceUnavailable
+from hypersweep.worker.client import RetryPolicy, ServiceClient, ServiceError, ServiceUnavailable
 
 
 def _client(handler: httpx.MockTransport, *, attempts: int = 5) -> tuple[ServiceClient, list[float]]:

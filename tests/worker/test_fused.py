@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import torch
 
+from hypersweep.trainer import TrainerConfig, TrainResult, train
+from hypersweep.trainer.fused import train_fused
+from hypersweep.worker.agent import Agent, IdleBackoff, Outcome
+from hypersweep.worker.client import Ending, ServiceClient
+from hypersweep.worker.fused import group_trials, trial_fusion_key
 from tests.conftest import sweep_doc
-from trainer import TrainerConfig, TrainResult, train
-from trainer.fused import train_fused
-from worker.agent import Agent, IdleBackoff, Outcome
-from worker.client import Ending, ServiceClient
-from worker.fused import group_trials, trial_fusion_key
 
 TINY_TRAINER = {"dataset": "spiral", "batch_size": 32, "hidden": 16, "optimizer": "momentum"}
 

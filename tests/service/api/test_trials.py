@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, update
 
-from service.models import Trial, utcnow
+from hypersweep.service.models import Trial, utcnow
 from tests.service.api.test_sweeps import API, claim, finish, submit
 
 

@@ -14,10 +14,10 @@ from optuna.samplers._tpe import _truncnorm
 from optuna.trial import TrialState
 from pydantic import TypeAdapter
 
-from service.search.base import Observation, Params, SearchConfig
-from service.search.bayes import N_STARTUP_TRIALS, BayesDesigner, distribution
-from service.search.registry import make_designer
-from service.search.space import Space
+from hypersweep.service.search.base import Observation, Params, SearchConfig
+from hypersweep.service.search.bayes import N_STARTUP_TRIALS, BayesDesigner, distribution
+from hypersweep.service.search.registry import make_designer
+from hypersweep.service.search.space import Space
 from tests.service.search.test_designers import SPACE, drive, inside, score
 
 LR_ONLY: Space = TypeAdapter(Space).validate_python(

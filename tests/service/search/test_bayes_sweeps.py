@@ -10,11 +10,11 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from service.db import Database
-from service.schemas import SweepSpec
-from service.search.bayes import N_STARTUP_TRIALS
-from service.store import Store
-from service.validation import check_spec
+from hypersweep.service.db import Database
+from hypersweep.service.schemas import SweepSpec
+from hypersweep.service.search.bayes import N_STARTUP_TRIALS
+from hypersweep.service.store import Store
+from hypersweep.service.validation import check_spec
 from tests.conftest import sweep_doc
 from tests.service.api.test_sweeps import API, claim, submit
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from service.search.base import Designer, Observation, Params, SearchConfig
-from service.search.grid import GridDesigner
-from service.search.registry import available_kinds, make_designer
-from service.search.space import CategoricalParam, FloatParam, IntParam, Space
+from hypersweep.service.search.base import Designer, Observation, Params, SearchConfig
+from hypersweep.service.search.grid import GridDesigner
+from hypersweep.service.search.registry import available_kinds, make_designer
+from hypersweep.service.search.space import CategoricalParam, FloatParam, IntParam, Space
 
 SPACE: Space = TypeAdapter(Space).validate_python(
     {

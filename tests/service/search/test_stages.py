@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from service.search.space import CategoricalParam, FloatParam, IntParam, Space
-from service.search.stages import narrow
+from hypersweep.service.search.space import CategoricalParam, FloatParam, IntParam, Space
+from hypersweep.service.search.stages import narrow
 
 SPACE: Space = TypeAdapter(Space).validate_python(
     {

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from service.cli import app
+from hypersweep.cli import app
 from tests.conftest import free_port, sweep_doc
 
 runner = CliRunner()
@@ -158,7 +158,7 @@ def test_unknown_sweep_is_one_clear_line(live_server: str) -> None:
 def test_demo_runs_the_bundled_sweep_to_the_end(tmp_path: Path) -> None:
 
     result = subprocess.run(
-        [sys.executable, "-m", "service.cli", "demo", "--port", str(free_port())],
+        [sys.executable, "-m", "hypersweep", "demo", "--port", str(free_port())],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from worker.client import RetryPolicy, ServiceClient, ServiceError, ServiceUnavailable
+from hypersweep.worker.client import RetryPolicy, ServiceClient, ServiceError, ServiceUnavailable
 
 __all__ = ["cancel", "export", "load_document", "status", "submit", "trials", "watch"]
 
@@ -50,7 +50,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 def connected(server: str, token: str | None) -> Iterator[ServiceClient]:
     """A client for ``server``; the service's refusals become one-line errors."""
     # Retries are the client's business; a person sees the outcome, not each attempt.
-    logging.getLogger("worker.client").setLevel(logging.ERROR)
+    logging.getLogger("hypersweep.worker.client").setLevel(logging.ERROR)
     client = ServiceClient.connect(server, token=token, retry=_CLI_RETRY, timeout=10.0)
     try:
         yield client

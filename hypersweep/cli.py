@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.config import Settings
+from hypersweep.service.config import Settings
 
 __all__ = ["app", "main"]
 
@@ -45,7 +45,7 @@ def _settings() -> Settings:
 
 def _ensure_schema(settings: Settings) -> None:
     """Bring the embedded SQLite database to head; refuse a PostgreSQL one that is behind."""
-    from service import migrate
+    from hypersweep.service import migrate
 
     try:
         if settings.is_sqlite:
@@ -73,7 +73,7 @@ def serve(
     must be migrated first with 'hypersweep db upgrade'."""
     import uvicorn
 
-    from service.app import create_app
+    from hypersweep.service.app import create_app
 
     settings = _settings()
     _ensure_schema(settings)
@@ -85,7 +85,7 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Bring the database at HYPERSWEEP_DATABASE_URL to the latest schema."""
-    from service import migrate
+    from hypersweep.service import migrate
 
     settings = _settings()
     try:
@@ -97,7 +97,7 @@ def db_upgrade(
 
 
 def _register_client_commands() -> None:
-    from service import commands
+    from hypersweep import commands
 
     for command in (
         commands.submit,
@@ -108,7 +108,7 @@ def _register_client_commands() -> None:
         commands.cancel,
     ):
         app.command()(command)
-    from service.demo import demo
+    from hypersweep.demo import demo
 
     app.command()(demo)
 
@@ -118,7 +118,7 @@ _register_client_commands()
 
 def _register_optional_commands() -> None:
     try:
-        worker_cli = importlib.import_module("worker.cli")
+        worker_cli = importlib.import_module("hypersweep.worker.cli")
     except ImportError:
         return
     app.command("worker")(worker_cli.worker_command)

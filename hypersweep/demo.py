@@ -17,12 +17,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-import examples
-from service.commands import connected, fail, follow, load_document
+from hypersweep.commands import connected, fail, follow, load_document
 
 __all__ = ["EXAMPLE", "demo"]
 
-EXAMPLE = Path(examples.__file__).parent / "digits-coarse-to-fine.yaml"
+EXAMPLE = Path(__file__).parent / "examples" / "digits-coarse-to-fine.yaml"
 DEMO_DB = "hypersweep-demo.db"
 
 out = Console()
@@ -94,7 +93,7 @@ def demo(
     env.pop("HYPERSWEEP_TOKEN", None)
     log = workdir / "hypersweep-demo.log"
     log.write_text("")
-    cli = [sys.executable, "-m", "service.cli"]
+    cli = [sys.executable, "-m", "hypersweep"]
     started = time.monotonic()
     server = _start([*cli, "serve", "--port", str(port), "--log-level", "warning"], env, log)
     worker: subprocess.Popen[bytes] | None = None

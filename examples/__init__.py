@@ -1,1 +1,0 @@
-"""Example sweep documents, shipped with the package (``hypersweep demo`` runs one)."""

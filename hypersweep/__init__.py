@@ -1,0 +1,17 @@
+"""hypersweep: hyperparameter search for PyTorch, as a service.
+
+The public Python API. ``Client`` talks to a running server; ``hypersweep.service``,
+``hypersweep.worker`` and ``hypersweep.trainer`` are the server, the worker and the
+built-in trainer.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("hypersweep")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = ["__version__"]

@@ -1,0 +1,5 @@
+"""``python -m hypersweep``: the same command as ``hypersweep``."""
+
+from hypersweep.cli import main
+
+main()
