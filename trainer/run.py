@@ -65,7 +65,8 @@ class FinalMetrics(TypedDict):
     #: Mini-batches run, the diverging one included.
     steps: int
     stop_reason: StopReason
-    #: Wall time of the whole ``train`` call.
+    #: Wall time of the whole ``train`` call (a fused member: from the start of
+    #: ``train_fused`` to its end).
     seconds: float
     #: Only when the run diverged: the step (from 1) whose loss tripped the check.
     stopped_at_step: NotRequired[int]
