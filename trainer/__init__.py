@@ -23,17 +23,16 @@ if TYPE_CHECKING:
         fusion_key,
         train_fused,
     )
-    from hypersweep.trainer.loop import (
+    from hypersweep.trainer.loop import evaluate, train
+    from hypersweep.trainer.model import MLP
+    from hypersweep.trainer.run import (
         EpochCallback,
         FinalMetrics,
         StopReason,
         TrainResult,
         default_device,
-        evaluate,
         set_threads,
-        train,
     )
-    from hypersweep.trainer.model import MLP
 
 # The service imports ``trainer.config`` to validate sweeps; PyTorch is imported only when
 # something that needs it is first used, so the server never pays for it.
@@ -48,13 +47,13 @@ _LAZY = {
     "ResultCallback": ".fused",
     "fusion_key": ".fused",
     "train_fused": ".fused",
-    "EpochCallback": ".loop",
-    "FinalMetrics": ".loop",
-    "StopReason": ".loop",
-    "TrainResult": ".loop",
-    "default_device": ".loop",
+    "EpochCallback": ".run",
+    "FinalMetrics": ".run",
+    "StopReason": ".run",
+    "TrainResult": ".run",
+    "default_device": ".run",
+    "set_threads": ".run",
     "evaluate": ".loop",
-    "set_threads": ".loop",
     "train": ".loop",
 }
 

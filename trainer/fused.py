@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,22 +48,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hypersweep.trainer.config import SETTINGS, TrainerConfig
-from hypersweep.trainer.data import load_dataset
-from hypersweep.trainer.loop import (
-    EVAL_BATCH,
-    EpochCallback,
-    FinalMetrics,
-    StopReason,
-    TrainResult,
-    check_trainable,
-    default_device,
-)
+from hypersweep.trainer.loop import EVAL_BATCH
 from hypersweep.trainer.model import MLP
+from hypersweep.trainer.run import EpochCallback, StopReason, TrainLoss, TrainResult, finish, set_up
 
 __all__ = [
     "FUSED_SETTINGS",
     "FusedMLP",
     "FusedOptimizer",
+    "FusedTraining",
     "ResultCallback",
     "add_penalty_gradients",
     "evaluate_members",
@@ -229,9 +223,8 @@ def member_losses(model: FusedMLP, x: Tensor, y: Tensor, reg: Tensor) -> Tensor:
     the mean cross-entropy plus ``reg[k] * sum(w**2)`` over its ``Linear`` weights.
 
     Only the cross-entropy is in the autograd graph; :func:`add_penalty_gradients` adds
-    the penalty's gradient after ``backward``. Through autograd the penalty would cost a
-    saved square, a sum and their backward passes over every weight at every step, about
-    a sixth of a fused step at 128 hidden units on a CPU."""
+    the penalty's gradient after ``backward``: through autograd the penalty would cost a
+    saved square, a sum and their backward passes over every weight at every step."""
     logits = model(x)
     members, batch, classes = logits.shape
     targets = y.expand(members, batch).reshape(-1)
@@ -381,166 +374,178 @@ def train_fused(
     configs ``train`` refuses, and for a data set that cannot be loaded; an exception from
     a callback propagates. Deterministic on the CPU for given configs and thread count.
     """
-    started = time.perf_counter()
+    training = FusedTraining(configs, on_epoch=on_epoch, on_result=on_result, data_dir=data_dir, device=device)
+    return training.run()
+
+
+@dataclass
+class _Member:
+    """What one member keeps of its own, as ``train`` keeps it for its single model; its
+    settings and weights are rows of the stacked tensors."""
+
+    #: Its position in ``configs``: the index ``on_result`` is called with.
+    index: int
+    on_epoch: EpochCallback | None
+    train_loss: TrainLoss
+    curve: list[dict[str, float]] = field(default_factory=list)
+    #: Validation loss and accuracy, as last evaluated.
+    val: tuple[float, float] = (math.nan, math.nan)
+    result: TrainResult | None = None
+
+
+class FusedTraining:
+    """One :func:`train_fused` call: the group's stacked model, optimizer and ``reg``, and
+    one :class:`_Member` per config. Row ``r`` of every stacked tensor belongs to
+    ``alive[r]``; a member's row leaves the stacks when it ends."""
+
+    def __init__(
+        self,
+        configs: Sequence[TrainerConfig],
+        *,
+        on_epoch: Sequence[EpochCallback | None] | None,
+        on_result: ResultCallback | None,
+        data_dir: Path | str | None,
+        device: str | torch.device | None,
+    ) -> None:
+        self.started = time.perf_counter()
+        _check_fusable(configs)
+        callbacks = list(on_epoch) if on_epoch is not None else [None] * len(configs)
+        if len(callbacks) != len(configs):
+            raise ValueError(f"on_epoch has {len(callbacks)} callbacks for {len(configs)} configs")
+        first = configs[0]
+        # The template is built with the largest rate so that it has dropout layers if any
+        # member needs them; each member drops units at its own rate.
+        setup = set_up(first, data_dir=data_dir, device=device, dropout=max(config.dropout for config in configs))
+        self.device = setup.device
+        self.splits = setup.splits
+        self.batches = setup.batches
+        self.epochs = first.epochs
+        self.epoch = 0
+        self.on_result = on_result
+        self.members = [
+            _Member(index, callback, TrainLoss(config.divergence_factor))
+            for index, (config, callback) in enumerate(zip(configs, callbacks, strict=True))
+        ]
+        self.alive = list(self.members)
+
+        def per_member(name: str) -> Tensor:
+            return torch.tensor([getattr(config, name) for config in configs], dtype=torch.float32, device=self.device)
+
+        self.model = FusedMLP(setup.model, len(configs), dropout=per_member("dropout")).to(self.device)
+        self.optimizer = FusedOptimizer(first.optimizer, lr=per_member("lr"), momentum=per_member("momentum"))
+        self.reg = per_member("reg")
+
+    def run(self) -> list[TrainResult]:
+        """Train until every member has ended; their results, in the order of ``configs``."""
+        for epoch in range(1, self.epochs + 1):
+            self.epoch = epoch
+            self.model.train()
+            for member in self.alive:
+                member.train_loss.new_epoch()
+            for batch in self.batches.epoch():
+                self.step(batch)
+                if not self.alive:
+                    break
+            if not self.alive:
+                break
+            self.end_epoch()
+        if self.alive:
+            self.end(dict.fromkeys(range(len(self.alive)), "completed"))
+        results = [member.result for member in self.members if member.result is not None]
+        assert len(results) == len(self.members)
+        return results
+
+    def step(self, batch: Tensor) -> None:
+        """One mini-batch for every member still training: forward, the divergence check,
+        backward and update."""
+        losses = member_losses(self.model, self.splits.x_train[batch], self.splits.y_train[batch], self.reg)
+        # The one host sync per step: each member's divergence is caught at its step.
+        diverging: dict[int, StopReason] = {}
+        for row, (member, value) in enumerate(zip(self.alive, losses.tolist(), strict=True)):
+            reason = member.train_loss.add(value)
+            if reason is not None:
+                diverging[row] = reason
+
+        objective = losses.sum()
+        if diverging:
+            # Ended with the weights they have now, before this step's update, as ``train``
+            # ends a run; their rows leave the stacks after the update.
+            self.validate()
+            self.end(diverging)
+            self.model.train()
+            survivors = [row for row in range(len(self.alive)) if row not in diverging]
+            if not survivors:
+                self.drop(diverging)
+                return
+            # The survivors' objectives only: a diverged member's rows get no gradient
+            # from its loss (only its penalty's, harmless: they leave after this step).
+            objective = losses[torch.tensor(survivors, device=self.device)].sum()
+        self.model.zero_grad(set_to_none=True)
+        objective.backward()  # type: ignore[no-untyped-call]
+        add_penalty_gradients(self.model, self.reg)
+        self.optimizer.step(list(self.model.parameters()))
+        if diverging:
+            self.drop(diverging)
+
+    def end_epoch(self) -> None:
+        """Evaluate every member, add the point to its curve and call its ``on_epoch``;
+        those whose callback says stop end here."""
+        self.validate()
+        stopping: dict[int, StopReason] = {}
+        for row, member in enumerate(self.alive):
+            val_loss, val_accuracy = member.val
+            point = {"train_loss": member.train_loss.epoch_mean, "val_loss": val_loss, "val_accuracy": val_accuracy}
+            member.curve.append({"epoch": self.epoch, **point})
+            if member.on_epoch is not None and member.on_epoch(self.epoch, point) is False:
+                stopping[row] = "stopped"
+        if stopping:
+            self.end(stopping)
+            self.drop(stopping)
+
+    def validate(self) -> None:
+        """Evaluate every member still training on the validation split."""
+        scores = evaluate_members(self.model, self.splits.x_val, self.splits.y_val)
+        for member, score in zip(self.alive, scores, strict=True):
+            member.val = score
+
+    def end(self, reasons: Mapping[int, StopReason]) -> None:
+        """End the members at the rows ``reasons`` names, for the reason it gives, with
+        their weights as they are now: evaluate them once on the test split and hand each
+        result to ``on_result``. Their rows stay in the stacks until :meth:`drop`."""
+        test = evaluate_members(self.model, self.splits.x_test, self.splits.y_test)
+        for row, reason in reasons.items():
+            member = self.alive[row]
+            member.result = finish(
+                reason,
+                loss=member.train_loss,
+                val=member.val,
+                test_accuracy=test[row][1],
+                epochs_run=self.epoch,
+                started=self.started,
+                curve=member.curve,
+            )
+            if self.on_result is not None:
+                self.on_result(member.index, member.result)
+
+    def drop(self, rows: Collection[int]) -> None:
+        """Remove the members at ``rows`` from the model, the optimizer, ``reg`` and
+        ``alive``."""
+        keep = [row for row in range(len(self.alive)) if row not in rows]
+        if keep:
+            index = torch.tensor(keep, device=self.device)
+            self.model.select_(index)
+            self.optimizer.select_(index)
+            self.reg = self.reg[index]
+        self.alive = [self.alive[row] for row in keep]
+
+
+def _check_fusable(configs: Sequence[TrainerConfig]) -> None:
+    """Raise ``ValueError`` unless ``configs`` is a group that can be fused."""
     if not configs:
         raise ValueError("nothing to train: no configs")
-    first = configs[0]
-    key = fusion_key(first)
+    key = fusion_key(configs[0])
     for config in configs[1:]:
         if fusion_key(config) != key:
             other = dict(fusion_key(config))
             differ = sorted(name for name, value in key if other[name] != value)
             raise ValueError(f"configs cannot be fused: they differ in {', '.join(differ)}")
-    check_trainable(first)
-    callbacks = list(on_epoch) if on_epoch is not None else [None] * len(configs)
-    if len(callbacks) != len(configs):
-        raise ValueError(f"on_epoch has {len(callbacks)} callbacks for {len(configs)} configs")
-    device = torch.device(device) if device is not None else default_device()
-
-    # The same draws, in the same order, as each member's own run: seed, split, build.
-    torch.manual_seed(first.seed)
-    splits = load_dataset(first.dataset, data_dir=data_dir, seed=first.seed).to(device)
-    template = MLP(
-        splits.num_features,
-        splits.num_classes,
-        hidden=first.hidden,
-        layers=first.layers,
-        activation=first.activation,
-        dropout=max(config.dropout for config in configs),
-        batchnorm=first.batchnorm,
-        init=first.init,
-    )
-
-    def per_member(name: str) -> Tensor:
-        return torch.tensor([getattr(config, name) for config in configs], dtype=torch.float32, device=device)
-
-    model = FusedMLP(template, len(configs), dropout=per_member("dropout")).to(device)
-    optimizer = FusedOptimizer(first.optimizer, lr=per_member("lr"), momentum=per_member("momentum"))
-    reg = per_member("reg")
-    shuffle = torch.Generator().manual_seed(first.seed)
-
-    n_train = len(splits.y_train)
-    batch_size = first.batch_size
-    # BatchNorm cannot normalise a batch of one sample: skip such a trailing batch.
-    n_used = n_train - 1 if first.batchnorm and n_train % batch_size == 1 else n_train
-
-    # Row r of every stacked tensor belongs to member alive[r]; rows go as members end.
-    alive = list(range(len(configs)))
-    results: list[TrainResult | None] = [None] * len(configs)
-    curves: list[list[dict[str, float]]] = [[] for _ in configs]
-    initial_loss = [math.nan] * len(configs)
-    loss_limit = [math.inf] * len(configs)
-    loss_sums = [0.0] * len(configs)
-    val = [(math.nan, math.nan)] * len(configs)
-    step = 0
-    epoch = 0
-
-    def conclude(ending: dict[int, StopReason], epoch_steps: int) -> None:
-        """End the members at rows ``ending`` (row -> reason) with their weights as they
-        are now; their rows stay in the stacks until :func:`drop` removes them."""
-        test = evaluate_members(model, splits.x_test, splits.y_test)
-        for row, reason in ending.items():
-            member = alive[row]
-            val_loss, val_accuracy = val[member]
-            metrics: FinalMetrics = {
-                "train_loss": loss_sums[member] / epoch_steps,
-                "val_loss": val_loss,
-                "val_accuracy": val_accuracy,
-                "test_accuracy": test[row][1],
-                "initial_loss": initial_loss[member],
-                "epochs_run": epoch,
-                "steps": step,
-                "stop_reason": reason,
-                "seconds": time.perf_counter() - started,
-            }
-            diverged = reason in ("diverged", "nan")
-            if diverged:
-                metrics["stopped_at_step"] = step
-            result = TrainResult(status="diverged" if diverged else "completed", metrics=metrics, curve=curves[member])
-            results[member] = result
-            if on_result is not None:
-                on_result(member, result)
-
-    def drop(ended: Sequence[int]) -> None:
-        """Remove the rows ``ended`` from the model, the optimizer and ``alive``."""
-        nonlocal alive, reg
-        keep = [row for row in range(len(alive)) if row not in ended]
-        if keep:
-            rows = torch.tensor(keep, device=device)
-            model.select_(rows)
-            optimizer.select_(rows)
-            reg = reg[rows]
-        alive = [alive[row] for row in keep]
-
-    epoch_steps = 0
-    for epoch in range(1, first.epochs + 1):
-        model.train()
-        order = torch.randperm(n_train, generator=shuffle).to(device)
-        for member in alive:
-            loss_sums[member] = 0.0
-        epoch_steps = 0
-        for start in range(0, n_used, batch_size):
-            batch = order[start : start + batch_size]
-            losses = member_losses(model, splits.x_train[batch], splits.y_train[batch], reg)
-
-            # The one host sync per step: each member's divergence is caught at its step.
-            values = losses.tolist()
-            step += 1
-            epoch_steps += 1
-            diverging: dict[int, StopReason] = {}
-            for row, (member, value) in enumerate(zip(alive, values, strict=True)):
-                loss_sums[member] += value
-                if step == 1:
-                    initial_loss[member] = value
-                    loss_limit[member] = configs[member].divergence_factor * value
-                if not math.isfinite(value):
-                    diverging[row] = "nan"
-                elif value > loss_limit[member]:
-                    diverging[row] = "diverged"
-
-            objective = losses.sum()
-            if diverging:
-                # Ended with the weights they have now, before this step's update, as
-                # ``train`` ends a run; their rows leave the stacks after the update.
-                scores = evaluate_members(model, splits.x_val, splits.y_val)
-                for row in diverging:
-                    val[alive[row]] = scores[row]
-                conclude(diverging, epoch_steps)
-                model.train()
-                survivors = [row for row in range(len(alive)) if row not in diverging]
-                if not survivors:
-                    drop(list(diverging))
-                    break
-                # The survivors' objectives only: a diverged member's rows get no gradient
-                # from its loss (only its penalty's, harmless: they leave after this step).
-                objective = losses[torch.tensor(survivors, device=device)].sum()
-            model.zero_grad(set_to_none=True)
-            objective.backward()  # type: ignore[no-untyped-call]
-            add_penalty_gradients(model, reg)
-            optimizer.step(list(model.parameters()))
-            if diverging:
-                drop(list(diverging))
-        if not alive:
-            break
-
-        scores = evaluate_members(model, splits.x_val, splits.y_val)
-        stopping: dict[int, StopReason] = {}
-        for row, member in enumerate(alive):
-            val[member] = scores[row]
-            train_loss = loss_sums[member] / epoch_steps
-            point = {"train_loss": train_loss, "val_loss": scores[row][0], "val_accuracy": scores[row][1]}
-            curves[member].append({"epoch": epoch, **point})
-            callback = callbacks[member]
-            if callback is not None and callback(epoch, point) is False:
-                stopping[row] = "stopped"
-        if stopping:
-            conclude(stopping, epoch_steps)
-            drop(list(stopping))
-        if not alive:
-            break
-
-    if alive:
-        conclude(dict.fromkeys(range(len(alive)), "completed"), epoch_steps)
-    finished = [result for result in results if result is not None]
-    assert len(finished) == len(configs)
-    return finished

@@ -1,108 +1,30 @@
 """One training run of the built-in trainer: a :class:`TrainerConfig` in, a
 :class:`TrainResult` out.
 
-The loop reads top to bottom: seed, load the data, build the model and optimizer; then
-per epoch shuffle, step through mini-batches (checking every step for divergence),
-evaluate on the validation split and report; finally evaluate once on the test split.
+The loop reads top to bottom: set up (seed, data, model), build the optimizer; then per
+epoch shuffle, step through mini-batches (checking every step for divergence), evaluate
+on the validation split and report; finally evaluate once on the test split.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal, NotRequired, TypedDict
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from hypersweep.trainer.config import TrainerConfig
-from hypersweep.trainer.data import load_dataset
-from hypersweep.trainer.model import MLP, decayed_weights, weight_penalty
+from hypersweep.trainer.model import decayed_weights, weight_penalty
+from hypersweep.trainer.run import EpochCallback, StopReason, TrainLoss, TrainResult, finish, set_up
 
-__all__ = [
-    "EpochCallback",
-    "FinalMetrics",
-    "StopReason",
-    "TrainResult",
-    "default_device",
-    "evaluate",
-    "make_optimizer",
-    "set_threads",
-    "train",
-]
-
-#: Why a run ended: all epochs ran; the loss exceeded ``divergence_factor`` x the first
-#: loss; the loss became NaN or infinite; or ``on_epoch`` returned False.
-StopReason = Literal["completed", "diverged", "nan", "stopped"]
-#: ``on_epoch(epoch, {"train_loss", "val_loss", "val_accuracy"})``; epochs count from 1.
-#: Returning False stops the run after that epoch.
-EpochCallback = Callable[[int, dict[str, float]], bool]
+__all__ = ["EVAL_BATCH", "evaluate", "make_optimizer", "train"]
 
 #: Samples per forward pass when evaluating; bounds memory on large validation splits.
 EVAL_BATCH = 8192
-
-
-class FinalMetrics(TypedDict):
-    """What a run reports when it ends. Losses may be NaN or infinite floats; turning them
-    into JSON is the caller's job."""
-
-    #: Mean training objective (cross-entropy plus L2 penalty, nats) over the last
-    #: epoch's steps, the diverging step included.
-    train_loss: float
-    #: Mean cross-entropy (nats) on the validation split, after the last step.
-    val_loss: float
-    #: Fraction in [0, 1] of the validation split classified right.
-    val_accuracy: float
-    #: Fraction in [0, 1] of the test split classified right, measured once at the end.
-    test_accuracy: float
-    #: The training objective at the first step.
-    initial_loss: float
-    #: Epochs fully or partly run.
-    epochs_run: int
-    #: Mini-batches run, the diverging one included.
-    steps: int
-    stop_reason: StopReason
-    #: Wall time of the whole ``train`` call.
-    seconds: float
-    #: Only when the run diverged: the step (from 1) whose loss tripped the check.
-    stopped_at_step: NotRequired[int]
-
-
-@dataclass
-class TrainResult:
-    """How a run ended.
-
-    ``status`` is ``"diverged"`` when ``metrics["stop_reason"]`` is ``diverged`` or
-    ``nan``, else ``"completed"`` (a run stopped by ``on_epoch`` ran cleanly as far as it
-    went; whoever stopped it decides what to call it).
-
-    ``curve`` has one entry per completed epoch: ``epoch`` and the values passed to
-    ``on_epoch``. An epoch cut short by divergence has no entry; ``metrics`` carries it.
-    """
-
-    status: Literal["completed", "diverged"]
-    metrics: FinalMetrics
-    curve: list[dict[str, float]] = field(default_factory=list)
-
-
-def default_device() -> torch.device:
-    """CUDA when available, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def set_threads(share: int) -> int:
-    """Give this process its part of the CPU when ``share`` processes train side by side:
-    ``max(1, cores // share)`` intra-op threads. Returns the number set."""
-    # The cores this process may run on, which a container can limit below cpu_count().
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = max(1, (cores or 1) // max(1, share))
-    torch.set_num_threads(threads)
-    return threads
 
 
 def make_optimizer(name: str, params: Iterable[nn.Parameter], *, lr: float, momentum: float) -> torch.optim.Optimizer:
@@ -145,14 +67,6 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return total_loss / len(y), total_correct / len(y)
 
 
-def check_trainable(config: TrainerConfig) -> None:
-    """Raise ``ValueError`` for settings no loop can train with."""
-    if config.epochs < 1 or config.batch_size < 1:
-        raise ValueError("epochs and batch_size must be at least 1")
-    if config.batchnorm and config.batch_size < 2:
-        raise ValueError("batchnorm needs batch_size >= 2 (it normalises over the batch)")
-
-
 def train(
     config: TrainerConfig,
     *,
@@ -177,73 +91,40 @@ def train(
     (:class:`~trainer.data.DatasetError` included) for a config it cannot run.
     """
     started = time.perf_counter()
-    check_trainable(config)
-    device = torch.device(device) if device is not None else default_device()
-
-    torch.manual_seed(config.seed)
-    splits = load_dataset(config.dataset, data_dir=data_dir, seed=config.seed).to(device)
-    model = MLP(
-        splits.num_features,
-        splits.num_classes,
-        hidden=config.hidden,
-        layers=config.layers,
-        activation=config.activation,
-        dropout=config.dropout,
-        batchnorm=config.batchnorm,
-        init=config.init,
-    ).to(device)
+    setup = set_up(config, data_dir=data_dir, device=device)
+    splits = setup.splits
+    model = setup.model.to(setup.device)
     optimizer = make_optimizer(config.optimizer, model.parameters(), lr=config.lr, momentum=config.momentum)
     regularised = decayed_weights(model)
-    shuffle = torch.Generator().manual_seed(config.seed)
-
-    n_train = len(splits.y_train)
-    batch_size = config.batch_size
-    # BatchNorm cannot normalise a batch of one sample: skip such a trailing batch.
-    n_used = n_train - 1 if config.batchnorm and n_train % batch_size == 1 else n_train
+    train_loss = TrainLoss(config.divergence_factor)
 
     curve: list[dict[str, float]] = []
     stop_reason: StopReason = "completed"
-    initial_loss = math.nan
-    loss_limit = math.inf
-    step = 0
+    val_loss = val_accuracy = math.nan
     epoch = 0
-    train_loss = val_loss = val_accuracy = math.nan
     for epoch in range(1, config.epochs + 1):
         model.train()
-        order = torch.randperm(n_train, generator=shuffle).to(device)
-        loss_sum = 0.0
-        epoch_steps = 0
-        for start in range(0, n_used, batch_size):
-            batch = order[start : start + batch_size]
+        train_loss.new_epoch()
+        for batch in setup.batches.epoch():
             logits = model(splits.x_train[batch])
             loss = F.cross_entropy(logits, splits.y_train[batch])
             if config.reg > 0:
                 loss = loss + config.reg * weight_penalty(regularised)
 
             # The one host sync per step: divergence must be caught at the step it happens.
-            loss_value = loss.item()
-            step += 1
-            epoch_steps += 1
-            loss_sum += loss_value
-            if step == 1:
-                initial_loss = loss_value
-                loss_limit = config.divergence_factor * initial_loss
-            if not math.isfinite(loss_value):
-                stop_reason = "nan"
-                break
-            if loss_value > loss_limit:
-                stop_reason = "diverged"
+            ending = train_loss.add(loss.item())
+            if ending is not None:
+                stop_reason = ending
                 break
 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
 
-        train_loss = loss_sum / epoch_steps
         val_loss, val_accuracy = evaluate(model, splits.x_val, splits.y_val)
         if stop_reason != "completed":
             break
-        point = {"train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_accuracy}
+        point = {"train_loss": train_loss.epoch_mean, "val_loss": val_loss, "val_accuracy": val_accuracy}
         curve.append({"epoch": epoch, **point})
         if on_epoch is not None and on_epoch(epoch, point) is False:
             stop_reason = "stopped"
@@ -251,18 +132,12 @@ def train(
 
     # The test split is looked at once, at the very end, and never steers the run.
     _, test_accuracy = evaluate(model, splits.x_test, splits.y_test)
-    diverged = stop_reason in ("diverged", "nan")
-    metrics: FinalMetrics = {
-        "train_loss": train_loss,
-        "val_loss": val_loss,
-        "val_accuracy": val_accuracy,
-        "test_accuracy": test_accuracy,
-        "initial_loss": initial_loss,
-        "epochs_run": epoch,
-        "steps": step,
-        "stop_reason": stop_reason,
-        "seconds": time.perf_counter() - started,
-    }
-    if diverged:
-        metrics["stopped_at_step"] = step
-    return TrainResult(status="diverged" if diverged else "completed", metrics=metrics, curve=curve)
+    return finish(
+        stop_reason,
+        loss=train_loss,
+        val=(val_loss, val_accuracy),
+        test_accuracy=test_accuracy,
+        epochs_run=epoch,
+        started=started,
+        curve=curve,
+    )

@@ -34,18 +34,29 @@ _Key = tuple[tuple[str, str, ParamValue], ...]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _use_compiled_log_ndtr() -> None:
+#: The Optuna major versions whose private ``_truncnorm._log_ndtr`` was checked to give
+#: SciPy's values (``tests/service/search/test_bayes.py``); pyproject bounds Optuna to them.
+_LOG_NDTR_TESTED_MAJORS = ("4",)
+
+
+def _use_compiled_log_ndtr() -> bool:
     """Optuna's TPE normalises every Parzen kernel with ``_truncnorm._log_ndtr``, a pure-Python
     port of SciPy's ``log_ndtr`` (Optuna does not require SciPy). With a thousand trials that
     loop is most of a suggestion's time; SciPy's compiled function gives the same values
-    (``tests/service/search/test_bayes.py`` checks it). Without SciPy nothing changes."""
+    (``tests/service/search/test_bayes.py`` checks it). The function is private, so it is
+    replaced only on the Optuna major versions that check covered; without SciPy nothing
+    changes. Returns whether it was replaced."""
+    if optuna.__version__.split(".", 1)[0] not in _LOG_NDTR_TESTED_MAJORS:
+        return False
     try:
         from optuna.samplers._tpe import _truncnorm
         from scipy.special import log_ndtr  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover - SciPy comes with scikit-learn
-        return
-    if callable(getattr(_truncnorm, "_log_ndtr", None)):
-        _truncnorm._log_ndtr = log_ndtr
+        return False
+    if not callable(getattr(_truncnorm, "_log_ndtr", None)):
+        return False
+    _truncnorm._log_ndtr = log_ndtr
+    return True
 
 
 _use_compiled_log_ndtr()

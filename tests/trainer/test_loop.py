@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from hypersweep.trainer import ACTIVATIONS, INITS, OPTIMIZERS, TrainerConfig, set_threads, train
+from hypersweep.trainer import ACTIVATIONS, INITS, OPTIMIZERS, TrainerConfig, train
 from hypersweep.trainer.model import MLP, decayed_weights, weight_penalty
 
 #: Steps in one digits epoch at batch size 64: 1077 training samples.
@@ -155,12 +155,3 @@ def test_spiral_trains_on_an_explicit_cpu_device() -> None:
     result = train(small(dataset="spiral", optimizer="adam", lr=0.01, epochs=2), device="cpu")
     assert result.metrics["stop_reason"] == "completed"
     assert result.metrics["val_loss"] < result.metrics["initial_loss"]
-
-
-def test_set_threads_divides_the_cores_between_processes() -> None:
-    before = torch.get_num_threads()
-    try:
-        assert set_threads(10_000) == 1 and torch.get_num_threads() == 1
-        assert set_threads(1) >= 1
-    finally:
-        torch.set_num_threads(before)

@@ -7,6 +7,7 @@ import math
 import statistics
 
 import numpy as np
+import optuna
 import pytest
 import scipy.special
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -15,7 +16,7 @@ from optuna.trial import TrialState
 from pydantic import TypeAdapter
 
 from hypersweep.service.search.base import Observation, Params, SearchConfig
-from hypersweep.service.search.bayes import N_STARTUP_TRIALS, BayesDesigner, distribution
+from hypersweep.service.search.bayes import N_STARTUP_TRIALS, BayesDesigner, _use_compiled_log_ndtr, distribution
 from hypersweep.service.search.registry import make_designer
 from hypersweep.service.search.space import Space
 from tests.service.search.test_designers import SPACE, drive, inside, score
@@ -173,3 +174,17 @@ def test_optunas_tpe_uses_scipys_log_ndtr_with_the_same_values() -> None:
     points = np.linspace(-40, 40, 801)
     reference = np.array([_truncnorm._log_ndtr_single(float(a)) for a in points])
     assert scipy.special.log_ndtr(points) == pytest.approx(reference, rel=1e-9, abs=1e-15)
+
+
+def test_optunas_log_ndtr_is_left_alone_on_a_major_version_not_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    def own_log_ndtr(a: float) -> float:
+        return a
+
+    monkeypatch.setattr(_truncnorm, "_log_ndtr", own_log_ndtr)
+    monkeypatch.setattr(optuna, "__version__", "5.0.0")
+    assert _use_compiled_log_ndtr() is False
+    assert _truncnorm._log_ndtr is own_log_ndtr
+
+    monkeypatch.setattr(optuna, "__version__", "4.0.0")
+    assert _use_compiled_log_ndtr() is True
+    assert _truncnorm._log_ndtr is scipy.special.log_ndtr
