@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_serializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_serializer
 
 if TYPE_CHECKING:
     from hypersweep.trainer.config import TrainerConfig
@@ -161,7 +162,6 @@ class ClaimedTrial(Trial):
     settings: dict[str, Any] = Field(alias="trainer")
     lease_token: str
     lease_expires_at: datetime
-    _config: TrainerConfig | Exception | None = PrivateAttr(default=None)
 
     @property
     def config(self) -> TrainerConfig:
@@ -169,16 +169,20 @@ class ClaimedTrial(Trial):
 
         Raises ``ValueError`` or ``TypeError`` (the same one every time) when the settings
         are not a valid ``TrainerConfig``."""
-        if self._config is None:
-            from hypersweep.trainer.config import TrainerConfig
+        parsed = self._parsed_config
+        if isinstance(parsed, Exception):
+            raise parsed.with_traceback(None)
+        return parsed
 
-            try:
-                self._config = TrainerConfig.from_settings(dict(self.settings))
-            except (TypeError, ValueError) as exc:
-                self._config = exc
-        if isinstance(self._config, Exception):
-            raise self._config.with_traceback(None)
-        return self._config
+    # Cached in the instance, outside the model's fields: equality and dumps ignore it.
+    @cached_property
+    def _parsed_config(self) -> TrainerConfig | Exception:
+        from hypersweep.trainer.config import TrainerConfig
+
+        try:
+            return TrainerConfig.from_settings(dict(self.settings))
+        except (TypeError, ValueError) as exc:
+            return exc
 
 
 class Stage(_Answer):

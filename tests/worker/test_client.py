@@ -60,6 +60,8 @@ def test_a_claimed_trial_reads_its_settings_as_a_trainer_config_once(service: Se
         "digits",
     )
     assert trial.config is config  # parsed once, on first use
+    # The parsed config is no part of the trial's value: equality and dumps ignore it.
+    assert ClaimedTrial.model_validate(trial.model_dump(by_alias=True)) == trial
 
 
 def test_settings_that_are_no_trainer_config_stay_readable_as_settings() -> None:
