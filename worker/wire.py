@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from hypersweep.trainer.config import TrainerConfig
 
 __all__ = [
+    "UNFINISHED",
     "Action",
+    "ClaimAnswer",
     "ClaimedTrial",
     "CurvePoint",
     "FinishOutcome",
