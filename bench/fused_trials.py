@@ -216,10 +216,10 @@ def row(what: str, trials: int, pairs: list[tuple[float, float]]) -> str:
 def run_agent(client: ServiceClient, fuse: int, hidden: int) -> tuple[float, dict[str, int]]:
     """Seconds for one in-process agent to run a fresh sweep to its end, and its counts."""
     sweep = client.submit_sweep(sweep_document(f"fused-bench-{fuse}", hidden))
-    agent = Agent(client, worker_id=f"bench-fuse-{fuse}", sweep_id=sweep["id"], fuse=fuse, backoff=IdleBackoff())
+    agent = Agent(client, worker_id=f"bench-fuse-{fuse}", sweep_id=sweep.id, fuse=fuse, backoff=IdleBackoff())
     started = time.perf_counter()
     agent.run()
-    return time.perf_counter() - started, client.get_sweep(sweep["id"])["counts"]
+    return time.perf_counter() - started, client.get_sweep(sweep.id).counts
 
 
 def run_process(client: ServiceClient, url: str, fuse: int, hidden: int) -> tuple[float, dict[str, int]]:
@@ -230,12 +230,12 @@ def run_process(client: ServiceClient, url: str, fuse: int, hidden: int) -> tupl
     env = {**os.environ, "HYPERSWEEP_SERVER": url}
     started = time.perf_counter()
     subprocess.run(
-        [*command, "worker", "--sweep", str(sweep["id"]), "--fuse", str(fuse)],
+        [*command, "worker", "--sweep", str(sweep.id), "--fuse", str(fuse)],
         env=env,
         check=True,
         stderr=subprocess.DEVNULL,
     )
-    return time.perf_counter() - started, client.get_sweep(sweep["id"])["counts"]
+    return time.perf_counter() - started, client.get_sweep(sweep.id).counts
 
 
 def end_to_end(repeats: int, processes: bool, hidden: int) -> list[str]:

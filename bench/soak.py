@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hypersweep.worker.client import RetryPolicy, ServiceClient, ServiceError  # noqa: E402
+from hypersweep.worker.wire import Trial  # noqa: E402
 
 TOKEN = "soak-token"
 SERVER_ERROR = re.compile(r'HTTP/1\.1" 5\d\d')
@@ -118,7 +119,7 @@ class Soak:
 
     def run_sweep(self, index: int) -> None:
         doc = self.sweep_doc(index)
-        sweep_id = self.client.submit_sweep(doc)["id"]
+        sweep_id = self.client.submit_sweep(doc).id
         agents = {i: self.agent(sweep_id, i) for i in range(self.args.workers)}
         paused: dict[int, float] = {}
         started = time.monotonic()
@@ -130,7 +131,7 @@ class Soak:
                 if now >= until:
                     os.killpg(agents[i].pid, signal.SIGCONT)
                     del paused[i]
-            if now < next_fault or self.client.get_sweep(sweep_id)["status"] != "running":
+            if now < next_fault or not self.client.get_sweep(sweep_id).running:
                 continue
             next_fault = now + self.rng.uniform(0.5, 1.5) * self.args.fault_every
             fault = self.rng.choice(FAULTS)
@@ -154,24 +155,24 @@ class Soak:
     def check(self, sweep_id: int, doc: dict[str, Any], seconds: float, failed: list[Any]) -> None:
         problems = [f"worker exited badly: {args}" for args in failed]
         sweep = self.client.get_sweep(sweep_id)
-        trials: list[dict[str, Any]] = []
+        trials: list[Trial] = []
         while page := self.client.list_trials(sweep_id, limit=1000, offset=len(trials)):
             trials += page
         budget = [stage["trials"] for stage in doc["stages"]]
-        if sweep["status"] != "completed":
-            problems.append(f"sweep {sweep_id} is {sweep['status']}")
-        if [s["counts"] for s in sweep["stages"]] != [{"completed": n} for n in budget]:
-            problems.append(f"stage counts {[s['counts'] for s in sweep['stages']]} != budget {budget}")
-        if sorted(t["number"] for t in trials) != list(range(sum(budget))):
+        if sweep.status != "completed":
+            problems.append(f"sweep {sweep_id} is {sweep.status}")
+        if [s.counts for s in sweep.stages] != [{"completed": n} for n in budget]:
+            problems.append(f"stage counts {[s.counts for s in sweep.stages]} != budget {budget}")
+        if sorted(t.number for t in trials) != list(range(sum(budget))):
             problems.append("trial numbers are not 0..n-1 once each")
         for stage in range(len(budget)):
-            points = [tuple(sorted(t["params"].items())) for t in trials if t["stage"] == stage]
+            points = [tuple(sorted(t.params.items())) for t in trials if t.stage == stage]
             if len(points) != len(set(points)):
                 problems.append(f"a grid point ran twice in stage {stage}")
-        mixed = [t["id"] for t in trials if t["metrics"].get("worker") != t["worker_id"]]
+        mixed = [t.id for t in trials if t.metrics.get("worker") != t.worker_id]
         if mixed:
             problems.append(f"results not from the last holder: trials {mixed[:5]}")
-        reruns = sum(t["attempt"] - 1 for t in trials)
+        reruns = sum(t.attempt - 1 for t in trials)
         print(
             f"sweep {sweep_id:4d}: {len(trials):5d} trials in {seconds:6.1f} s, {reruns:4d} reruns, "
             f"{'ok' if not problems else '; '.join(problems)}",

@@ -104,15 +104,15 @@ def worker_trial(client: ServiceClient, config: TrainerConfig, *, report_every: 
         }
     )
     agent = Agent(
-        client, worker_id="bench", sweep_id=sweep["id"], once=True, backoff=IdleBackoff(), report_every=report_every
+        client, worker_id="bench", sweep_id=sweep.id, once=True, backoff=IdleBackoff(), report_every=report_every
     )
     started = time.perf_counter()
     ran = agent.run()
     seconds = time.perf_counter() - started
-    [trial] = client.list_trials(sweep["id"])
-    if ran != 1 or trial["status"] != "completed":
+    [trial] = client.list_trials(sweep.id)
+    if ran != 1 or trial.status != "completed":
         raise SystemExit(f"the benchmark trial did not complete: {trial}")
-    return seconds, int(trial["metrics"]["steps"])
+    return seconds, int(trial.metrics["steps"])
 
 
 def trainer_alone(config: TrainerConfig) -> tuple[float, int]:

@@ -6,24 +6,24 @@ a server that is down or wants a token) ends in one line on stderr and a non-zer
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hypersweep.worker.client import RetryPolicy, ServiceClient, ServiceError, ServiceUnavailable
+from hypersweep.client import Client
+from hypersweep.documents import DocumentError
+from hypersweep.documents import load_document as read_document
+from hypersweep.export import FORMATS, ExportFormat, export_trials
+from hypersweep.progress import SweepProgress
+from hypersweep.worker.client import RetryPolicy, ServiceError, ServiceUnavailable
+from hypersweep.worker.wire import Sweep
 
 __all__ = ["cancel", "export", "load_document", "status", "submit", "trials", "watch"]
 
@@ -47,11 +47,11 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 @contextmanager
-def connected(server: str, token: str | None) -> Iterator[ServiceClient]:
+def connected(server: str, token: str | None) -> Iterator[Client]:
     """A client for ``server``; the service's refusals become one-line errors."""
     # Retries are the client's business; a person sees the outcome, not each attempt.
     logging.getLogger("hypersweep.worker.client").setLevel(logging.ERROR)
-    client = ServiceClient.connect(server, token=token, retry=_CLI_RETRY, timeout=10.0)
+    client = Client(server, token, retry=_CLI_RETRY, timeout=10.0)
     try:
         yield client
     except ServiceUnavailable:
@@ -74,23 +74,12 @@ def _explain(exc: ServiceError, server: str) -> str:
 
 
 def load_document(path: Path) -> dict[str, Any]:
-    """A sweep document from a YAML or JSON file (JSON is YAML)."""
+    """A sweep document from a YAML or JSON file (JSON is YAML); one line and exit 1 when
+    the file cannot be read as one."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise fail(f"no such file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise fail(f"cannot read {path}: {exc}") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise fail(f"{path} is not valid YAML{where}: {problem}") from None
-    if not isinstance(document, dict):
-        raise fail(f"{path} must hold a sweep document (a mapping with name, space, stages, ...)")
-    return document
+        return read_document(path)
+    except DocumentError as exc:
+        raise fail(str(exc)) from None
 
 
 def submit(
@@ -101,19 +90,14 @@ def submit(
     """Submit a sweep; prints its id and where to watch it."""
     document = load_document(file)
     with connected(server, token) as client:
-        sweep = client.submit_sweep(document)
-    total = sum(stage["trials"] for stage in sweep["stages"])
+        sweep = client.submit(document)
     out.print(
-        f"submitted sweep [bold]{sweep['id']}[/] ({sweep['name']}): {len(sweep['stages'])} stage(s), {total} trials"
+        f"submitted sweep [bold]{sweep.id}[/] ({sweep.name}): {len(sweep.stages)} stage(s), {sweep.total_trials} trials"
     )
-    for warning in sweep["warnings"]:
+    for warning in sweep.warnings:
         out.print(f"[yellow]warning:[/] {warning}")
-    out.print(f"watch it:  hypersweep watch {sweep['id']}")
-    out.print(f"dashboard: {server.rstrip('/')}/#/sweeps/{sweep['id']}")
-
-
-def _finished(counts: dict[str, int]) -> int:
-    return sum(n for status, n in counts.items() if status not in ("queued", "running"))
+    out.print(f"watch it:  hypersweep watch {sweep.id}")
+    out.print(f"dashboard: {server.rstrip('/')}/#/sweeps/{sweep.id}")
 
 
 def _fmt(value: Any) -> str:
@@ -140,30 +124,29 @@ def status(sweep_id: SweepArg, server: ServerOpt = DEFAULT_SERVER, token: TokenO
     """Progress per stage, counts by status, the best trial and any warnings."""
     with connected(server, token) as client:
         sweep = client.get_sweep(sweep_id)
-    objective = sweep["objective"]
-    out.print(f"sweep [bold]{sweep['id']}[/] {sweep['name']}: [bold]{sweep['status']}[/]")
-    out.print(f"objective: {objective['mode']} {objective['metric']}")
+    objective = sweep.objective
+    out.print(f"sweep [bold]{sweep.id}[/] {sweep.name}: [bold]{sweep.status}[/]")
+    out.print(f"objective: {objective.mode} {objective.metric}")
     table = Table("stage", "status", "done", "epochs", "search", "space")
-    for stage in sweep["stages"]:
-        done = _finished(stage["counts"])
+    for stage in sweep.stages:
         table.add_row(
-            str(stage["index"]),
-            stage["status"],
-            f"{done}/{stage['trials']}",
-            str(stage["epochs"]),
-            stage["search"]["kind"],
-            _space_line(stage["space"]),
+            str(stage.index),
+            stage.status,
+            f"{stage.finished_trials}/{stage.trials}",
+            str(stage.epochs),
+            stage.search["kind"],
+            _space_line(stage.space),
         )
     out.print(table)
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(sweep["counts"].items())) or "no trials yet"
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(sweep.counts.items())) or "no trials yet"
     out.print(f"trials: {counts}")
-    best = sweep["best"]
+    best = sweep.best
     if best is not None:
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in best["params"].items())
-        test = best["metrics"].get("test_accuracy")
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
+        test = best.metrics.get("test_accuracy")
         test_part = f", test_accuracy {_fmt(test)}" if test is not None else ""
-        out.print(f"best: trial {best['number']} {objective['metric']} {_fmt(best['value'])}{test_part} ({params})")
-    for warning in sweep["warnings"]:
+        out.print(f"best: trial {best.number} {objective.metric} {_fmt(best.value)}{test_part} ({params})")
+    for warning in sweep.warnings:
         out.print(f"[yellow]warning:[/] {warning}")
 
 
@@ -181,20 +164,20 @@ def trials(
     """A table of a sweep's trials, best first by default."""
     with connected(server, token) as client:
         sweep = client.get_sweep(sweep_id)
-        rows = client.list_trials(sweep_id, status=status_filter, stage=stage, sort=sort, limit=limit)
-    names = list(sweep["spec"]["space"])
-    metric = sweep["objective"]["metric"]
+        rows = client.trials(sweep, status=status_filter, stage=stage, sort=sort, limit=limit)
+    names = list(sweep.spec["space"])
+    metric = sweep.objective.metric
     table = Table("#", "stage", "status", metric, "test_accuracy", *names, "epochs", "attempt")
     for t in rows:
         table.add_row(
-            str(t["number"]),
-            str(t["stage"]),
-            t["status"],
-            _fmt(t["value"]),
-            _fmt(t["metrics"].get("test_accuracy")),
-            *(_fmt(t["params"].get(n)) for n in names),
-            _fmt(t["metrics"].get("epochs_run")),
-            str(t["attempt"]),
+            str(t.number),
+            str(t.stage),
+            t.status,
+            _fmt(t.value),
+            _fmt(t.metrics.get("test_accuracy")),
+            *(_fmt(t.params.get(n)) for n in names),
+            _fmt(t.metrics.get("epochs_run")),
+            str(t.attempt),
         )
     out.print(table)
 
@@ -208,37 +191,22 @@ def watch(
     """Live progress: one bar per stage with the best value so far, until the sweep ends."""
     with connected(server, token) as client:
         sweep = follow(client, sweep_id, interval=interval, console=out)
-    out.print(f"sweep {sweep_id} {sweep['status']}")
+    out.print(f"sweep {sweep_id} {sweep.status}")
 
 
-def follow(client: ServiceClient, sweep_id: int, *, interval: float, console: Console) -> dict[str, Any]:
-    """Draw a progress bar per stage until the sweep is no longer running; returns it."""
-    sweep = client.get_sweep(sweep_id)
-    metric = sweep["objective"]["metric"]
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        tasks: dict[int, TaskID] = {
-            s["index"]: progress.add_task(f"stage {s['index']}", total=s["trials"]) for s in sweep["stages"]
-        }
+def follow(client: Client, sweep_id: int, *, interval: float, console: Console) -> Sweep:
+    """Draw a progress bar per stage until the sweep is no longer running, or until Ctrl-C;
+    returns the sweep as last seen."""
+    sweep: Sweep | None = None
+    with SweepProgress(console) as bars:
         try:
-            while True:
-                best = sweep["best"]
-                best_text = f"best {metric} {_fmt(best['value'])}" if best else "no result yet"
-                for stage in sweep["stages"]:
-                    running = stage["counts"].get("running", 0)
-                    progress.update(
-                        tasks[stage["index"]],
-                        total=stage["trials"],
-                        completed=_finished(stage["counts"]),
-                        description=f"stage {stage['index']} ({stage['status']}, {running} running) {best_text}",
-                    )
-                if sweep["status"] != "running":
-                    return sweep
-                time.sleep(interval)
-                sweep = client.get_sweep(sweep_id)
+            for sweep in client.follow(sweep_id, interval=interval):
+                bars.update(sweep)
         except KeyboardInterrupt:
             console.print("stopped watching; the sweep goes on")
-            return sweep
+    if sweep is None:  # interrupted before the first answer
+        raise typer.Exit(130)
+    return sweep
 
 
 def export(
@@ -249,16 +217,12 @@ def export(
     token: TokenOpt = None,
 ) -> None:
     """Every trial of a sweep: CSV with one column per parameter and metric, or JSON."""
-    if format not in ("csv", "json"):
+    if format not in FORMATS:
         raise fail(f"unknown format {format!r}; use csv or json")
+    chosen: ExportFormat = "json" if format == "json" else "csv"
     with connected(server, token) as client:
-        rows: list[dict[str, Any]] = []
-        while True:
-            page = client.list_trials(sweep_id, sort="number", limit=1000, offset=len(rows))
-            rows += page
-            if len(page) < 1000:
-                break
-    text = json.dumps(rows, indent=2) + "\n" if format == "json" else _csv(rows)
+        rows = client.trials(sweep_id, sort="number")
+    text = export_trials(rows, chosen)
     if output is None:
         sys.stdout.write(text)
     else:
@@ -266,31 +230,8 @@ def export(
         err.print(f"wrote {len(rows)} trials to {output}")
 
 
-_TRIAL_COLUMNS = ["id", "number", "stage", "status", "attempt", "value", "worker_id", "started_at", "finished_at"]
-
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    params = list(dict.fromkeys(name for row in rows for name in row["params"]))
-    metrics = list(dict.fromkeys(name for row in rows for name in row["metrics"]))
-    taken = set(_TRIAL_COLUMNS) | set(params)
-    metric_columns = {m: (f"metric_{m}" if m in taken else m) for m in metrics}
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*_TRIAL_COLUMNS, *params, *metric_columns.values(), "error"])
-    for row in rows:
-        writer.writerow(
-            [
-                *(row.get(c) for c in _TRIAL_COLUMNS),
-                *(row["params"].get(p) for p in params),
-                *(row["metrics"].get(m) for m in metrics),
-                row.get("error"),
-            ]
-        )
-    return buffer.getvalue()
-
-
 def cancel(sweep_id: SweepArg, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None) -> None:
     """Cancel a sweep: no new trials, running ones are told to stop."""
     with connected(server, token) as client:
-        sweep = client.cancel_sweep(sweep_id)
-    out.print(f"sweep {sweep['id']} {sweep['status']}")
+        sweep = client.cancel(sweep_id)
+    out.print(f"sweep {sweep.id} {sweep.status}")

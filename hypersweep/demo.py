@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hypersweep.commands import connected, fail, follow, load_document
+from hypersweep.worker.wire import Trial
 
 __all__ = ["EXAMPLE", "demo"]
 
@@ -100,23 +101,23 @@ def demo(
     try:
         out.print(f"server on {url} (database {DEMO_DB}, log {log.name})")
         _wait_healthy(url, server, log)
-        with connected(url, None) as client:
-            sweep = client.submit_sweep(document)
-            out.print(f"sweep {sweep['id']}: {sweep['name']}, stages {[s['trials'] for s in sweep['stages']]}")
-            worker = _start([*cli, "worker", "--sweep", str(sweep["id"]), "--concurrency", str(workers)], env, log)
+        with connected(url, "") as client:
+            sweep = client.submit(document)
+            out.print(f"sweep {sweep.id}: {sweep.name}, stages {[s.trials for s in sweep.stages]}")
+            worker = _start([*cli, "worker", "--sweep", str(sweep.id), "--concurrency", str(workers)], env, log)
             out.print(f"{workers} workers training; Ctrl-C stops everything")
-            sweep = follow(client, sweep["id"], interval=0.5, console=out)
-            best = client.list_trials(sweep["id"], sort="-metric", status="completed", limit=5)
-        _print_best(best, sweep["spec"]["space"])
-        for warning in sweep["warnings"]:
+            sweep = follow(client, sweep.id, interval=0.5, console=out)
+            best = client.trials(sweep, sort="-metric", status="completed", limit=5)
+        _print_best(best, sweep.spec["space"])
+        for warning in sweep.warnings:
             out.print(f"[yellow]warning:[/] {warning}")
-        out.print(f"sweep {sweep['status']} in {time.monotonic() - started:.0f} s")
+        out.print(f"sweep {sweep.status} in {time.monotonic() - started:.0f} s")
         if keep_serving:
-            out.print(f"dashboard: {url}/#/sweeps/{sweep['id']}  (Ctrl-C to stop)")
+            out.print(f"dashboard: {url}/#/sweeps/{sweep.id}  (Ctrl-C to stop)")
             server.wait()
         else:
             out.print(
-                f"dashboard: {url}/#/sweeps/{sweep['id']} while the server runs: "
+                f"dashboard: {url}/#/sweeps/{sweep.id} while the server runs: "
                 f"HYPERSWEEP_DATABASE_URL=sqlite:///{DEMO_DB} hypersweep serve --port {port}"
             )
     except KeyboardInterrupt:
@@ -128,18 +129,15 @@ def demo(
         _stop(server)
 
 
-def _print_best(trials: list[dict[str, object]], space: dict[str, object]) -> None:
+def _print_best(trials: list[Trial], space: dict[str, object]) -> None:
     names = list(space)
     table = Table("#", "stage", "val_accuracy", "test_accuracy", *names, title="best trials")
     for t in trials:
-        params = t["params"]
-        metrics = t["metrics"]
-        assert isinstance(params, dict) and isinstance(metrics, dict)
         table.add_row(
-            str(t["number"]),
-            str(t["stage"]),
-            f"{t['value']:.4f}",
-            f"{metrics.get('test_accuracy', float('nan')):.4f}",
-            *(f"{params[n]:.3g}" for n in names),
+            str(t.number),
+            str(t.stage),
+            f"{t.value if t.value is not None else float('nan'):.4f}",
+            f"{t.metrics.get('test_accuracy', float('nan')):.4f}",
+            *(f"{t.params[n]:.3g}" for n in names),
         )
     out.print(table)

@@ -3,6 +3,7 @@ nothing a worker cannot run is ever stored."""
 
 from __future__ import annotations
 
+import importlib.util
 import typing
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -70,6 +71,9 @@ def check_spec(spec: SweepSpec) -> Plan:
                 )
             )
             continue
+        if search.kind == "bayes" and search.sampler == "gp" and not _have_torch():
+            errors.append(((*search_loc, "sampler"), _GP_NEEDS_TORCH))
+            continue
         trials = stage.trials
         if search.kind == "grid":
             size = _grid_points(spec, search)
@@ -104,6 +108,20 @@ def check_spec(spec: SweepSpec) -> Plan:
     if errors:
         raise SpecError(errors)
     return plan
+
+
+_GP_NEEDS_TORCH = (
+    "sampler gp needs PyTorch on the server (Optuna's GPSampler runs on it), and this server has none: "
+    "install hypersweep[worker] on the server, or use sampler: tpe"
+)
+
+
+def _have_torch() -> bool:
+    """Whether PyTorch can be imported here, found without importing it."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _grid_points(spec: SweepSpec, search: SearchConfig) -> int:

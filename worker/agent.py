@@ -46,7 +46,7 @@ from typing import Any
 
 import httpx
 
-from hypersweep.trainer import EpochCallback, TrainerConfig, TrainResult, train
+from hypersweep.trainer import EpochCallback, TrainResult, train
 from hypersweep.trainer.fused import train_fused
 from hypersweep.worker.client import (
     MAX_POINTS,
@@ -59,6 +59,7 @@ from hypersweep.worker.client import (
     ServiceUnavailable,
 )
 from hypersweep.worker.fused import group_trials
+from hypersweep.worker.wire import Action, ClaimedTrial
 
 __all__ = ["MAX_FUSE", "REPORT_EVERY_SECONDS", "Agent", "IdleBackoff", "Outcome", "lease_seconds_left"]
 
@@ -70,7 +71,8 @@ MAX_ERROR_CHARS = 4000
 MIN_HEARTBEAT_SECONDS = 0.2
 #: How often an idle agent checks whether it was asked to stop, in seconds.
 IDLE_SLICE = 0.1
-#: Used when ``lease_expires_at`` is missing or unreadable: the service's default lease.
+#: Used when ``lease_expires_at`` is already past (clocks can disagree): the service's
+#: default lease.
 FALLBACK_LEASE_SECONDS = 60.0
 #: The most trials one claim may ask for (the service's limit), hence the largest ``fuse``.
 MAX_FUSE = 64
@@ -114,17 +116,10 @@ class IdleBackoff:
         self._failures = 0
 
 
-def lease_seconds_left(expires_at: str | None, *, now: datetime | None = None) -> float:
-    """Seconds until an ISO 8601 ``lease_expires_at`` (naive times are UTC); the fallback
-    lease when it is missing, unreadable or already past (clocks can disagree)."""
-    if not expires_at:
-        return FALLBACK_LEASE_SECONDS
-    try:
-        moment = datetime.fromisoformat(expires_at)
-    except ValueError:
-        return FALLBACK_LEASE_SECONDS
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+def lease_seconds_left(expires_at: datetime, *, now: datetime | None = None) -> float:
+    """Seconds until ``expires_at`` (a naive time is UTC); the fallback lease when it is
+    already past (clocks can disagree)."""
+    moment = expires_at if expires_at.tzinfo is not None else expires_at.replace(tzinfo=UTC)
     left = (moment - (now or datetime.now(UTC))).total_seconds()
     return left if left > 0 else FALLBACK_LEASE_SECONDS
 
@@ -192,16 +187,16 @@ class _TrialChannel(threading.Thread):
                 failed = not self._send(self._heartbeat)
             contact = time.monotonic()
 
-    def _heartbeat(self) -> dict[str, Any]:
+    def _heartbeat(self) -> Action:
         return self.client.heartbeat(self.trial_id, lease_token=self.lease_token)
 
-    def _report(self, points: list[Point]) -> dict[str, Any]:
+    def _report(self, points: list[Point]) -> Action:
         if len(points) == 1:
             [(step, metrics)] = points
             return self.client.report(self.trial_id, lease_token=self.lease_token, step=step, metrics=metrics)
         return self.client.report_many(self.trial_id, lease_token=self.lease_token, points=points)
 
-    def _send(self, call: Callable[..., dict[str, Any]], *args: Any) -> bool:
+    def _send(self, call: Callable[..., Action], *args: Any) -> bool:
         """Make one call; False when it failed (the server could not be reached, or
         refused it). Once the lease is lost nothing is sent, and that counts as done."""
         if self.lease_lost.is_set():
@@ -217,15 +212,15 @@ class _TrialChannel(threading.Thread):
             # points go again with the next report or the finish.
             logger.warning("trial %s: %s", self.trial_id, exc)
             return False
-        if answer.get("action") == "stop":
+        if answer.stop:
             self.stop_requested.set()
         return True
 
 
-def _channel_for(client: ServiceClient, trial: Mapping[str, Any], report_every: float) -> _TrialChannel:
+def _channel_for(client: ServiceClient, trial: ClaimedTrial, report_every: float) -> _TrialChannel:
     """A channel for a claimed trial, heartbeating every third of what is left of its lease."""
-    every = max(MIN_HEARTBEAT_SECONDS, lease_seconds_left(trial.get("lease_expires_at")) / 3)
-    return _TrialChannel(client, int(trial["id"]), str(trial["lease_token"]), every, report_every)
+    every = max(MIN_HEARTBEAT_SECONDS, lease_seconds_left(trial.lease_expires_at) / 3)
+    return _TrialChannel(client, trial.id, trial.lease_token, every, report_every)
 
 
 class Agent:
@@ -278,7 +273,7 @@ class Agent:
         self._stop_requested = False
         self.outcomes: list[Outcome] = []
         #: Trials leased with the last finish, to run next (``[]``: that claim found none).
-        self._claimed_ahead: list[dict[str, Any]] | None = None
+        self._claimed_ahead: list[ClaimedTrial] | None = None
 
     def request_stop(self) -> None:
         """Finish the current epoch, release the current trial, and return from :meth:`run`.
@@ -337,13 +332,12 @@ class Agent:
         self._claimed_ahead = None
         return ran
 
-    def run_trial(self, trial: Mapping[str, Any], *, claim_next: bool = False) -> Outcome:
+    def run_trial(self, trial: ClaimedTrial, *, claim_next: bool = False) -> Outcome:
         """Train one claimed trial and tell the server how it ended (see the module doc).
         With ``claim_next``, the finish also claims the trials :meth:`run` goes on with,
         in the same request, unless the agent is stopping."""
-        trial_id = int(trial["id"])
         channel = _channel_for(self.client, trial, self.report_every)
-        logger.info("trial %s: starting with %s", trial_id, trial.get("params"))
+        logger.info("trial %s: starting with %s", trial.id, trial.params)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
             channel.report(epoch, metrics)
@@ -352,15 +346,14 @@ class Agent:
 
         channel.start()
         try:
-            config = TrainerConfig.from_settings(dict(trial["trainer"]))
-            result = self.train_fn(config, on_epoch=on_epoch, data_dir=self.data_dir, device=self.device)
+            result = self.train_fn(trial.config, on_epoch=on_epoch, data_dir=self.data_dir, device=self.device)
         except Exception as exc:
             if not channel.lease_lost.is_set():
-                logger.exception("trial %s: training raised", trial_id)
+                logger.exception("trial %s: training raised", trial.id)
             return self._end_failed(trial, channel, exc, claim_next=claim_next)
         return self._end(trial, channel, result, claim_next=claim_next)
 
-    def run_group(self, trials: Sequence[Mapping[str, Any]], *, claim_next: bool = False) -> list[Outcome]:
+    def run_group(self, trials: Sequence[ClaimedTrial], *, claim_next: bool = False) -> list[Outcome]:
         """Train claimed trials that share a fusion key as one fused model and tell the
         server how each ended, each as :meth:`run_trial` would and as soon as it ends.
         Returns their outcomes in the order of ``trials``.
@@ -371,7 +364,7 @@ class Agent:
         loaded, say), every trial still running is finished as ``failed`` with the error.
         """
         channels = [_channel_for(self.client, trial, self.report_every) for trial in trials]
-        logger.info("trials %s: training %d fused", ", ".join(str(t["id"]) for t in trials), len(trials))
+        logger.info("trials %s: training %d fused", ", ".join(str(t.id) for t in trials), len(trials))
 
         def epoch_callback(channel: _TrialChannel) -> EpochCallback:
             def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
@@ -395,16 +388,15 @@ class Agent:
             for channel in channels:
                 channel.start()
             try:
-                configs = [TrainerConfig.from_settings(dict(trial["trainer"])) for trial in trials]
                 self.fused_train_fn(
-                    configs,
+                    [trial.config for trial in trials],
                     on_epoch=[epoch_callback(channel) for channel in channels],
                     on_result=on_result,
                     data_dir=self.data_dir,
                     device=self.device,
                 )
             except Exception as exc:
-                logger.exception("trials %s: fused training raised", ", ".join(str(t["id"]) for t in trials))
+                logger.exception("trials %s: fused training raised", ", ".join(str(t.id) for t in trials))
                 for member, (trial, channel) in enumerate(zip(trials, channels, strict=True)):
                     if member not in endings and member not in completed:
                         endings[member] = pool.submit(self._end_failed, trial, channel, exc)
@@ -424,7 +416,7 @@ class Agent:
         return [outcomes[member] for member in range(len(trials))]
 
     def _end(
-        self, trial: Mapping[str, Any], channel: _TrialChannel, result: TrainResult, *, claim_next: bool = False
+        self, trial: ClaimedTrial, channel: _TrialChannel, result: TrainResult, *, claim_next: bool = False
     ) -> Outcome:
         """Close the channel and tell the server how a trial that trained to its end (or was
         stopped) went, with the curve points the channel had not sent."""
@@ -433,29 +425,27 @@ class Agent:
             return ending
         return self._finish(ending, claim_next=claim_next)
 
-    def _ending(self, trial: Mapping[str, Any], channel: _TrialChannel, result: TrainResult) -> Ending | Outcome:
+    def _ending(self, trial: ClaimedTrial, channel: _TrialChannel, result: TrainResult) -> Ending | Outcome:
         """Close the channel; what to tell the server of a trial that trained to its end (or
         was stopped), with the curve points the channel had not sent, or the outcome when
         there is nothing to tell (its lease is lost, or our shutdown gave it back)."""
         unsent = channel.close()
-        trial_id = int(trial["id"])
         if channel.lease_lost.is_set():
-            return self._abandon(trial_id)
+            return self._abandon(trial.id)
         stopped_by_us = result.metrics.get("stop_reason") == "stopped"
         if self.stopping and stopped_by_us and not channel.stop_requested.is_set():
             # Interrupted by our own shutdown, not by the trial: let another worker redo it.
             return self._release(trial)
         status: FinishStatus = "diverged" if result.status == "diverged" else "completed"
-        return Ending(trial_id, str(trial["lease_token"]), status, dict(result.metrics), points=unsent)
+        return Ending(trial.id, trial.lease_token, status, dict(result.metrics), points=unsent)
 
     def _end_failed(
-        self, trial: Mapping[str, Any], channel: _TrialChannel, exc: BaseException, *, claim_next: bool = False
+        self, trial: ClaimedTrial, channel: _TrialChannel, exc: BaseException, *, claim_next: bool = False
     ) -> Outcome:
         unsent = channel.close()
         if channel.lease_lost.is_set():
-            return self._abandon(int(trial["id"]))
-        token = str(trial["lease_token"])
-        ending = Ending(int(trial["id"]), token, "failed", {}, error=_error_text(exc), points=unsent)
+            return self._abandon(trial.id)
+        ending = Ending(trial.id, trial.lease_token, "failed", {}, error=_error_text(exc), points=unsent)
         return self._finish(ending, claim_next=claim_next)
 
     def _finish(self, ending: Ending, *, claim_next: bool = False) -> Outcome:
@@ -506,13 +496,12 @@ class Agent:
             return [Outcome.UNDELIVERED] * len(endings)
         outcomes = []
         for ending, answer in zip(endings, answers, strict=True):
-            code = answer.get("code")
-            if code == httpx.codes.OK:
+            if answer.code == httpx.codes.OK:
                 outcomes.append(self._delivered(ending))
-            elif code == httpx.codes.CONFLICT:
+            elif answer.code == httpx.codes.CONFLICT:
                 outcomes.append(self._abandon(ending.trial_id))
             else:
-                logger.error("trial %s: could not deliver its result: %s", ending.trial_id, answer.get("detail"))
+                logger.error("trial %s: could not deliver its result: %s", ending.trial_id, answer.detail)
                 outcomes.append(Outcome.UNDELIVERED)
         return outcomes
 
@@ -539,16 +528,15 @@ class Agent:
         logger.info("trial %s: %s %s", ending.trial_id, ending.status, _summary(ending.metrics))
         return Outcome(ending.status)
 
-    def _release(self, trial: Mapping[str, Any]) -> Outcome:
-        trial_id = int(trial["id"])
+    def _release(self, trial: ClaimedTrial) -> Outcome:
         try:
-            self.client.release(trial_id, lease_token=str(trial["lease_token"]))
+            self.client.release(trial.id, lease_token=trial.lease_token)
         except LeaseLost:
-            return self._abandon(trial_id)
+            return self._abandon(trial.id)
         except ServiceError as exc:
             # Not fatal: the lease will lapse and the server re-queues the trial then.
-            logger.warning("trial %s: release failed: %s", trial_id, exc)
-        logger.info("trial %s: released for another worker", trial_id)
+            logger.warning("trial %s: release failed: %s", trial.id, exc)
+        logger.info("trial %s: released for another worker", trial.id)
         return Outcome.RELEASED
 
     def _abandon(self, trial_id: int) -> Outcome:
@@ -567,7 +555,7 @@ class Agent:
     def _sweep_is_over(self) -> bool:
         if self.sweep_id is None:
             return False
-        return self.client.get_sweep(self.sweep_id).get("status") != "running"
+        return not self.client.get_sweep(self.sweep_id).running
 
 
 def _error_text(exc: BaseException) -> str:

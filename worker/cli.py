@@ -12,6 +12,7 @@ A second Ctrl-C quits at once; the lease then covers the trial, as it does for S
 from __future__ import annotations
 
 import gc
+import importlib.util
 import logging
 import multiprocessing
 import os
@@ -25,11 +26,29 @@ import typer
 
 from hypersweep.worker.client import REPORT_EVERY_SECONDS, ServiceClient, ServiceError
 
-__all__ = ["DEFAULT_SERVER", "run_worker", "worker_command"]
+__all__ = ["DEFAULT_SERVER", "WORKER_PACKAGES", "missing_worker_packages", "run_worker", "worker_command"]
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 logger = logging.getLogger("worker")
+
+#: What the built-in trainer imports that a base install (server and client) leaves out:
+#: module name, and the name a person knows it by.
+WORKER_PACKAGES = (("torch", "PyTorch"), ("sklearn", "scikit-learn"))
+
+
+def missing_worker_packages() -> list[str]:
+    """The packages of the ``worker`` extra that cannot be imported here, found without
+    importing them (importing PyTorch takes seconds)."""
+    missing = []
+    for module, name in WORKER_PACKAGES:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
 
 
 def run_worker(
@@ -272,6 +291,14 @@ def worker_command(
     Example: hypersweep worker --sweep 3 --concurrency 2
     (or --fuse 16 to train up to 16 alike trials as one model)
     """
+    missing = missing_worker_packages()
+    if missing:
+        typer.echo(
+            f"error: a worker needs {' and '.join(missing)}, which this installation lacks; "
+            "install the worker extra: pip install 'hypersweep[worker]'",
+            err=True,
+        )
+        raise typer.Exit(1)
     code = run_worker(
         server=server,
         token=token,

@@ -4,6 +4,9 @@ The ``httpx.Client`` is the seam: production code gets one from
 :meth:`ServiceClient.connect`, tests pass Starlette's ``TestClient`` (an
 ``httpx.Client`` bound to the app) or a client on a mock transport.
 
+Answers come back as the typed objects of :mod:`hypersweep.worker.wire` (``Sweep``,
+``Trial``, ``ClaimedTrial``, ``Action``, ...), parsed once from the answer's bytes.
+
 Error contract, for every method:
 
 * a connection error, a timeout or a 5xx answer is retried with capped exponential
@@ -11,32 +14,33 @@ Error contract, for every method:
   that runs out, :class:`ServiceUnavailable` is raised;
 * 409 raises :class:`LeaseLost` (the lease token is stale: another worker may own the
   trial now, so the caller must abandon it without finishing);
-* any other 4xx raises :class:`ServiceError` carrying the server's ``detail``.
+* any other 4xx raises :class:`ServiceError` carrying the server's ``detail``;
+* an answer that is not the expected shape raises :class:`ServiceError` too.
 
 JSON has no NaN or infinity, so non-finite floats in request bodies are sent as the
-strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``; :func:`decode_floats` turns them
-back into floats in an answer.
+strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (and read back as floats).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 import httpx
+from pydantic import TypeAdapter, ValidationError
+
+from hypersweep.worker.wire import Action, ClaimAnswer, ClaimedTrial, FinishOutcome, Sweep, Trial, encode_floats
 
 __all__ = [
     "API_PREFIX",
     "MAX_POINTS",
     "REPORT_EVERY_SECONDS",
-    "Action",
     "Ending",
     "FinishStatus",
     "LeaseLost",
@@ -44,8 +48,6 @@ __all__ = [
     "ServiceClient",
     "ServiceError",
     "ServiceUnavailable",
-    "decode_floats",
-    "encode_floats",
 ]
 
 API_PREFIX = "/api/v1"
@@ -55,12 +57,13 @@ MAX_POINTS = 1000
 #: then carries every epoch that ended since the last, so short epochs cost no request each.
 REPORT_EVERY_SECONDS = 1.0
 
-Action = Literal["continue", "stop"]
 FinishStatus = Literal["completed", "diverged", "failed"]
 
 logger = logging.getLogger(__name__)
 
-_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+T = TypeVar("T")
+_SWEEPS: TypeAdapter[list[Sweep]] = TypeAdapter(list[Sweep])
+_TRIALS: TypeAdapter[list[Trial]] = TypeAdapter(list[Trial])
 
 
 class ServiceError(Exception):
@@ -107,31 +110,6 @@ class RetryPolicy:
         return rng.uniform(0.0, min(self.max_delay, self.base_delay * 2.0**attempt))
 
 
-def encode_floats(value: Any) -> Any:
-    """Return ``value`` with every non-finite float replaced by its JSON string name."""
-    if isinstance(value, float) and not math.isfinite(value):
-        if math.isnan(value):
-            return "NaN"
-        return "Infinity" if value > 0 else "-Infinity"
-    if isinstance(value, Mapping):
-        return {key: encode_floats(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [encode_floats(item) for item in value]
-    return value
-
-
-def decode_floats(value: Any) -> Any:
-    """Inverse of :func:`encode_floats`: the strings ``"NaN"``, ``"Infinity"`` and
-    ``"-Infinity"`` become floats, anywhere in a JSON document."""
-    if isinstance(value, str):
-        return _NON_FINITE.get(value, value)
-    if isinstance(value, dict):
-        return {key: decode_floats(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [decode_floats(item) for item in value]
-    return value
-
-
 @dataclass(frozen=True)
 class Ending:
     """How a trial ended, as a worker tells the server: what :meth:`ServiceClient.finish`
@@ -155,7 +133,8 @@ class Ending:
 
 
 class ServiceClient:
-    """One method per endpoint of the REST API; answers are the decoded JSON bodies.
+    """One method per endpoint of the REST API; answers are typed objects (see
+    :mod:`hypersweep.worker.wire`).
 
     The client does not own an injected ``httpx.Client`` unless it was built by
     :meth:`connect`; :meth:`close` (or leaving a ``with`` block) closes only what it owns.
@@ -210,21 +189,21 @@ class ServiceClient:
 
     # Sweeps
 
-    def submit_sweep(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+    def submit_sweep(self, spec: Mapping[str, Any]) -> Sweep:
         """``POST /sweeps``: the stored sweep (422 from the server raises ServiceError)."""
-        return self._object("POST", "/sweeps", body=spec)
+        return self._answer(Sweep.model_validate_json, "POST", "/sweeps", body=spec)
 
-    def list_sweeps(self, *, limit: int | None = None, offset: int | None = None) -> list[dict[str, Any]]:
+    def list_sweeps(self, *, limit: int | None = None, offset: int | None = None) -> list[Sweep]:
         """``GET /sweeps``, newest first."""
-        return self._list("GET", "/sweeps", params={"limit": limit, "offset": offset})
+        return self._answer(_SWEEPS.validate_json, "GET", "/sweeps", params={"limit": limit, "offset": offset})
 
-    def get_sweep(self, sweep_id: int) -> dict[str, Any]:
+    def get_sweep(self, sweep_id: int) -> Sweep:
         """``GET /sweeps/{id}``: status, counts, best, stages, warnings."""
-        return self._object("GET", f"/sweeps/{sweep_id}")
+        return self._answer(Sweep.model_validate_json, "GET", f"/sweeps/{sweep_id}")
 
-    def cancel_sweep(self, sweep_id: int) -> dict[str, Any]:
+    def cancel_sweep(self, sweep_id: int) -> Sweep:
         """``POST /sweeps/{id}/cancel``: no new trials; running ones are told to stop."""
-        return self._object("POST", f"/sweeps/{sweep_id}/cancel")
+        return self._answer(Sweep.model_validate_json, "POST", f"/sweeps/{sweep_id}/cancel")
 
     def list_trials(
         self,
@@ -235,26 +214,27 @@ class ServiceClient:
         sort: str | None = None,
         limit: int | None = None,
         offset: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """``GET /sweeps/{id}/trials`` with the given filters (server default: by number)."""
+    ) -> list[Trial]:
+        """``GET /sweeps/{id}/trials`` with the given filters (server default: by number).
+        Listed trials carry no curve."""
         params = {"status": status, "stage": stage, "sort": sort, "limit": limit, "offset": offset}
-        return self._list("GET", f"/sweeps/{sweep_id}/trials", params=params)
+        return self._answer(_TRIALS.validate_json, "GET", f"/sweeps/{sweep_id}/trials", params=params)
 
-    def get_trial(self, trial_id: int) -> dict[str, Any]:
+    def get_trial(self, trial_id: int) -> Trial:
         """``GET /trials/{id}``: one trial with its curve."""
-        return self._object("GET", f"/trials/{trial_id}")
+        return self._answer(Trial.model_validate_json, "GET", f"/trials/{trial_id}")
 
     # The worker protocol
 
-    def claim(self, *, worker_id: str, sweep_id: int | None = None, count: int = 1) -> list[dict[str, Any]]:
+    def claim(self, *, worker_id: str, sweep_id: int | None = None, count: int = 1) -> list[ClaimedTrial]:
         """``POST /trials/claim``: up to ``count`` leased trials, ``[]`` when the server has
-        nothing to do now (204). Each trial carries ``trainer``, ``lease_token`` and
+        nothing to do now (204). Each carries its resolved ``settings``, ``lease_token`` and
         ``lease_expires_at``."""
         return self.finish_and_claim((), worker_id=worker_id, sweep_id=sweep_id, count=count)[1]
 
     def finish_and_claim(
         self, endings: Sequence[Ending], *, worker_id: str, sweep_id: int | None = None, count: int = 1
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    ) -> tuple[list[FinishOutcome], list[ClaimedTrial]]:
         """``POST /trials/claim`` carrying ``endings``: the server finishes those trials
         first (each as :meth:`finish` would), then leases up to ``count`` trials; one
         request where a worker would make two. Returns one outcome per ending, in order
@@ -270,28 +250,28 @@ class ServiceClient:
         response = self._request("POST", "/trials/claim", body=body)
         if response.status_code == httpx.codes.NO_CONTENT:
             return [], []
-        answer = response.json()
-        outcomes: list[dict[str, Any]] = answer.get("finished", [])
-        trials: list[dict[str, Any]] = answer["trials"]
-        return outcomes, trials
+        answer = _parsed(ClaimAnswer.model_validate_json, response, "POST /trials/claim")
+        return list(answer.finished), list(answer.trials)
 
-    def heartbeat(self, trial_id: int, *, lease_token: str) -> dict[str, Any]:
+    def heartbeat(self, trial_id: int, *, lease_token: str) -> Action:
         """``POST /trials/{id}/heartbeat``: extends the lease; the answer's ``action`` is
         ``"continue"`` or ``"stop"``. Raises LeaseLost on a stale token."""
-        return self._object("POST", f"/trials/{trial_id}/heartbeat", body={"lease_token": lease_token})
+        return self._answer(
+            Action.model_validate_json, "POST", f"/trials/{trial_id}/heartbeat", body={"lease_token": lease_token}
+        )
 
-    def report(self, trial_id: int, *, lease_token: str, step: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    def report(self, trial_id: int, *, lease_token: str, step: int, metrics: Mapping[str, Any]) -> Action:
         """``POST /trials/{id}/report``: one point of the curve; answers with ``action``."""
         body = {"lease_token": lease_token, "step": step, "metrics": metrics}
-        return self._object("POST", f"/trials/{trial_id}/report", body=body)
+        return self._answer(Action.model_validate_json, "POST", f"/trials/{trial_id}/report", body=body)
 
     def report_many(
         self, trial_id: int, *, lease_token: str, points: Sequence[tuple[int, Mapping[str, Any]]]
-    ) -> dict[str, Any]:
+    ) -> Action:
         """``POST /trials/{id}/reports``: several points ``(step, metrics)`` of the curve in
         one request, in order; answers with ``action``."""
         body = {"lease_token": lease_token, "points": [{"step": step, "metrics": m} for step, m in points]}
-        return self._object("POST", f"/trials/{trial_id}/reports", body=body)
+        return self._answer(Action.model_validate_json, "POST", f"/trials/{trial_id}/reports", body=body)
 
     def finish(
         self,
@@ -302,17 +282,19 @@ class ServiceClient:
         metrics: Mapping[str, Any],
         error: str | None = None,
         points: Sequence[tuple[int, Mapping[str, Any]]] = (),
-    ) -> dict[str, Any]:
+    ) -> Trial:
         """``POST /trials/{id}/finish``: the final status and metrics, and ``points`` of the
-        curve not reported yet. Finishing twice with the same token is harmless, which is
-        what makes retrying it safe."""
+        curve not reported yet; answers with the trial. Finishing twice with the same token
+        is harmless, which is what makes retrying it safe."""
         ending = Ending(trial_id, lease_token, status, metrics, error=error, points=points)
-        return self._object("POST", f"/trials/{trial_id}/finish", body=ending.body())
+        return self._answer(Trial.model_validate_json, "POST", f"/trials/{trial_id}/finish", body=ending.body())
 
-    def release(self, trial_id: int, *, lease_token: str) -> dict[str, Any]:
+    def release(self, trial_id: int, *, lease_token: str) -> Trial:
         """``POST /trials/{id}/release``: give the trial back now; the server re-queues it
         without waiting for the lease to expire."""
-        return self._object("POST", f"/trials/{trial_id}/release", body={"lease_token": lease_token})
+        return self._answer(
+            Trial.model_validate_json, "POST", f"/trials/{trial_id}/release", body={"lease_token": lease_token}
+        )
 
     def healthz(self) -> dict[str, Any]:
         """``GET /healthz`` (outside ``/api/v1``): liveness and database reachability."""
@@ -321,24 +303,17 @@ class ServiceClient:
 
     # Plumbing
 
-    def _object(
+    def _answer(
         self,
+        parse: Callable[[bytes], T],
         method: str,
         path: str,
         *,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        answer = self._request(method, path, body=body, params=params).json()
-        if not isinstance(answer, dict):
-            raise ServiceError(f"{method} {path}: expected a JSON object, got {answer!r:.200}")
-        return answer
-
-    def _list(self, method: str, path: str, *, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        answer = self._request(method, path, params=params).json()
-        if not isinstance(answer, list):
-            raise ServiceError(f"{method} {path}: expected a JSON list, got {answer!r:.200}")
-        return answer
+    ) -> T:
+        response = self._request(method, path, body=body, params=params)
+        return _parsed(parse, response, f"{method} {path}")
 
     def _request(
         self,
@@ -376,6 +351,19 @@ class ServiceClient:
             delay = min(self.retry.delay(attempt - 1, self._rng), self.retry.deadline - elapsed)
             logger.warning("%s %s: %s; retrying in %.2fs", method, url, failure, delay)
             self._sleep(delay)
+
+
+def _parsed(parse: Callable[[bytes], T], response: httpx.Response, what: str) -> T:
+    """The answer's body read by ``parse`` (a typed object's JSON parser), straight from its bytes."""
+    try:
+        return parse(response.content)
+    except ValidationError as exc:
+        raise ServiceError(
+            f"{what}: the server's answer is not what this client expects: {exc.errors()[0]['msg']} "
+            f"at {'.'.join(map(str, exc.errors()[0]['loc'])) or 'the top'}",
+            status_code=response.status_code,
+            detail=response.text[:200],
+        ) from None
 
 
 def _checked(response: httpx.Response, method: str, url: str) -> httpx.Response:

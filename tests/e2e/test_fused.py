@@ -19,28 +19,28 @@ def test_a_fused_worker_trains_a_sweep_as_one_group_with_per_trial_results(serve
     doc["space"] = {"lr": {"type": "categorical", "values": lrs}}
     sweep = client.submit_sweep(doc)
 
-    worker = server.start_worker("--sweep", str(sweep["id"]), "--fuse", "8")
+    worker = server.start_worker("--sweep", str(sweep.id), "--fuse", "8")
     assert server.wait_for_exit(worker, timeout=120) == 0, server.processes.logs()
 
-    done = client.get_sweep(sweep["id"])
-    assert done["status"] == "completed"
-    trials = {trial["params"]["lr"]: trial for trial in all_trials(client, sweep["id"])}
+    done = client.get_sweep(sweep.id)
+    assert done.status == "completed"
+    trials = {trial.params["lr"]: trial for trial in all_trials(client, sweep.id)}
     assert len(trials) == 8
     for lr, trial in trials.items():
-        assert trial["attempt"] == 1
+        assert trial.attempt == 1
         if lr >= 100.0:
-            assert trial["status"] == "diverged", trial
-            assert trial["metrics"]["stop_reason"] in ("diverged", "nan")
-            assert trial["metrics"]["epochs_run"] == 1
-            assert trial["curve"] == []
+            assert trial.status == "diverged", trial
+            assert trial.metrics["stop_reason"] in ("diverged", "nan")
+            assert trial.metrics["epochs_run"] == 1
+            assert trial.curve == ()
         else:
-            assert trial["status"] == "completed", trial
-            assert [point["step"] for point in trial["curve"]] == [1, 2, 3]
-            assert trial["metrics"]["stop_reason"] == "completed"
+            assert trial.status == "completed", trial
+            assert [point.step for point in trial.curve] == [1, 2, 3]
+            assert trial.metrics["stop_reason"] == "completed"
     # Each trial has its own curve: no two completed trials report the same losses.
-    last_losses = [t["curve"][-1]["metrics"]["train_loss"] for t in trials.values() if t["status"] == "completed"]
+    last_losses = [t.curve[-1].metrics["train_loss"] for t in trials.values() if t.status == "completed"]
     assert len(set(last_losses)) == len(last_losses)
-    assert done["best"]["metrics"]["val_accuracy"] > 0.9
+    assert done.best.metrics["val_accuracy"] > 0.9
     # One claim handed out all eight, and the worker trained them as one fused group.
     assert counter(server, "hypersweep_trials_claimed_total") == 8
     assert counter(server, "hypersweep_trials_finished_total") == 8

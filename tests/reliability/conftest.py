@@ -19,11 +19,11 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from hypersweep.worker.client import RetryPolicy, ServiceClient, ServiceError
+from hypersweep.worker.wire import Trial
 from tests.conftest import BACKENDS
 from tests.e2e.conftest import TOKEN, Processes, free_port, hypersweep_command, wait_until
 from tests.e2e.conftest import processes as processes  # the same process-group fixture as the e2e tests
@@ -136,9 +136,9 @@ class Service:
         except subprocess.TimeoutExpired:
             pytest.fail(f"process {proc.args!r} still running after {timeout} s\n{self.processes.logs()}")
 
-    def trials(self, sweep_id: int) -> list[dict[str, Any]]:
+    def trials(self, sweep_id: int) -> list[Trial]:
         """Every trial of the sweep, by number, paging through the list."""
-        found: list[dict[str, Any]] = []
+        found: list[Trial] = []
         while True:
             page = self.client.list_trials(sweep_id, limit=1000, offset=len(found))
             found += page

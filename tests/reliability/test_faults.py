@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from hypersweep.worker.wire import Trial
 from tests.e2e.conftest import wait_until
 from tests.reliability.conftest import SERVER_ERROR, Service, on_backend
 
@@ -37,20 +38,20 @@ def random_sweep(name: str, trials: tuple[int, ...], *, epochs: int, parallelism
     }
 
 
-def finished(service: Service, sweep_id: int) -> dict[int, dict[str, Any]]:
+def finished(service: Service, sweep_id: int) -> dict[int, Trial]:
     """The sweep's finished trials by id, as the API shows them now."""
-    return {t["id"]: t for t in service.trials(sweep_id) if t["finished_at"] is not None}
+    return {t.id: t for t in service.trials(sweep_id) if t.finished_at is not None}
 
 
-def assert_completed_once_each(service: Service, sweep_id: int, total: int) -> list[dict[str, Any]]:
+def assert_completed_once_each(service: Service, sweep_id: int, total: int) -> list[Trial]:
     done = service.client.get_sweep(sweep_id)
-    assert done["status"] == "completed", done
+    assert done.status == "completed", done
     trials = service.trials(sweep_id)
     assert len(trials) == total
-    assert Counter(t["status"] for t in trials) == {"completed": total}, Counter(t["status"] for t in trials)
+    assert Counter(t.status for t in trials) == {"completed": total}, Counter(t.status for t in trials)
     for trial in trials:
         # The result is the one its last holder produced, not a mix of two attempts.
-        assert trial["metrics"]["worker"] == trial["worker_id"], trial
+        assert trial.metrics["worker"] == trial.worker_id, trial
     return trials
 
 
@@ -69,35 +70,35 @@ def test_a_killed_worker_s_trial_is_requeued_when_its_lease_expires_and_finished
         }
     )
     # Every epoch reported as it ends, so that the victim is seen mid-trial.
-    victim = service.start_worker("victim", "--sweep", str(sweep["id"]), "--report-every", "0")
+    victim = service.start_worker("victim", "--sweep", str(sweep.id), "--report-every", "0")
 
     def running_with_a_reported_epoch() -> bool:
-        running = service.client.list_trials(sweep["id"], status="running")
-        return bool(running) and bool(service.client.get_trial(running[0]["id"])["curve"])
+        running = service.client.list_trials(sweep.id, status="running")
+        return bool(running) and bool(service.client.get_trial(running[0].id).curve)
 
     wait_until(running_with_a_reported_epoch, what="a running trial with a reported epoch")
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait(timeout=30)
-    [killed] = [t for t in service.trials(sweep["id"]) if t["worker_id"] == "victim" and t["status"] == "running"]
-    assert service.client.get_trial(killed["id"])["curve"]
+    [killed] = [t for t in service.trials(sweep.id) if t.worker_id == "victim" and t.status == "running"]
+    assert service.client.get_trial(killed.id).curve
 
     def requeued() -> bool:
-        trial = service.client.get_trial(killed["id"])
-        return bool(trial["status"] == "queued" and trial["attempt"] == 2)
+        trial = service.client.get_trial(killed.id)
+        return bool(trial.status == "queued" and trial.attempt == 2)
 
     wait_until(requeued, what="the killed worker's trial to be queued again")
-    successor = service.start_worker("successor", "--sweep", str(sweep["id"]))
+    successor = service.start_worker("successor", "--sweep", str(sweep.id))
     assert service.wait_for_exit(successor, timeout=180) == 0, service.processes.logs()
 
-    done = service.client.get_sweep(sweep["id"])
-    assert done["status"] == "completed"
-    trials = {t["id"]: service.client.get_trial(t["id"]) for t in service.trials(sweep["id"])}
+    done = service.client.get_sweep(sweep.id)
+    assert done.status == "completed"
+    trials = {t.id: service.client.get_trial(t.id) for t in service.trials(sweep.id)}
     assert len(trials) == 2
-    assert all(t["status"] == "completed" for t in trials.values())
-    rerun = trials[killed["id"]]
-    assert (rerun["attempt"], rerun["worker_id"]) == (2, "successor")
+    assert all(t.status == "completed" for t in trials.values())
+    rerun = trials[killed.id]
+    assert (rerun.attempt, rerun.worker_id) == (2, "successor")
     # The dead attempt's curve is gone: one point per epoch, all from the rerun.
-    assert [p["step"] for p in rerun["curve"]] == list(range(1, epochs + 1))
+    assert [p.step for p in rerun.curve] == list(range(1, epochs + 1))
     assert service.counter("hypersweep_trials_claimed_total") == 3
     assert service.counter("hypersweep_trials_finished_total") == 2
 
@@ -107,59 +108,59 @@ def test_a_paused_worker_s_late_reports_get_409_and_change_nothing(service: Serv
     """A network partition, simulated by SIGSTOP past the lease and SIGCONT after another
     holder has the trial."""
     sweep = service.client.submit_sweep(random_sweep("partition", (1,), epochs=40))
-    paused = service.start_agent("paused", sweep["id"], epoch_seconds=0.1)
+    paused = service.start_agent("paused", sweep.id, epoch_seconds=0.1)
 
     def reported() -> bool:
-        running = service.client.list_trials(sweep["id"], status="running")
-        return bool(running) and bool(service.client.get_trial(running[0]["id"])["curve"])
+        running = service.client.list_trials(sweep.id, status="running")
+        return bool(running) and bool(service.client.get_trial(running[0].id).curve)
 
     wait_until(reported, what="the agent's first report")
     os.killpg(paused.pid, signal.SIGSTOP)
-    [trial] = service.trials(sweep["id"])
-    wait_until(lambda: service.client.get_trial(trial["id"])["status"] == "queued", what="the lease to expire")
+    [trial] = service.trials(sweep.id)
+    wait_until(lambda: service.client.get_trial(trial.id).status == "queued", what="the lease to expire")
 
-    [mine] = service.client.claim(worker_id="successor", sweep_id=sweep["id"])
-    assert (mine["id"], mine["attempt"]) == (trial["id"], 2)
-    token = mine["lease_token"]
-    service.client.report(trial["id"], lease_token=token, step=1, metrics={"worker": "successor", "val_accuracy": 0.5})
-    before = service.client.get_trial(trial["id"])
+    [mine] = service.client.claim(worker_id="successor", sweep_id=sweep.id)
+    assert (mine.id, mine.attempt) == (trial.id, 2)
+    token = mine.lease_token
+    service.client.report(trial.id, lease_token=token, step=1, metrics={"worker": "successor", "val_accuracy": 0.5})
+    before = service.client.get_trial(trial.id)
 
     os.killpg(paused.pid, signal.SIGCONT)
     log = service.processes.workdir / "paused.log"
 
     def lease_lost() -> bool:
-        service.client.heartbeat(trial["id"], lease_token=token)
+        service.client.heartbeat(trial.id, lease_token=token)
         return "lease lost" in log.read_text()
 
     wait_until(lease_lost, what="the resumed agent to learn it lost the lease")
-    late = re.findall(rf'"POST /api/v1/trials/{trial["id"]}/(\w+) HTTP/1.1" 409', service.log())
+    late = re.findall(rf'"POST /api/v1/trials/{trial.id}/(\w+) HTTP/1.1" 409', service.log())
     assert late and set(late) <= {"report", "reports", "heartbeat"}, late
-    assert service.client.get_trial(trial["id"]) == before
+    assert service.client.get_trial(trial.id) == before
 
     service.client.finish(
-        trial["id"], lease_token=token, status="completed", metrics={"worker": "successor", "val_accuracy": 0.5}
+        trial.id, lease_token=token, status="completed", metrics={"worker": "successor", "val_accuracy": 0.5}
     )
     assert service.wait_for_exit(paused) == 0, service.processes.logs()
-    after = service.client.get_trial(trial["id"])
-    assert (after["status"], after["worker_id"], after["attempt"]) == ("completed", "successor", 2)
-    assert [p["metrics"]["worker"] for p in after["curve"]] == ["successor"]
+    after = service.client.get_trial(trial.id)
+    assert (after.status, after.worker_id, after.attempt) == ("completed", "successor", 2)
+    assert [p.metrics["worker"] for p in after.curve] == ["successor"]
     assert "lease_lost" in log.read_text()
 
 
 def test_the_server_killed_mid_sweep_restarts_on_the_same_database_with_every_result_kept(service: Service) -> None:
     total = (30, 10)
     sweep = service.client.submit_sweep(random_sweep("server-crash", total, epochs=3))
-    agents = [service.start_agent(f"agent-{i}", sweep["id"], epoch_seconds=0.1) for i in range(4)]
-    wait_until(lambda: len(finished(service, sweep["id"])) >= 8, what="eight finished trials")
-    kept = finished(service, sweep["id"])
+    agents = [service.start_agent(f"agent-{i}", sweep.id, epoch_seconds=0.1) for i in range(4)]
+    wait_until(lambda: len(finished(service, sweep.id)) >= 8, what="eight finished trials")
+    kept = finished(service, sweep.id)
 
     service.kill()
     service.start()
 
     for agent in agents:
         assert service.wait_for_exit(agent) == 0, service.processes.logs()
-    trials = assert_completed_once_each(service, sweep["id"], sum(total))
-    now = {t["id"]: t for t in trials}
+    trials = assert_completed_once_each(service, sweep.id, sum(total))
+    now = {t.id: t for t in trials}
     for trial_id, trial in kept.items():
         assert now[trial_id] == trial, "a result finished before the crash changed"
     assert not SERVER_ERROR.search(service.log())
@@ -176,9 +177,9 @@ def test_workers_and_server_ride_out_a_postgresql_restart(service: Service) -> N
 
     total = (30, 10)
     sweep = service.client.submit_sweep(random_sweep("pg-restart", total, epochs=3))
-    agents = [service.start_agent(f"agent-{i}", sweep["id"], epoch_seconds=0.1) for i in range(4)]
-    wait_until(lambda: len(finished(service, sweep["id"])) >= 8, what="eight finished trials")
-    kept = finished(service, sweep["id"])
+    agents = [service.start_agent(f"agent-{i}", sweep.id, epoch_seconds=0.1) for i in range(4)]
+    wait_until(lambda: len(finished(service, sweep.id)) >= 8, what="eight finished trials")
+    kept = finished(service, sweep.id)
     try:
         subprocess.run([*cluster, "restart"], check=True, timeout=60, capture_output=True)
     finally:
@@ -193,7 +194,7 @@ def test_workers_and_server_ride_out_a_postgresql_restart(service: Service) -> N
         assert service.wait_for_exit(agent) == 0, service.processes.logs()
     assert service.proc is not None and service.proc.poll() is None, "the server died"
     assert service.client.healthz()["database"] == "ok"
-    trials = assert_completed_once_each(service, sweep["id"], sum(total))
-    now = {t["id"]: t for t in trials}
+    trials = assert_completed_once_each(service, sweep.id, sum(total))
+    now = {t.id: t for t in trials}
     for trial_id, trial in kept.items():
         assert now[trial_id] == trial, "a result finished before the restart changed"

@@ -51,28 +51,28 @@ def load_sweep(parallelism: int) -> dict[str, Any]:
 def test_every_trial_is_finished_exactly_once_under_many_workers(service: Service, backend: str) -> None:
     workers = WORKERS[backend]
     sweep = service.client.submit_sweep(load_sweep(parallelism=workers))
-    agents = [service.start_agent(f"agent-{i}", sweep["id"]) for i in range(workers)]
+    agents = [service.start_agent(f"agent-{i}", sweep.id) for i in range(workers)]
     for agent in agents:
         assert service.wait_for_exit(agent, timeout=240) == 0, service.processes.logs()
 
-    done = service.client.get_sweep(sweep["id"])
-    assert done["status"] == "completed"
-    trials = service.trials(sweep["id"])
+    done = service.client.get_sweep(sweep.id)
+    assert done.status == "completed"
+    trials = service.trials(sweep.id)
     assert len(trials) == sum(TRIALS)
-    assert Counter(t["status"] for t in trials) == {"completed": sum(TRIALS)}
-    assert [s["trials"] for s in done["stages"]] == list(TRIALS)
-    assert [s["counts"] for s in done["stages"]] == [{"completed": n} for n in TRIALS]
-    assert sorted(t["number"] for t in trials) == list(range(sum(TRIALS)))
+    assert Counter(t.status for t in trials) == {"completed": sum(TRIALS)}
+    assert [s.trials for s in done.stages] == list(TRIALS)
+    assert [s.counts for s in done.stages] == [{"completed": n} for n in TRIALS]
+    assert sorted(t.number for t in trials) == list(range(sum(TRIALS)))
     for stage in (0, 1):
-        points = [tuple(sorted(t["params"].items())) for t in trials if t["stage"] == stage]
+        points = [tuple(sorted(t.params.items())) for t in trials if t.stage == stage]
         assert len(points) == len(set(points)), f"a grid point ran twice in stage {stage}"
     # Each trial's result came from the worker that held it last.
-    assert all(t["metrics"]["worker"] == t["worker_id"] for t in trials)
+    assert all(t.metrics["worker"] == t.worker_id for t in trials)
     # Handed out once per attempt, finished once each.
-    attempts = sum(t["attempt"] for t in trials)
+    attempts = sum(t.attempt for t in trials)
     assert service.counter("hypersweep_trials_claimed_total") == attempts
     assert service.counter("hypersweep_trials_finished_total") == sum(TRIALS)
-    assert done["best"]["value"] == max(t["value"] for t in trials)
+    assert done.best.value == max(t.value for t in trials)
 
     log = service.log()
     assert not SERVER_ERROR.search(log), SERVER_ERROR.findall(log)[:5]

@@ -63,7 +63,7 @@ def test_the_token_never_appears_in_logs_or_answers(processes: Processes, databa
         assert service.wait_for_exit(refused) == 1
         agent = service.start_agent("agent", sweep_id, epoch_seconds=0.05, token=worker_token)
         assert service.wait_for_exit(agent) == 0, service.processes.logs()
-        assert service.client.get_sweep(sweep_id)["status"] == "completed"
+        assert service.client.get_sweep(sweep_id).status == "completed"
     finally:
         service.client.close()
 

@@ -35,10 +35,10 @@ def test_connection_errors_are_retried_until_the_server_answers() -> None:
         calls += 1
         if calls < 3:
             raise httpx.ConnectError("connection refused", request=request)
-        return httpx.Response(200, json={"id": 7, "status": "running"})
+        return httpx.Response(200, json={"status": "ok", "database": "ok"})
 
     client, slept = _client(httpx.MockTransport(handler))
-    assert client.get_sweep(7) == {"id": 7, "status": "running"}
+    assert client.healthz() == {"status": "ok", "database": "ok"}
     assert calls == 3
     assert len(slept) == 2
 
@@ -53,7 +53,7 @@ def test_5xx_is_retried_and_4xx_is_not() -> None:
         return httpx.Response(status, json={"action": "continue"} if status == 200 else {})
 
     client, _ = _client(httpx.MockTransport(handler))
-    assert client.heartbeat(1, lease_token="t") == {"action": "continue"}
+    assert client.heartbeat(1, lease_token="t").action == "continue"
     assert seen == ["/api/v1/trials/1/heartbeat"] * 3
 
     def refuse(request: httpx.Request) -> httpx.Response:
@@ -113,3 +113,14 @@ def test_non_finite_metrics_are_sent_as_json_strings() -> None:
         b'{"lease_token": "t", "step": 1, "metrics": {"train_loss": "NaN", '
         b'"val_loss": "Infinity", "x": "-Infinity", "ok": 0.5}}'
     ]
+
+
+def test_an_answer_of_the_wrong_shape_is_a_service_error_not_a_crash() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"action": "dance"})
+
+    client, slept = _client(httpx.MockTransport(handler))
+    with pytest.raises(ServiceError, match="not what this client expects") as info:
+        client.heartbeat(1, lease_token="t")
+    assert info.value.status_code == 200
+    assert slept == []

@@ -1,0 +1,53 @@
+"""Live progress of a sweep in a terminal: one bar per stage, with the best value so far."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Self
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from hypersweep.worker.wire import Sweep
+
+__all__ = ["SweepProgress"]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+class SweepProgress:
+    """Bars drawn with rich while the ``with`` block runs; :meth:`update` them with each
+    new look at the sweep (bars for its stages appear on the first)."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        self._progress = Progress(*columns, console=console, transient=False)
+        self._tasks: dict[int, TaskID] = {}
+
+    def __enter__(self) -> Self:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._progress.__exit__(exc_type, exc, tb)
+
+    def update(self, sweep: Sweep) -> None:
+        best = sweep.best
+        best_text = f"best {sweep.objective.metric} {_fmt(best.value)}" if best else "no result yet"
+        for stage in sweep.stages:
+            task = self._tasks.get(stage.index)
+            if task is None:
+                task = self._tasks[stage.index] = self._progress.add_task(f"stage {stage.index}", total=stage.trials)
+            running = stage.counts.get("running", 0)
+            self._progress.update(
+                task,
+                total=stage.trials,
+                completed=stage.finished_trials,
+                description=f"stage {stage.index} ({stage.status}, {running} running) {best_text}",
+            )
