@@ -9,9 +9,14 @@ The public Python API::
         print(sweep.best)
 
 ``Client`` talks to a running server and answers with typed objects: ``Sweep``,
-``Stage``, ``Trial`` (and ``CurvePoint``, ``Objective``); its errors are ``ServiceError``
-and ``ServiceUnavailable``. ``hypersweep.service``, ``hypersweep.worker`` and
-``hypersweep.trainer`` are the server, the worker and the built-in trainer.
+``Stage``, ``FrozenTrial`` (a trial as the server recorded it; and ``CurvePoint``,
+``Objective``); its errors are ``ServiceError`` and ``ServiceUnavailable``.
+
+Your own training code gets a :class:`Trial` (a function program: ``trial.params``,
+``trial.settings``, ``trial.report(step, **metrics)``, which raises :class:`TrialStopped`
+when the trial must end) or reports with :func:`report` (a command program). ``hypersweep.service``,
+``hypersweep.worker`` and ``hypersweep.trainer`` are the server, the worker and the
+built-in trainer.
 
 Importing ``hypersweep`` is light: the names above are loaded when first used, and none of
 them imports PyTorch or the server.
@@ -26,8 +31,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hypersweep.client import Client
     from hypersweep.documents import DocumentError
+    from hypersweep.program import Trial, TrialStopped, report, report_final
     from hypersweep.worker.client import ServiceError, ServiceUnavailable
-    from hypersweep.worker.wire import ClaimedTrial, CurvePoint, Objective, Stage, Sweep, Trial
+    from hypersweep.worker.wire import ClaimedTrial, CurvePoint, Objective, Stage, Sweep
+    from hypersweep.worker.wire import Trial as FrozenTrial
 
 try:
     __version__ = version("hypersweep")
@@ -35,26 +42,30 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree th
     __version__ = "0+unknown"
 
 # Loaded on first use: the server imports this package too (as the parent of
-# hypersweep.service), and must not pull in the client.
+# hypersweep.service), and must not pull in the client. Name: (module, attribute).
 _LAZY = {
-    "Client": "hypersweep.client",
-    "DocumentError": "hypersweep.documents",
-    "ServiceError": "hypersweep.worker.client",
-    "ServiceUnavailable": "hypersweep.worker.client",
-    "ClaimedTrial": "hypersweep.worker.wire",
-    "CurvePoint": "hypersweep.worker.wire",
-    "Objective": "hypersweep.worker.wire",
-    "Stage": "hypersweep.worker.wire",
-    "Sweep": "hypersweep.worker.wire",
-    "Trial": "hypersweep.worker.wire",
+    "Client": ("hypersweep.client", "Client"),
+    "DocumentError": ("hypersweep.documents", "DocumentError"),
+    "ServiceError": ("hypersweep.worker.client", "ServiceError"),
+    "ServiceUnavailable": ("hypersweep.worker.client", "ServiceUnavailable"),
+    "ClaimedTrial": ("hypersweep.worker.wire", "ClaimedTrial"),
+    "CurvePoint": ("hypersweep.worker.wire", "CurvePoint"),
+    "FrozenTrial": ("hypersweep.worker.wire", "Trial"),
+    "Objective": ("hypersweep.worker.wire", "Objective"),
+    "Stage": ("hypersweep.worker.wire", "Stage"),
+    "Sweep": ("hypersweep.worker.wire", "Sweep"),
+    "Trial": ("hypersweep.program", "Trial"),
+    "TrialStopped": ("hypersweep.program", "TrialStopped"),
+    "report": ("hypersweep.program", "report"),
+    "report_final": ("hypersweep.program", "report_final"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    where = _LAZY.get(name)
+    if where is None:
         raise AttributeError(f"module 'hypersweep' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(where[0]), where[1])
     globals()[name] = value
     return value
 
@@ -68,11 +79,15 @@ __all__ = [
     "Client",
     "CurvePoint",
     "DocumentError",
+    "FrozenTrial",
     "Objective",
     "ServiceError",
     "ServiceUnavailable",
     "Stage",
     "Sweep",
     "Trial",
+    "TrialStopped",
     "__version__",
+    "report",
+    "report_final",
 ]
