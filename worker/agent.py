@@ -26,6 +26,14 @@ heartbeats, the server's answers) and ends as it would alone, as soon as it ends
 diverged member is finished while the others train on, a member told to stop or whose
 lease is lost leaves the group at its next epoch end. The members that complete end
 together, and one request finishes them all and claims what comes next.
+
+With a ``runner`` the agent runs a user's own program instead (``worker.runners``: a
+function or a command per trial, never fused), claiming only trials of sweeps whose
+``program`` it names. Each trial's reports go through a :class:`~.runners.base.Watch`,
+which applies the divergence rule and turns the channel's news (the server's stop, a lost
+lease) and the agent's own stop into the end of the run. After ``max_failures`` failed
+trials in a row the agent stops claiming, gives back what it holds, and says why in
+:attr:`Agent.gave_up`: a broken program must not burn a sweep.
 """
 
 from __future__ import annotations
@@ -42,12 +50,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from hypersweep.trainer import EpochCallback, TrainResult, train
-from hypersweep.trainer.fused import train_fused
 from hypersweep.worker.client import (
     MAX_POINTS,
     REPORT_EVERY_SECONDS,
@@ -59,7 +65,11 @@ from hypersweep.worker.client import (
     ServiceUnavailable,
 )
 from hypersweep.worker.fused import group_trials
+from hypersweep.worker.runners.base import Runner, RunResult, Stop, StopCause, TrialRun, Watch, divergence_settings
 from hypersweep.worker.wire import Action, ClaimedTrial
+
+if TYPE_CHECKING:
+    from hypersweep.trainer import EpochCallback, TrainResult
 
 __all__ = ["MAX_FUSE", "REPORT_EVERY_SECONDS", "Agent", "IdleBackoff", "Outcome", "lease_seconds_left"]
 
@@ -238,6 +248,10 @@ class Agent:
 
     ``report_every`` is how often, at most, each trial's new curve points are sent, in
     seconds; 0 sends every epoch as it ends.
+
+    ``runner`` runs a user's program instead of the built-in trainer (see the module doc),
+    for trials of sweeps whose ``program`` is ``program``; ``timeout`` fails a trial that
+    runs longer (seconds), and ``max_failures`` failed trials in a row end :meth:`run`.
     """
 
     def __init__(
@@ -250,13 +264,28 @@ class Agent:
         device: str | None = None,
         once: bool = False,
         backoff: IdleBackoff | None = None,
-        train_fn: Callable[..., Any] = train,
+        train_fn: Callable[..., Any] | None = None,
         fuse: int = 1,
-        fused_train_fn: Callable[..., Any] = train_fused,
+        fused_train_fn: Callable[..., Any] | None = None,
         report_every: float = REPORT_EVERY_SECONDS,
+        runner: Runner | None = None,
+        program: str | None = None,
+        timeout: float | None = None,
+        max_failures: int | None = None,
     ) -> None:
         if not 1 <= fuse <= MAX_FUSE:
             raise ValueError(f"fuse must be between 1 and {MAX_FUSE}, not {fuse}")
+        if (runner is None) != (program is None):
+            raise ValueError("a runner and a program go together")
+        if runner is not None and fuse != 1:
+            raise ValueError("programs are not fused: fuse must be 1 with a runner")
+        if runner is None and (train_fn is None or fused_train_fn is None):
+            # The built-in trainer, imported only by an agent that trains with it (PyTorch).
+            from hypersweep.trainer import train
+            from hypersweep.trainer.fused import train_fused
+
+            train_fn = train_fn or train
+            fused_train_fn = fused_train_fn or train_fused
         self.client = client
         self.worker_id = worker_id
         self.sweep_id = sweep_id
@@ -264,10 +293,19 @@ class Agent:
         self.device = device
         self.once = once
         self.backoff = backoff or IdleBackoff()
-        self.train_fn = train_fn
+        self.train_fn: Callable[..., Any] = train_fn or _unused
         self.fuse = fuse
-        self.fused_train_fn = fused_train_fn
+        self.fused_train_fn: Callable[..., Any] = fused_train_fn or _unused
         self.report_every = report_every
+        self.runner = runner
+        self.program = program
+        self.timeout = timeout
+        self.max_failures = max_failures
+        #: Why :meth:`run` gave up before its work was done (failures in a row, or a
+        #: function that never returned); ``None`` while it has not.
+        self.gave_up: str | None = None
+        self._failures_in_a_row = 0
+        self._last_error: str | None = None
         # A plain flag, not an Event: a signal handler sets it, and setting an Event takes
         # a lock that the interrupted main thread may be holding.
         self._stop_requested = False
@@ -298,7 +336,9 @@ class Agent:
                 trials = self._claimed_ahead
                 self._claimed_ahead = None
                 if trials is None:
-                    trials = self.client.claim(worker_id=self.worker_id, sweep_id=self.sweep_id, count=self.fuse)
+                    trials = self.client.claim(
+                        worker_id=self.worker_id, sweep_id=self.sweep_id, count=self.fuse, program=self.program
+                    )
                 if not trials and (self.once or self._sweep_is_over()):
                     break
             except ServiceUnavailable as exc:
@@ -310,7 +350,7 @@ class Agent:
                 self._idle(self.backoff.next_delay())
                 continue
             self.backoff.reset()
-            groups = group_trials(trials)
+            groups = [[trial] for trial in trials] if self.runner is not None else group_trials(trials)
             for position, group in enumerate(groups):
                 if self.stopping:
                     # Claimed but never started: give them back rather than let leases lapse.
@@ -320,11 +360,19 @@ class Agent:
                     break
                 # The last trials of a claim ask for the next ones with their finish.
                 last = position == len(groups) - 1 and not self.once
-                if len(group) == 1:
+                if self.runner is not None:
+                    self.outcomes.append(self.run_program(group[0], claim_next=last))
+                elif len(group) == 1:
                     self.outcomes.append(self.run_trial(group[0], claim_next=last))
                 else:
                     self.outcomes += self.run_group(group, claim_next=last)
                 ran += len(group)
+                if self.gave_up is not None:
+                    for unstarted in groups[position + 1 :]:
+                        for trial in unstarted:
+                            self._release(trial)
+                    self.request_stop()
+                    break
             if self.once:
                 break
         for trial in self._claimed_ahead or []:
@@ -352,6 +400,74 @@ class Agent:
                 logger.exception("trial %s: training raised", trial.id)
             return self._end_failed(trial, channel, exc, claim_next=claim_next)
         return self._end(trial, channel, result, claim_next=claim_next)
+
+    def run_program(self, trial: ClaimedTrial, *, claim_next: bool = False) -> Outcome:
+        """Run one claimed trial with the agent's ``runner`` and tell the server how it ended,
+        as :meth:`run_trial` does for the built-in trainer."""
+        assert self.runner is not None
+        channel = _channel_for(self.client, trial, self.report_every)
+        metric, factor = divergence_settings(trial.settings)
+
+        def interrupted() -> Stop | None:
+            if channel.lease_lost.is_set():
+                return Stop(StopCause.LEASE_LOST, "the lease was lost")
+            if channel.stop_requested.is_set():
+                return Stop(StopCause.SERVER, "the server said stop (the sweep was cancelled)")
+            if self.stopping:
+                return Stop(StopCause.SHUTDOWN, "the worker is stopping")
+            return None
+
+        watch = Watch(
+            send=channel.report,
+            interrupted=interrupted,
+            metric=metric,
+            factor=factor,
+            timeout=self.timeout,
+            label=f"trial {trial.number} (id {trial.id})",
+        )
+        logger.info("trial %s (id %s): starting with %s", trial.number, trial.id, trial.params)
+        channel.start()
+        run = TrialRun(
+            id=trial.id,
+            number=trial.number,
+            stage=trial.stage,
+            params=trial.params,
+            settings=trial.settings,
+            device=self.device,
+        )
+        try:
+            result = self.runner.run(run, watch)
+        except Exception as exc:  # a runner's own failure, not the program's
+            logger.exception("trial %s: the runner raised", trial.id)
+            result = RunResult("failed", dict(watch.latest), error=_error_text(exc))
+        if getattr(self.runner, "stuck", False):
+            self.gave_up = "a function did not return after it was told to stop; its thread still runs"
+        unsent = channel.close()
+        if channel.lease_lost.is_set():
+            return self._abandon(trial.id)
+        if result.stop is not None and result.stop.cause is StopCause.SHUTDOWN:
+            # Interrupted by our own shutdown, not by the trial: let another worker redo it.
+            return self._release(trial)
+        status: FinishStatus = "completed" if result.status == "stopped" else result.status
+        ending = Ending(trial.id, trial.lease_token, status, result.metrics, error=result.error, points=unsent)
+        if result.stop is not None and result.status == "stopped":
+            logger.info("trial %s (id %s): %s", trial.number, trial.id, result.stop.detail)
+        outcome = self._finish(ending, claim_next=claim_next and self.gave_up is None)
+        self._count_failure(outcome, result)
+        return outcome
+
+    def _count_failure(self, outcome: Outcome, result: RunResult) -> None:
+        """Track failed trials in a row; past ``max_failures``, give up (see :attr:`gave_up`)."""
+        if outcome is Outcome.FAILED:
+            self._failures_in_a_row += 1
+            self._last_error = (result.error or "").strip()
+        elif outcome in (Outcome.COMPLETED, Outcome.DIVERGED):
+            self._failures_in_a_row = 0
+        if self.max_failures is not None and self._failures_in_a_row >= self.max_failures and self.gave_up is None:
+            last = self._last_error or "no error text"
+            if len(last) > 1000:
+                last = "..." + last[-997:]
+            self.gave_up = f"{self._failures_in_a_row} trials failed in a row; the last one's error: {last}"
 
     def run_group(self, trials: Sequence[ClaimedTrial], *, claim_next: bool = False) -> list[Outcome]:
         """Train claimed trials that share a fusion key as one fused model and tell the
@@ -479,7 +595,7 @@ class Agent:
         on its own instead: a failure of the claim must not cost their results."""
         try:
             answers, self._claimed_ahead = self.client.finish_and_claim(
-                endings, worker_id=self.worker_id, sweep_id=self.sweep_id, count=self.fuse
+                endings, worker_id=self.worker_id, sweep_id=self.sweep_id, count=self.fuse, program=self.program
             )
         except ServiceError as exc:
             if exc.status_code in _UNREACHABLE or not endings:
@@ -556,6 +672,10 @@ class Agent:
         if self.sweep_id is None:
             return False
         return not self.client.get_sweep(self.sweep_id).running
+
+
+def _unused(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("an agent that runs a program does not train with the built-in trainer")
 
 
 def _error_text(exc: BaseException) -> str:

@@ -226,14 +226,23 @@ class ServiceClient:
 
     # The worker protocol
 
-    def claim(self, *, worker_id: str, sweep_id: int | None = None, count: int = 1) -> list[ClaimedTrial]:
+    def claim(
+        self, *, worker_id: str, sweep_id: int | None = None, count: int = 1, program: str | None = None
+    ) -> list[ClaimedTrial]:
         """``POST /trials/claim``: up to ``count`` leased trials, ``[]`` when the server has
         nothing to do now (204). Each carries its resolved ``settings``, ``lease_token`` and
-        ``lease_expires_at``."""
-        return self.finish_and_claim((), worker_id=worker_id, sweep_id=sweep_id, count=count)[1]
+        ``lease_expires_at``. ``program`` names the program the caller runs: only trials of
+        sweeps with that ``program`` are handed out (``None``: the built-in trainer's)."""
+        return self.finish_and_claim((), worker_id=worker_id, sweep_id=sweep_id, count=count, program=program)[1]
 
     def finish_and_claim(
-        self, endings: Sequence[Ending], *, worker_id: str, sweep_id: int | None = None, count: int = 1
+        self,
+        endings: Sequence[Ending],
+        *,
+        worker_id: str,
+        sweep_id: int | None = None,
+        count: int = 1,
+        program: str | None = None,
     ) -> tuple[list[FinishOutcome], list[ClaimedTrial]]:
         """``POST /trials/claim`` carrying ``endings``: the server finishes those trials
         first (each as :meth:`finish` would), then leases up to ``count`` trials; one
@@ -245,6 +254,8 @@ class ServiceClient:
         body: dict[str, Any] = {"worker_id": worker_id, "count": count}
         if sweep_id is not None:
             body["sweep_id"] = sweep_id
+        if program is not None:
+            body["program"] = program
         if endings:
             body["finished"] = [{"trial_id": ending.trial_id, **ending.body()} for ending in endings]
         response = self._request("POST", "/trials/claim", body=body)
