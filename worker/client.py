@@ -32,6 +32,8 @@ from typing import Any, Literal, Self
 
 import httpx
 
+from hypersweep.limits import MAX_POINTS
+
 __all__ = [
     "API_PREFIX",
     "MAX_POINTS",
@@ -49,8 +51,6 @@ __all__ = [
 ]
 
 API_PREFIX = "/api/v1"
-#: The most curve points one request may carry (the service's limit).
-MAX_POINTS = 1000
 #: How often, at most, a worker sends a trial's new curve points (seconds): one request
 #: then carries every epoch that ended since the last, so short epochs cost no request each.
 REPORT_EVERY_SECONDS = 1.0

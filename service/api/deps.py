@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from hypersweep.limits import MAX_ID
 from hypersweep.service.config import Settings
-from hypersweep.service.schemas import MAX_ID
 from hypersweep.service.store import Store
 
 __all__ = ["SettingsDep", "StoreDep", "SweepId", "TrialId", "require_token", "require_user_token"]

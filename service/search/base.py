@@ -14,12 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hypersweep.service.search.space import ParamValue, Space
 
-__all__ = ["MAX_GRID_POINTS", "Designer", "Observation", "Params", "SearchConfig"]
+__all__ = ["MAX_GRID_POINTS", "Designer", "Observation", "Params", "SearchConfig", "SearchKind"]
 
 #: The largest grid a stage may ask for (product of the points of every axis).
 MAX_GRID_POINTS = 100_000
 
 Params = dict[str, ParamValue]
+#: The search kinds a sweep may name; ``registry`` has a designer for each.
+SearchKind = Literal["random", "grid", "bayes"]
 
 
 class SearchConfig(BaseModel):
@@ -27,7 +29,7 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["random", "grid", "bayes"] = "random"
+    kind: SearchKind = "random"
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     grid_points: int = Field(default=5, ge=1, le=1000)
     sampler: Literal["tpe", "gp"] = "tpe"

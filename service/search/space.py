@@ -23,6 +23,7 @@ __all__ = [
     "Space",
 ]
 
+#: The most parameters a space may have.
 MAX_PARAMS = 32
 PARAM_NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
 
