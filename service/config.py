@@ -19,7 +19,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HYPERSWEEP_", extra="ignore")
 
     database_url: str = DEFAULT_DATABASE_URL
-    lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, gt=0, description="How long a claim stays valid without a heartbeat.")
+    lease_seconds: float = Field(
+        default=DEFAULT_LEASE_SECONDS, gt=0, description="How long a claim stays valid without a heartbeat."
+    )
     token: SecretStr | None = Field(
         default=None, description="When set, the API requires 'Authorization: Bearer <token>'."
     )
