@@ -231,21 +231,22 @@ class Claims:
             if picked:
                 conn.execute(q.UPDATE_TRIAL, [{"b_trial_id": row["id"], **_leased_columns(row)} for row in picked])
         fresh: list[dict[str, Any]] = []
-        while True:
+        while len(leased) < len(holders):
             first, taken = _take_budget(conn, sweep_id, stage, len(holders) - len(leased))
-            for index, params in enumerate(self.store.policy.suggest(trials, plan, first, taken) if taken else []):
-                row = {
-                    "sweep_id": sweep_id,
-                    "stage": stage,
-                    "stage_index": first + index,
-                    "number": sweep.trials_created + len(fresh),
-                    "params": params,
-                    "attempt": 1,
-                    "metrics": {},
-                    "created_at": now,
-                }
-                fresh.append(row)
-                leased.append(_lease(row, asks[holders[len(leased)]].worker_id, expires, now))
+            if taken:
+                for index, params in enumerate(self.store.policy.suggest(trials, plan, first, taken)):
+                    row = {
+                        "sweep_id": sweep_id,
+                        "stage": stage,
+                        "stage_index": first + index,
+                        "number": sweep.trials_created + len(fresh),
+                        "params": params,
+                        "attempt": 1,
+                        "metrics": {},
+                        "created_at": now,
+                    }
+                    fresh.append(row)
+                    leased.append(_lease(row, asks[holders[len(leased)]].worker_id, expires, now))
             # Every slot is filled, or the stage has handed out all of its budget: while some
             # of it is active there is nothing more to give (the next stage starts once those
             # trials end); otherwise it ends here, and the next one, if any, gives the rest.

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from hypersweep.service.claims import Claims, trial_settings
 from hypersweep.service.db import Database
@@ -85,6 +86,33 @@ def test_a_fresh_trial_and_the_same_trial_requeued_are_claimed_with_the_same_set
         assert again.trainer == fresh.trainer
         assert fresh.trainer == {**TrainerConfig().as_dict(), **trainer, "epochs": 3, **fresh.params}
         assert fresh.trainer["batch_size"] == fresh.params["batch_size"]
+    finally:
+        db.dispose()
+
+
+def test_the_common_claim_runs_four_statements_after_the_sweeps_lock(database_url: str) -> None:
+    db = Database(database_url)
+    store = Store(db, lease_seconds=60)
+    claims = Claims(store)
+    sweep_id = create(store, stages=[{"trials": 40, "epochs": 1}], parallelism=10)
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    try:
+        claims.claim(worker_id="w", sweep_id=sweep_id)  # reads what a process keeps: the plan, the trainer
+        event.listen(db.engine, "before_cursor_execute", seen)
+        claimed = claims.claim(worker_id="w", sweep_id=sweep_id, count=3)
+        event.remove(db.engine, "before_cursor_execute", seen)
+        assert len(claimed) == 3
+        lock = next(i for i, sql in enumerate(statements) if sql.startswith("SELECT sweeps.id"))
+        # Count the active trials, take budget, insert the trials, count them on the sweep.
+        # (SQLite's driver inserts row by row what PostgreSQL's takes in one statement: the
+        # repeats of one statement are one execution of it.)
+        after = [sql for i, sql in enumerate(statements) if i > lock and sql != statements[i - 1]]
+        assert [sql.split()[0] for sql in after] == ["SELECT", "UPDATE", "INSERT", "UPDATE"], after
+        assert "stages" in after[1] and "trials" in after[2] and "sweeps" in after[3]
     finally:
         db.dispose()
 
