@@ -36,8 +36,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def _use_compiled_log_ndtr() -> None:
     """Optuna's TPE normalises every Parzen kernel with ``_truncnorm._log_ndtr``, a pure-Python
-    port of SciPy's ``log_ndtr`` (Optuna does not require SciPy). With a thousand trials that
-    loop is most of a suggestion's time; SciPy's compiled function gives the same values
+    port of SciPy's ``log_ndtr`` (Optuna does not require SciPy). On a large sweep that loop
+    dominates a suggestion; SciPy's compiled function gives the same values
     (``tests/service/search/test_bayes.py`` checks it). Without SciPy nothing changes."""
     try:
         from optuna.samplers._tpe import _truncnorm
@@ -242,7 +242,7 @@ class BayesDesigner(Designer):
 
     @staticmethod
     def _one_thread() -> AbstractContextManager[object]:
-        # The GP's many tiny L-BFGS-B and tensor steps run several times slower when OpenBLAS
+        # The GP's many tiny L-BFGS-B and tensor steps run much slower when OpenBLAS
         # and OpenMP threads spin against each other (Optuna's own limit comes too late for
         # a BLAS already loaded); one thread each is the fast setting.
         try:
