@@ -1,6 +1,7 @@
 """The strategy interface: a designer turns a stage's space and what is known so far into
-new parameter sets. Designers know nothing of storage or HTTP; ``service.store`` loads the
-trials, asks the designer and stores what it suggests.
+new parameter sets. Designers know nothing of storage or HTTP: the search policy
+(``policy``) shows a designer the trials, asks it, and ``service.claims`` stores what it
+suggests.
 """
 
 from __future__ import annotations
