@@ -7,9 +7,9 @@ running. Then, over ``--repeats`` rounds of "one trial finishes, one is claimed"
 
 * suggestion: the designer's part of a claim, ``update`` (one new result, eight running)
   then ``suggest`` of one trial, on a designer that mirrors the same sweep;
-* claim: the whole ``Store.claim`` of one trial (the sweep's lock, the queries that bring
+* claim: the whole ``Claims.claim`` of one trial (the sweep's lock, the queries that bring
   the kept designer up to date, the suggestion, the insert and the commit);
-* rebuild: once, the first claim of a fresh ``Store`` (a restarted service), whose
+* rebuild: once, the first claim of a fresh ``Claims`` and ``Store`` (a restarted service), whose
   designer is rebuilt from every finished trial.
 
 Medians in milliseconds. The target is a TPE suggestion under 50 ms at 1,000 finished
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from hypersweep.service import migrate
+from hypersweep.service.claims import Claims
 from hypersweep.service.db import Database
 from hypersweep.service.schemas import ClaimedTrial, SweepSpec
 from hypersweep.service.search.base import Observation, SearchConfig
@@ -95,14 +96,15 @@ def run(db: Database, trials: int, repeats: int, sampler: str) -> None:
     }
     spec = SweepSpec.model_validate(doc)
     store = Store(db, lease_seconds=3600)
+    claims = Claims(store)
     sweep_id = store.create_sweep(spec=spec, plan=check_spec(spec)).id
 
     started = time.perf_counter()
     finished: list[Observation] = []
     while len(finished) < trials:
-        batch = store.claim(worker_id="bench", sweep_id=sweep_id, count=min(RUNNING, trials - len(finished)))
+        batch = claims.claim(worker_id="bench", sweep_id=sweep_id, count=min(RUNNING, trials - len(finished)))
         finished += [finish(store, trial) for trial in batch]
-    running = store.claim(worker_id="bench", sweep_id=sweep_id, count=RUNNING)
+    running = claims.claim(worker_id="bench", sweep_id=sweep_id, count=RUNNING)
     print(f"{trials} finished trials in {time.perf_counter() - started:.1f} s ({sampler}, claims of {RUNNING})")
 
     # A designer mirroring the same sweep, to time the suggestion apart from the database.
@@ -119,12 +121,12 @@ def run(db: Database, trials: int, repeats: int, sampler: str) -> None:
         designer.suggest(trials + RUNNING + i, 1)
         suggestion_ms.append((time.perf_counter() - t0) * 1000)
         t0 = time.perf_counter()
-        running += store.claim(worker_id="bench", sweep_id=sweep_id, count=1)
+        running += claims.claim(worker_id="bench", sweep_id=sweep_id, count=1)
         claim_ms.append((time.perf_counter() - t0) * 1000)
 
     finish(store, running.pop(0))
     t0 = time.perf_counter()
-    Store(db, lease_seconds=3600).claim(worker_id="bench", sweep_id=sweep_id, count=1)
+    Claims(Store(db, lease_seconds=3600)).claim(worker_id="bench", sweep_id=sweep_id, count=1)
     rebuild_ms = (time.perf_counter() - t0) * 1000
 
     n = trials + repeats

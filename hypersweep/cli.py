@@ -46,9 +46,10 @@ def _settings() -> Settings:
 def _ensure_schema(settings: Settings) -> None:
     """Bring the embedded SQLite database to head; refuse a PostgreSQL one that is behind."""
     from hypersweep.service import migrate
+    from hypersweep.service.db import is_sqlite
 
     try:
-        if settings.is_sqlite:
+        if is_sqlite(settings.database_url):
             migrate.upgrade(settings.database_url)
             return
         current, head = migrate.current_revision(settings.database_url), migrate.head_revision()

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hypersweep.service.api import api_router
 from hypersweep.service.api.deps import require_token
 from hypersweep.service.api.responses import ANY_ROUTE
+from hypersweep.service.claims import Claims
 from hypersweep.service.config import Settings
 from hypersweep.service.dashboard.assets import ASSETS_PATH, assets_app, index_html
 from hypersweep.service.db import Database
@@ -38,14 +39,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     db = Database(settings.database_url)
     store = Store(db, lease_seconds=settings.lease_seconds)
+    claims = Claims(store)
     metrics = ServiceMetrics(store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # What exists by now (modules, SQLAlchemy's and pydantic's machinery: some 150,000
-        # objects) lives as long as the server. Left to the collector, every full
-        # collection walks all of it and stalls every request for a tenth of a second;
-        # frozen, a collection walks only what requests create.
+        # What exists by now (modules, SQLAlchemy's and pydantic's machinery) lives as long
+        # as the server. Left to the collector, every full collection walks all of it and
+        # stalls every request meanwhile; frozen, a collection walks only what requests
+        # create.
         gc.collect()
         gc.freeze()
         reaper = _Reaper(store, metrics, interval=settings.reaper_seconds())
@@ -63,7 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.db = db
     app.state.store = store
+    app.state.claims = claims
     app.state.metrics = metrics
     app.add_middleware(_BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(api_router, responses=ANY_ROUTE)

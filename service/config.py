@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hypersweep.limits import DEFAULT_LEASE_SECONDS
+
 __all__ = ["DEFAULT_DATABASE_URL", "Settings"]
 
 #: The embedded default: a SQLite file in the working directory.
@@ -17,7 +19,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HYPERSWEEP_", extra="ignore")
 
     database_url: str = DEFAULT_DATABASE_URL
-    lease_seconds: float = Field(default=60.0, gt=0, description="How long a claim stays valid without a heartbeat.")
+    lease_seconds: float = Field(
+        default=DEFAULT_LEASE_SECONDS, gt=0, description="How long a claim stays valid without a heartbeat."
+    )
     token: SecretStr | None = Field(
         default=None, description="When set, the API requires 'Authorization: Bearer <token>'."
     )
@@ -40,10 +44,6 @@ class Settings(BaseSettings):
         if self.worker_token.get_secret_value() == self.token.get_secret_value():
             raise ValueError("HYPERSWEEP_WORKER_TOKEN must differ from HYPERSWEEP_TOKEN")
         return self
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
 
     def reaper_seconds(self) -> float:
         if self.reaper_interval is not None:

@@ -24,6 +24,7 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
 def is_sqlite(url: str) -> bool:
+    """Whether the SQLAlchemy URL ``url`` names a SQLite database (any driver)."""
     return make_url(url).get_backend_name() == "sqlite"
 
 

@@ -1,8 +1,10 @@
-"""Database tables: sweeps, their stages, trials and the points of each trial's curve."""
+"""Database tables: sweeps, their stages, trials and the points of each trial's curve.
+
+The statuses are defined in ``statuses`` and exported here too, with the tables that
+store them."""
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -11,6 +13,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from hypersweep.service.statuses import FINISHED, SweepStatus, TrialStatus
 
 __all__ = [
     "FINISHED",
@@ -23,28 +27,6 @@ __all__ = [
     "TrialStatus",
     "utcnow",
 ]
-
-
-class SweepStatus(enum.StrEnum):
-    running = "running"
-    completed = "completed"
-    cancelled = "cancelled"
-
-
-class TrialStatus(enum.StrEnum):
-    queued = "queued"
-    running = "running"
-    completed = "completed"
-    diverged = "diverged"
-    pruned = "pruned"
-    failed = "failed"
-    cancelled = "cancelled"
-
-
-#: Statuses a trial never leaves.
-FINISHED: frozenset[TrialStatus] = frozenset(
-    {TrialStatus.completed, TrialStatus.diverged, TrialStatus.pruned, TrialStatus.failed, TrialStatus.cancelled}
-)
 
 
 def utcnow() -> datetime:

@@ -2,9 +2,9 @@
 built once.
 
 SQLAlchemy builds, keys and looks up a statement object in its compiled cache every time
-one is constructed; for the short statements a worker's requests run, that costs several
-times what executing them does. Statements made once here keep their cache key memoised,
-so an execution is a dictionary lookup plus the driver's work. Values travel as bound
+one is constructed; for the short statements a worker's requests run, that is much of
+their cost. Statements made once here keep their cache key memoised, so an execution is a
+dictionary lookup plus the driver's work. Values travel as bound
 parameters: ``b_``-prefixed names in ``WHERE`` clauses, and for the ``UPDATE`` statements
 without ``values()`` the keys of the parameter dictionary, which become the ``SET`` clause.
 """
@@ -16,15 +16,16 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hypersweep.service.models import CurvePoint, Stage, Sweep, Trial, TrialStatus
+from hypersweep.service.models import CurvePoint, Stage, Sweep, Trial
+from hypersweep.service.statuses import ACTIVE, TrialStatus
 
 __all__ = [
-    "ACTIVE",
     "ACTIVE_COUNTS",
     "BUMP_TRIALS_CREATED",
     "HELD_TRIAL",
     "INSERT_TRIALS",
     "LOCK_SWEEP",
+    "QUEUED_TRIALS",
     "STAGE_BUDGET",
     "TAKE_BUDGET",
     "TRIALS_TO_FINISH",
@@ -32,12 +33,17 @@ __all__ = [
     "upsert_points",
 ]
 
-#: Statuses of a trial that has not ended yet.
-ACTIVE = (TrialStatus.queued, TrialStatus.running)
-
 #: The sweep's row, locked: what a claim needs of it. Parameters: ``b_sweep_id``.
 LOCK_SWEEP = (
-    select(Sweep.id, Sweep.status, Sweep.parallelism, Sweep.current_stage, Sweep.trials_created, Sweep.minimize)
+    select(
+        Sweep.id,
+        Sweep.status,
+        Sweep.parallelism,
+        Sweep.max_attempts,
+        Sweep.current_stage,
+        Sweep.trials_created,
+        Sweep.minimize,
+    )
     .where(Sweep.id == bindparam("b_sweep_id"))
     .with_for_update()
 )
@@ -66,6 +72,17 @@ TAKE_BUDGET = (
 #: A stage's budget and how much of it is handed out. Parameters: ``b_sweep_id``, ``b_stage``.
 STAGE_BUDGET = select(Stage.generated, Stage.trials).where(
     Stage.sweep_id == bindparam("b_sweep_id"), Stage.index == bindparam("b_stage")
+)
+
+#: Whole queued trials of a sweep, the first ``b_slots`` in ``number`` order, their rows
+#: locked; rows another transaction holds are passed over. Parameters: ``b_sweep_id``,
+#: ``b_slots``.
+QUEUED_TRIALS = (
+    select(*Trial.__table__.columns)
+    .where(Trial.sweep_id == bindparam("b_sweep_id"), Trial.status == TrialStatus.queued)
+    .order_by(Trial.number)
+    .limit(bindparam("b_slots"))
+    .with_for_update(skip_locked=True)
 )
 
 #: New trials, executed with one parameter dictionary per trial; returns their ids in order.

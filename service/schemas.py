@@ -8,13 +8,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from hypersweep.limits import MAX_CLAIM, MAX_ID, MAX_POINTS
 from hypersweep.service.models import SweepStatus, TrialStatus
 from hypersweep.service.search.base import SearchConfig
-from hypersweep.service.search.space import Space
+from hypersweep.service.search.space import MAX_PARAMS, Space
 
 __all__ = [
-    "MAX_CLAIM",
-    "MAX_ID",
     "ActionOut",
     "ClaimIn",
     "ClaimOut",
@@ -36,9 +35,6 @@ __all__ = [
 ]
 
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
-#: The largest id (and offset) a request may carry: ids are 32-bit integers on PostgreSQL,
-#: and a larger number in a query fails there instead of matching nothing.
-MAX_ID = 2**31 - 1
 
 
 def _json_safe_number(value: Any) -> Any:
@@ -108,7 +104,7 @@ class SweepSpec(_Body):
 
     name: str = Field(min_length=1, max_length=200)
     objective: Objective = Field(default_factory=Objective)
-    space: Space = Field(min_length=1, max_length=32)
+    space: Space = Field(min_length=1, max_length=MAX_PARAMS)
     search: SearchConfig = Field(default_factory=SearchConfig)
     stages: list[StageSpec] = Field(min_length=1, max_length=20)
     trainer: dict[str, Any] = Field(default_factory=dict)
@@ -177,10 +173,6 @@ class SweepOut(BaseModel):
     finished_at: datetime | None
 
 
-#: The most trials one claim may ask for, and the most results it may carry.
-MAX_CLAIM = 64
-
-
 class ClaimedTrial(TrialOut):
     trainer: dict[str, Any] = Field(description="The trial's resolved trainer settings, epochs included.")
     lease_token: str
@@ -191,10 +183,6 @@ class LeaseIn(_Body):
     # The alphabet of the tokens claims hand out (``secrets.token_urlsafe``); anything else
     # was never a token, and is refused before it reaches a constant-time comparison.
     lease_token: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-
-
-#: The most curve points one request may carry.
-MAX_POINTS = 1000
 
 
 class PointIn(_Body):

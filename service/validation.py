@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from hypersweep.service.schemas import SweepSpec
 from hypersweep.service.search.base import MAX_GRID_POINTS, SearchConfig
-from hypersweep.service.search.registry import available_kinds, make_designer
+from hypersweep.service.search.registry import make_designer
 from hypersweep.service.search.space import CategoricalParam, FloatParam, IntParam
 from hypersweep.trainer.config import SETTINGS, TrainerConfig
 
@@ -63,14 +63,6 @@ def check_spec(spec: SweepSpec) -> Plan:
     for i, stage in enumerate(spec.stages):
         search = stage.search or spec.search
         search_loc: Loc = ("stages", i, "search") if stage.search else ("search",)
-        if search.kind not in available_kinds():
-            errors.append(
-                (
-                    (*search_loc, "kind"),
-                    f"search kind {search.kind!r} is not available; choose one of {', '.join(available_kinds())}",
-                )
-            )
-            continue
         if search.kind == "bayes" and search.sampler == "gp" and not _have_torch():
             errors.append(((*search_loc, "sampler"), _GP_NEEDS_TORCH))
             continue

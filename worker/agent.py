@@ -54,6 +54,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from hypersweep.limits import DEFAULT_LEASE_SECONDS as FALLBACK_LEASE_SECONDS
+from hypersweep.limits import MAX_CLAIM as MAX_FUSE
 from hypersweep.worker.client import (
     MAX_POINTS,
     REPORT_EVERY_SECONDS,
@@ -81,11 +83,6 @@ MAX_ERROR_CHARS = 4000
 MIN_HEARTBEAT_SECONDS = 0.2
 #: How often an idle agent checks whether it was asked to stop, in seconds.
 IDLE_SLICE = 0.1
-#: Used when ``lease_expires_at`` is already past (clocks can disagree): the service's
-#: default lease.
-FALLBACK_LEASE_SECONDS = 60.0
-#: The most trials one claim may ask for (the service's limit), hence the largest ``fuse``.
-MAX_FUSE = 64
 #: The most curve points the results carried by one claim hold together (about 130 bytes
 #: each): the claim's body stays far below the server's limit on a request's size.
 CARRIED_POINTS = 2000

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from hypersweep.limits import MAX_CLAIM
 from hypersweep.worker.client import REPORT_EVERY_SECONDS, ServiceClient, ServiceError
 
 if TYPE_CHECKING:
@@ -408,7 +409,7 @@ def worker_command(
             "--fuse",
             metavar="K",
             min=1,
-            max=64,  # worker.agent.MAX_FUSE, not imported here: it would import torch for --help
+            max=MAX_CLAIM,
             help="Claim up to K trials at once and train those with the same architecture and fixed "
             "settings as one batched model (each with its own lr, reg, momentum and dropout, its own "
             "curve and early stop). 1 trains every trial on its own.",

@@ -37,6 +37,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from hypersweep.worker.wire import Action, ClaimAnswer, ClaimedTrial, FinishOutcome, Sweep, Trial, encode_floats
 
+from hypersweep.limits import MAX_POINTS
+
 __all__ = [
     "API_PREFIX",
     "MAX_POINTS",
@@ -51,8 +53,6 @@ __all__ = [
 ]
 
 API_PREFIX = "/api/v1"
-#: The most curve points one request may carry (the service's limit).
-MAX_POINTS = 1000
 #: How often, at most, a worker sends a trial's new curve points (seconds): one request
 #: then carries every epoch that ended since the last, so short epochs cost no request each.
 REPORT_EVERY_SECONDS = 1.0

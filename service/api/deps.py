@@ -1,8 +1,9 @@
-"""Dependencies shared by the routers: the store and the bearer-token check.
+"""Dependencies shared by the routers: the store, the claims, the database and the
+bearer-token check.
 
 They are coroutines although none of them waits for anything: FastAPI runs a plain
-``def`` dependency in its thread pool, a thread hop per dependency per request that cost
-more than the rest of a worker's short requests."""
+``def`` dependency in its thread pool, a thread hop per dependency per request that a
+worker's short requests should not pay."""
 
 from __future__ import annotations
 
@@ -12,16 +13,37 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from hypersweep.limits import MAX_ID
+from hypersweep.service.claims import Claims
 from hypersweep.service.config import Settings
-from hypersweep.service.schemas import MAX_ID
+from hypersweep.service.db import Database
 from hypersweep.service.store import Store
 
-__all__ = ["SettingsDep", "StoreDep", "SweepId", "TrialId", "require_token", "require_user_token"]
+__all__ = [
+    "ClaimsDep",
+    "DatabaseDep",
+    "SettingsDep",
+    "StoreDep",
+    "SweepId",
+    "TrialId",
+    "require_token",
+    "require_user_token",
+]
 
 
 async def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
+
+
+async def get_claims(request: Request) -> Claims:
+    claims: Claims = request.app.state.claims
+    return claims
+
+
+async def get_database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
 
 
 async def get_settings(request: Request) -> Settings:
@@ -30,6 +52,8 @@ async def get_settings(request: Request) -> Settings:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
+ClaimsDep = Annotated[Claims, Depends(get_claims)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SweepId = Annotated[int, Path(ge=0, le=MAX_ID)]
 TrialId = Annotated[int, Path(ge=0, le=MAX_ID)]

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
+from hypersweep.limits import MAX_ID
 from hypersweep.service.api.deps import StoreDep, SweepId, require_user_token
 from hypersweep.service.api.responses import CONFLICT, NOT_FOUND, USER_ONLY
 from hypersweep.service.models import TrialStatus
-from hypersweep.service.schemas import MAX_ID, SweepOut, SweepSpec, TrialOut
+from hypersweep.service.schemas import SweepOut, SweepSpec, TrialOut
 from hypersweep.service.store import SORT_KEYS
 from hypersweep.service.validation import check_spec
 

@@ -1,17 +1,21 @@
-"""Trials and the worker protocol: claim, heartbeat, report, finish, release."""
+"""Trials and the worker protocol: claim, heartbeat, report, finish, release; and the
+HTTP status of each result a claim carries."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
-from hypersweep.service.api.deps import StoreDep, TrialId
+from hypersweep.service.api.deps import ClaimsDep, StoreDep, TrialId
 from hypersweep.service.api.responses import CONFLICT, NOT_FOUND, json_response
+from hypersweep.service.errors import LeaseConflict, NotFound
 from hypersweep.service.schemas import (
     ActionOut,
     ClaimIn,
     ClaimOut,
+    FinishedIn,
     FinishIn,
     FinishOutcome,
     LeaseIn,
@@ -20,28 +24,30 @@ from hypersweep.service.schemas import (
     TrialDetail,
     TrialOut,
 )
+from hypersweep.service.store import Ended
 
 router = APIRouter(prefix="/trials", tags=["trials"])
 
-__all__ = ["router"]
+__all__ = ["finish_outcomes", "router"]
 
 _NO_WORK: dict[int | str, dict[str, Any]] = {204: {"description": "Nothing to do now; ask again later."}}
 _LEASED = {**NOT_FOUND, **CONFLICT}
 
 
 @router.post("/claim", response_model=ClaimOut, responses={**_NO_WORK, **NOT_FOUND})
-def claim(body: ClaimIn, store: StoreDep, request: Request) -> Response:
+def claim(body: ClaimIn, claims: ClaimsDep, request: Request) -> Response:
     """Lease up to ``count`` trials. The trials in ``finished`` are finished first, so a
     worker ends its last trials and gets the next ones in one request; a claim that carries
     results is answered 200 with their outcomes even when there are no trials to hand out."""
     metrics = request.app.state.metrics
     finished: list[FinishOutcome] = []
     if body.finished:
-        finished, trials = store.finish_and_claim(
+        ended, trials = claims.finish_and_claim(
             results=body.finished, worker_id=body.worker_id, sweep_id=body.sweep_id, count=body.count
         )
+        finished = finish_outcomes(body.finished, ended)
     else:
-        trials = store.claim(worker_id=body.worker_id, sweep_id=body.sweep_id, count=body.count)
+        trials = claims.claim(worker_id=body.worker_id, sweep_id=body.sweep_id, count=body.count)
     for outcome in finished:
         if outcome.status is not None:
             metrics.finished.labels(status=outcome.status).inc()
@@ -94,3 +100,17 @@ def finish(trial_id: TrialId, body: FinishIn, store: StoreDep, request: Request)
 def release(trial_id: TrialId, body: LeaseIn, store: StoreDep) -> TrialOut:
     """Give a running trial back at once (a worker shutting down): it is queued again."""
     return store.release(trial_id=trial_id, lease_token=body.lease_token)
+
+
+def finish_outcomes(results: Sequence[FinishedIn], ended: Sequence[Ended]) -> list[FinishOutcome]:
+    """What the API answers for each result a claim carried, in order: finished (200, with
+    the trial's status now), no such trial (404) or not held with that token (409)."""
+    outcomes = []
+    for result, out in zip(results, ended, strict=True):
+        if isinstance(out, NotFound):
+            outcomes.append(FinishOutcome(trial_id=result.trial_id, code=404, detail=str(out)))
+        elif isinstance(out, LeaseConflict):
+            outcomes.append(FinishOutcome(trial_id=result.trial_id, code=409, detail=str(out)))
+        else:
+            outcomes.append(FinishOutcome(trial_id=result.trial_id, code=200, status=out.status))
+    return outcomes

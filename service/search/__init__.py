@@ -1,1 +1,2 @@
-"""Search strategies: spaces, designers and the stage-to-stage narrowing."""
+"""Search strategies: spaces, designers, the stage-to-stage narrowing, and the policy
+that keeps designers between claims and derives each stage from the one before."""

@@ -1,6 +1,7 @@
 """The strategy interface: a designer turns a stage's space and what is known so far into
-new parameter sets. Designers know nothing of storage or HTTP; ``service.store`` loads the
-trials, asks the designer and stores what it suggests.
+new parameter sets. Designers know nothing of storage or HTTP: the search policy
+(``policy``) shows a designer the trials, asks it, and ``service.claims`` stores what it
+suggests.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hypersweep.service.search.space import ParamValue, Space
 
-__all__ = ["MAX_GRID_POINTS", "Designer", "Observation", "Params", "SearchConfig"]
+__all__ = ["MAX_GRID_POINTS", "Designer", "Observation", "Params", "SearchConfig", "SearchKind"]
 
 #: The largest grid a stage may ask for (product of the points of every axis).
 MAX_GRID_POINTS = 100_000
 
 Params = dict[str, ParamValue]
+#: The search kinds a sweep may name; ``registry`` has a designer for each.
+SearchKind = Literal["random", "grid", "bayes"]
 
 
 class SearchConfig(BaseModel):
@@ -27,7 +30,7 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["random", "grid", "bayes"] = "random"
+    kind: SearchKind = "random"
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     grid_points: int = Field(default=5, ge=1, le=1000)
     sampler: Literal["tpe", "gp"] = "tpe"

@@ -41,8 +41,8 @@ _LOG_NDTR_TESTED_MAJORS = ("4",)
 
 def _use_compiled_log_ndtr() -> bool:
     """Optuna's TPE normalises every Parzen kernel with ``_truncnorm._log_ndtr``, a pure-Python
-    port of SciPy's ``log_ndtr`` (Optuna does not require SciPy). With a thousand trials that
-    loop is most of a suggestion's time; SciPy's compiled function gives the same values
+    port of SciPy's ``log_ndtr`` (Optuna does not require SciPy). On a large sweep that loop
+    dominates a suggestion; SciPy's compiled function gives the same values
     (``tests/service/search/test_bayes.py`` checks it). The function is private, so it is
     replaced only on the Optuna major versions that check covered; without SciPy nothing
     changes. Returns whether it was replaced."""
@@ -253,7 +253,7 @@ class BayesDesigner(Designer):
 
     @staticmethod
     def _one_thread() -> AbstractContextManager[object]:
-        # The GP's many tiny L-BFGS-B and tensor steps run several times slower when OpenBLAS
+        # The GP's many tiny L-BFGS-B and tensor steps run much slower when OpenBLAS
         # and OpenMP threads spin against each other (Optuna's own limit comes too late for
         # a BLAS already loaded); one thread each is the fast setting.
         try:

@@ -7,10 +7,12 @@ in the value itself. Sampling, grid points and narrowing all happen in that unit
 
 from __future__ import annotations
 
+import json
 import math
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
 
 __all__ = [
     "MAX_PARAMS",
@@ -21,8 +23,11 @@ __all__ = [
     "Param",
     "ParamValue",
     "Space",
+    "dump_space",
+    "load_space",
 ]
 
+#: The most parameters a space may have.
 MAX_PARAMS = 32
 PARAM_NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
 
@@ -125,3 +130,22 @@ class CategoricalParam(BaseModel):
 
 Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
 Space = dict[ParamName, Param]
+
+_space_adapter: TypeAdapter[Space] = TypeAdapter(Space)
+
+
+def load_space(raw: dict[str, Any]) -> Space:
+    """The space stored as ``raw`` (what :func:`dump_space` wrote). Parsed once per distinct
+    space in a process; the result is shared, so callers must not change it."""
+    return _parse_space(json.dumps(raw, sort_keys=True))
+
+
+@lru_cache(maxsize=256)
+def _parse_space(frozen: str) -> Space:
+    return _space_adapter.validate_json(frozen)
+
+
+def dump_space(space: Space) -> dict[str, Any]:
+    """``space`` as JSON-ready data, the form a stage stores."""
+    dumped: dict[str, Any] = _space_adapter.dump_python(space, mode="json")
+    return dumped

@@ -27,7 +27,7 @@ const STAGE_COLORS = ["#7fb2f0", "#2f6fca", "#173f80", "#0b2350"];
 const LINE_COLORS = ["#2f6fca", "#1a9e77", "#e08a00", "#7a4fc4", "#c2417c", "#3b9cb8", "#6b8e23", "#8c564b"];
 /**
  * Above this many points, a chart draws its scatter series in ECharts' large mode: one
- * path per series instead of one element per point (about 0.1 ms each to build).
+ * path per series instead of one element per point, each of which takes time to build.
  */
 const LARGE = 500;
 
@@ -204,10 +204,10 @@ function kind(status) {
 /**
  * A scatter series of trials from `points` ([x, y, trial index] each). Its `trials` lists
  * the trial of each data item, for tooltips, clicks and counting marks. Drawn in one go
- * rather than progressively: a big series in large mode (one path) takes a few
- * milliseconds, while ECharts' default spreads it over dozens of frames. A chart of many
+ * rather than progressively: a big series in large mode (one path) is drawn at once,
+ * while ECharts' default spreads it over many frames. A chart of many
  * trials draws all its series in large mode, from a flat typed array of x, y pairs,
- * which ECharts reads several times faster than an array of arrays.
+ * which ECharts reads faster than an array of arrays.
  */
 function trialScatter({ id, name, points, color, large, symbol = "circle", size = 6, opacity = 0.8 }) {
   // ECharts 5.6 fails to paint an empty series in large mode.

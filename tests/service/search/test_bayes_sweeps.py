@@ -1,21 +1,15 @@
 """Bayesian search inside the service: a coarse-to-fine sweep with a bayes stage driven
-through the REST API, and the designer the store keeps between claims."""
+through the REST API. The designer kept between claims is ``test_policy``'s."""
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
 
-from hypersweep.service.db import Database
-from hypersweep.service.schemas import SweepSpec
 from hypersweep.service.search.bayes import N_STARTUP_TRIALS
-from hypersweep.service.store import Store
-from hypersweep.service.validation import check_spec
-from tests.conftest import sweep_doc
 from tests.service.api.test_sweeps import API, claim, submit
 
 SPACE = {
@@ -125,47 +119,6 @@ def test_a_bayes_stage_learns_from_the_stage_before(client: TestClient) -> None:
     low_lr_wins, high_lr_wins = run(1.0), run(-1.0)
     assert low_lr_wins["space"] == high_lr_wins["space"]
     assert low_lr_wins["params"]["lr"] < high_lr_wins["params"]["lr"]
-
-
-def _store_claim_loop(make_store: Callable[[], Store], sweep_id: int) -> list[dict[str, Any]]:
-    """Run a sweep to the end with claims of one, then one of three finished in reverse
-    order, then ones again; ``make_store`` gives the store each claim goes to."""
-    sizes = [1] * (N_STARTUP_TRIALS - 2) + [3] + [1] * 5
-    params: list[dict[str, Any]] = []
-    for size in sizes:
-        store = make_store()
-        batch = store.claim(worker_id="w", sweep_id=sweep_id, count=size)
-        assert len(batch) == size
-        for trial in reversed(batch):
-            value = loss(trial.params)
-            status = "diverged" if value is None else "completed"
-            store.finish(
-                trial_id=trial.id, lease_token=trial.lease_token, status=status, metrics={"val_loss": value or 1e6}
-            )
-            params.append(trial.params)
-    return params
-
-
-def test_a_restarted_service_continues_a_bayes_sweep_as_one_that_kept_running(database_url: str) -> None:
-    doc = sweep_doc(
-        space=SPACE,
-        objective={"metric": "val_loss", "mode": "min"},
-        search={"kind": "bayes", "sampler": "tpe", "seed": 9},
-        stages=[{"trials": N_STARTUP_TRIALS + 6, "epochs": 1}],
-    )
-    spec = SweepSpec.model_validate(doc)
-    db = Database(database_url)
-    try:
-        kept = Store(db, lease_seconds=30)
-        steady = kept.create_sweep(spec=spec, plan=check_spec(spec)).id
-        restarted = kept.create_sweep(spec=spec, plan=check_spec(spec)).id
-        # One store (one process) all along, against a new store before every claim.
-        steady_params = _store_claim_loop(lambda: kept, steady)
-        restarted_params = _store_claim_loop(lambda: Store(db, lease_seconds=30), restarted)
-        assert restarted_params == steady_params
-        assert kept.get_sweep(sweep_id=restarted).counts == kept.get_sweep(sweep_id=steady).counts
-    finally:
-        db.dispose()
 
 
 def test_one_claim_of_64_bayes_trials_gets_64_distinct_points(client: TestClient) -> None:

@@ -1,5 +1,6 @@
-"""Many workers claiming from one sweep at once: no trial is held twice, the budget is
-exact, and no grid point runs twice."""
+"""Claims (``service.claims``): the settings a claimed trial gets, and many workers
+claiming from one sweep at once: no trial is held twice, the budget is exact, no grid point
+runs twice, and claims that wait together are served together."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
+from hypersweep.service.claims import Claims, trial_settings
 from hypersweep.service.db import Database
 from hypersweep.service.errors import LeaseConflict
-from hypersweep.service.schemas import FinishedIn, SweepSpec
+from hypersweep.service.schemas import FinishedIn, SweepSpec, TrialOut
 from hypersweep.service.store import Store
 from hypersweep.service.validation import check_spec
+from hypersweep.trainer.config import TrainerConfig
 from tests.conftest import sweep_doc
 
 WORKERS = 16
@@ -45,12 +49,12 @@ def run_workers(body: Callable[[int], None], workers: int = WORKERS) -> None:
     assert not errors, errors[:3]
 
 
-def release_when_queued(store: Store, sweep_id: int, waiting: int, release: threading.Event) -> threading.Thread:
+def release_when_queued(claims: Claims, sweep_id: int, waiting: int, release: threading.Event) -> threading.Thread:
     """A thread that sets ``release`` once ``waiting`` claims queue in the sweep's line."""
 
     def watch() -> None:
         while not release.is_set():
-            line = store._lines.get(sweep_id)
+            line = claims._lines.get(sweep_id)
             if line is not None and len(line.waiting) >= waiting:
                 release.set()
             threading.Event().wait(0.005)
@@ -60,10 +64,64 @@ def release_when_queued(store: Store, sweep_id: int, waiting: int, release: thre
     return watcher
 
 
+def test_trial_settings_are_the_defaults_then_the_trainer_section_then_epochs_then_params() -> None:
+    settings = trial_settings({"hidden": 16, "epochs": 7, "lr": 0.5}, 3, {"lr": 0.01})
+    assert settings == {**TrainerConfig().as_dict(), "hidden": 16, "epochs": 3, "lr": 0.01}
+
+
+def test_a_fresh_trial_and_the_same_trial_requeued_are_claimed_with_the_same_settings(database_url: str) -> None:
+    db = Database(database_url)
+    store = Store(db, lease_seconds=60)
+    claims = Claims(store)
+    trainer = {"dataset": "spiral", "batch_size": 32, "hidden": 16, "epochs": 7}
+    space = {**sweep_doc()["space"], "batch_size": {"type": "int", "low": 8, "high": 256, "scale": "log"}}
+    sweep_id = create(store, space=space, trainer=trainer, stages=[{"trials": 2, "epochs": 3}])
+    try:
+        # Nothing queued or expired, a designer that does not learn: the common claim.
+        [fresh] = claims.claim(worker_id="w1", sweep_id=sweep_id)
+        store.release(trial_id=fresh.id, lease_token=fresh.lease_token)
+        # The released trial is queued again: this claim leases it instead of a new one.
+        [again] = claims.claim(worker_id="w2", sweep_id=sweep_id)
+        assert (again.id, again.attempt, again.params, again.worker_id) == (fresh.id, 2, fresh.params, "w2")
+        assert again.trainer == fresh.trainer
+        assert fresh.trainer == {**TrainerConfig().as_dict(), **trainer, "epochs": 3, **fresh.params}
+        assert fresh.trainer["batch_size"] == fresh.params["batch_size"]
+    finally:
+        db.dispose()
+
+
+def test_the_common_claim_runs_four_statements_after_the_sweeps_lock(database_url: str) -> None:
+    db = Database(database_url)
+    store = Store(db, lease_seconds=60)
+    claims = Claims(store)
+    sweep_id = create(store, stages=[{"trials": 40, "epochs": 1}], parallelism=10)
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    try:
+        claims.claim(worker_id="w", sweep_id=sweep_id)  # reads what a process keeps: the plan, the trainer
+        event.listen(db.engine, "before_cursor_execute", seen)
+        claimed = claims.claim(worker_id="w", sweep_id=sweep_id, count=3)
+        event.remove(db.engine, "before_cursor_execute", seen)
+        assert len(claimed) == 3
+        lock = next(i for i, sql in enumerate(statements) if sql.startswith("SELECT sweeps.id"))
+        # Count the active trials, take budget, insert the trials, count them on the sweep.
+        # (SQLite's driver inserts row by row what PostgreSQL's takes in one statement: the
+        # repeats of one statement are one execution of it.)
+        after = [sql for i, sql in enumerate(statements) if i > lock and sql != statements[i - 1]]
+        assert [sql.split()[0] for sql in after] == ["SELECT", "UPDATE", "INSERT", "UPDATE"], after
+        assert "stages" in after[1] and "trials" in after[2] and "sweeps" in after[3]
+    finally:
+        db.dispose()
+
+
 @pytest.mark.parametrize("carried", [False, True], ids=["finish", "carried-by-claim"])
 def test_sixteen_workers_hold_each_trial_once_and_the_budget_is_exact(database_url: str, carried: bool) -> None:
     db = Database(database_url)
     store = Store(db, lease_seconds=60)
+    claims = Claims(store)
     sweep_id = create(
         store,
         search={"kind": "grid", "grid_points": 8},
@@ -84,15 +142,15 @@ def test_sixteen_workers_hold_each_trial_once_and_the_budget_is_exact(database_u
         while idle < 50:
             count = random.choice([1, 2, 3])
             if ended:
-                outcomes, claimed = store.finish_and_claim(
+                outcomes, claimed = claims.finish_and_claim(
                     results=ended, worker_id=name, sweep_id=sweep_id, count=count
                 )
-                assert [o.code for o in outcomes] == [200] * len(ended)
+                assert [type(o) for o in outcomes] == [TrialOut] * len(ended)
                 with lock:
                     finished.update(e.trial_id for e in ended)
                 ended = []
             else:
-                claimed = store.claim(worker_id=name, sweep_id=sweep_id, count=count)
+                claimed = claims.claim(worker_id=name, sweep_id=sweep_id, count=count)
             if not claimed:
                 if store.get_sweep(sweep_id=sweep_id).status == "completed":
                     return
@@ -137,6 +195,7 @@ def test_sixteen_workers_hold_each_trial_once_and_the_budget_is_exact(database_u
 def test_workers_that_vanish_are_covered_by_the_lease(database_url: str) -> None:
     db = Database(database_url)
     store = Store(db, lease_seconds=0.4)
+    claims = Claims(store)
     sweep_id = create(store, stages=[{"trials": 40, "epochs": 1}], parallelism=40, max_attempts=50)
     completed: Counter[int] = Counter()
     stale = 0
@@ -147,7 +206,7 @@ def test_workers_that_vanish_are_covered_by_the_lease(database_url: str) -> None
         rng = random.Random(index)
         idle = 0
         while idle < 400:
-            claimed = store.claim(worker_id=f"w{index}", sweep_id=sweep_id)
+            claimed = claims.claim(worker_id=f"w{index}", sweep_id=sweep_id)
             if not claimed:
                 if store.get_sweep(sweep_id=sweep_id).status == "completed":
                     return
@@ -184,10 +243,11 @@ def test_workers_that_vanish_are_covered_by_the_lease(database_url: str) -> None
 def test_claims_that_wait_together_are_served_together_each_with_its_own_trials(database_url: str) -> None:
     db = Database(database_url)
     store = Store(db, lease_seconds=60)
+    claims = Claims(store)
     sweep_id = create(store, stages=[{"trials": 40, "epochs": 1}], parallelism=10)
     workers = 8
     batches: list[int] = []
-    serve = store._claim_batch
+    serve = claims._claim_batch
     release = threading.Event()
 
     def held_first_batch(sweep: int, asks: Any) -> Any:
@@ -197,17 +257,17 @@ def test_claims_that_wait_together_are_served_together_each_with_its_own_trials(
         batches.append(len(asks))
         return serve(sweep, asks)
 
-    store._claim_batch = held_first_batch  # type: ignore[method-assign]
+    claims._claim_batch = held_first_batch  # type: ignore[method-assign]
     got: dict[str, list[int]] = {}
     lock = threading.Lock()
 
     def worker(index: int) -> None:
-        claimed = store.claim(worker_id=f"w{index}", sweep_id=sweep_id, count=2)
+        claimed = claims.claim(worker_id=f"w{index}", sweep_id=sweep_id, count=2)
         with lock:
             got[f"w{index}"] = [t.id for t in claimed]
             assert all(t.worker_id == f"w{index}" for t in claimed)
 
-    watcher = release_when_queued(store, sweep_id, workers - 1, release)
+    watcher = release_when_queued(claims, sweep_id, workers - 1, release)
     try:
         run_workers(worker, workers=workers)
         watcher.join()
@@ -228,10 +288,11 @@ def test_claims_that_wait_together_are_served_together_each_with_its_own_trials(
 def test_a_claim_that_fails_fails_every_claim_of_its_batch_and_frees_the_line(database_url: str) -> None:
     db = Database(database_url)
     store = Store(db, lease_seconds=60)
+    claims = Claims(store)
     sweep_id = create(store, stages=[{"trials": 40, "epochs": 1}], parallelism=40)
     workers = 8
     batches: list[int] = []
-    serve = store._claim_batch
+    serve = claims._claim_batch
     release = threading.Event()
 
     def second_batch_fails(sweep: int, asks: Any) -> Any:
@@ -242,14 +303,14 @@ def test_a_claim_that_fails_fails_every_claim_of_its_batch_and_frees_the_line(da
             raise RuntimeError("the database went away")
         return serve(sweep, asks)
 
-    store._claim_batch = second_batch_fails  # type: ignore[method-assign]
+    claims._claim_batch = second_batch_fails  # type: ignore[method-assign]
     failed: list[str] = []
     served: dict[str, int] = {}
     lock = threading.Lock()
 
     def worker(index: int) -> None:
         try:
-            claimed = store.claim(worker_id=f"w{index}", sweep_id=sweep_id)
+            claimed = claims.claim(worker_id=f"w{index}", sweep_id=sweep_id)
         except RuntimeError:
             with lock:
                 failed.append(f"w{index}")
@@ -257,7 +318,7 @@ def test_a_claim_that_fails_fails_every_claim_of_its_batch_and_frees_the_line(da
             with lock:
                 served[f"w{index}"] = len(claimed)
 
-    watcher = release_when_queued(store, sweep_id, workers - 1, release)
+    watcher = release_when_queued(claims, sweep_id, workers - 1, release)
     try:
         run_workers(worker, workers=workers)
         watcher.join()
@@ -266,7 +327,7 @@ def test_a_claim_that_fails_fails_every_claim_of_its_batch_and_frees_the_line(da
         assert len(failed) == workers - 1
         assert list(served.values()) == [1]
         # The line is free again: the next claim of the sweep leads and goes through.
-        assert len(store.claim(worker_id="w", sweep_id=sweep_id)) == 1
+        assert len(claims.claim(worker_id="w", sweep_id=sweep_id)) == 1
         assert batches == [1, workers - 1, 1]
         assert store.get_sweep(sweep_id=sweep_id).counts == {"running": 2}
     finally:
@@ -279,26 +340,27 @@ def test_a_finish_that_commits_while_a_carried_one_runs_still_ends_the_stage(dat
         db.dispose()
         pytest.skip("SQLite runs one writing transaction at a time: the two finishes cannot overlap")
     store = Store(db, lease_seconds=60)
+    claims = Claims(store)
     sweep_id = create(store, stages=[{"trials": 2, "epochs": 1}], parallelism=2)
-    first, second = store.claim(worker_id="w", sweep_id=sweep_id, count=2)
-    claim_fresh = store._claim_fresh
+    first, second = claims.claim(worker_id="w", sweep_id=sweep_id, count=2)
+    serve = claims._serve
     counted = threading.Event()
     go_on = threading.Event()
 
     def held_before_commit(*args: Any) -> Any:
         # The carried finish has seen the other trial still running; hold its transaction
         # open while that trial's own finish commits.
-        served = claim_fresh(*args)
+        served = serve(*args)
         counted.set()
         go_on.wait(timeout=30)
         return served
 
-    store._claim_fresh = held_before_commit  # type: ignore[method-assign]
+    claims._serve = held_before_commit  # type: ignore[method-assign]
     answers: list[Any] = []
     result = {"lease_token": first.lease_token, "status": "completed", "metrics": {"val_accuracy": 0.5}}
     carried = FinishedIn.model_validate({"trial_id": first.id, **result})
     thread = threading.Thread(
-        target=lambda: answers.append(store.finish_and_claim(results=[carried], worker_id="w", sweep_id=sweep_id))
+        target=lambda: answers.append(claims.finish_and_claim(results=[carried], worker_id="w", sweep_id=sweep_id))
     )
     thread.start()
     try:
@@ -311,7 +373,7 @@ def test_a_finish_that_commits_while_a_carried_one_runs_still_ends_the_stage(dat
         go_on.set()
         thread.join(timeout=30)
         [(outcomes, trials)] = answers
-        assert [o.code for o in outcomes] == [200] and trials == []
+        assert [type(o) for o in outcomes] == [TrialOut] and trials == []
         sweep = store.get_sweep(sweep_id=sweep_id)
         assert sweep.status == "completed"
         assert sweep.counts == {"completed": 2}

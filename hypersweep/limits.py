@@ -1,0 +1,23 @@
+"""Limits of the worker protocol, shared by the server and the worker.
+
+The server refuses a request past one of these (422); the worker keeps its requests inside
+them. Defined once here so the two sides cannot disagree. This module imports nothing, so
+the worker's command line can read it without loading the server or torch.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_LEASE_SECONDS", "MAX_CLAIM", "MAX_ID", "MAX_POINTS"]
+
+#: The most trials one claim may ask for, and the most results it may carry; also the
+#: largest number of trials a worker fuses into one batched model.
+MAX_CLAIM = 64
+#: The most curve points one request may carry.
+MAX_POINTS = 1000
+#: The largest id (and offset) a request may carry: ids are 32-bit integers on PostgreSQL,
+#: and a larger number in a query fails there instead of matching nothing.
+MAX_ID = 2**31 - 1
+#: How long a claim or a heartbeat keeps a trial, in seconds, unless the server is
+#: configured otherwise (``HYPERSWEEP_LEASE_SECONDS``); a worker that cannot read the
+#: lease's end from an answer assumes this.
+DEFAULT_LEASE_SECONDS = 60.0

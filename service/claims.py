@@ -1,0 +1,315 @@
+"""Claims: the one claim algorithm, and the line that coalesces a sweep's claims.
+
+A claim gives a worker up to ``count`` trials of a sweep, leased to it: ``running``, with
+a fresh ``lease_token``, until ``lease_expires_at``. Claims of one sweep that arrive while
+another of its claims runs wait in the sweep's line, in this process, and the next claim
+transaction serves all of them in the order they came (:meth:`Claims._claim_from`): under
+many workers the sweep's lock is taken once per batch of claims, not once per claim.
+
+The claim transaction (:meth:`Claims._claim_batch`) locks the sweep's row first, then
+trial rows, as every transaction that creates or starts trials does (see ``store``); it
+finishes the results the claims carry, then serves them (:meth:`Claims._serve`):
+
+1. count the sweep's running, queued and expired trials;
+2. re-queue (or fail) the expired ones, and count again;
+3. share the free slots (``parallelism`` minus running) among the claims, in order;
+4. lease queued trials first, in ``number`` order;
+5. take budget from the current stage for the other slots, ask the search policy for that
+   many params and insert them as leased trials; when the stage has handed out all of its
+   budget and none of it is active, start the next stage and take from that;
+6. count the new trials on the sweep, and give each trial its settings (:func:`trial_settings`).
+
+Usually nothing is queued or expired, the stage's designer does not learn and the stage
+has budget for every slot: then steps 2 and 4 are skipped and the claim, however many
+workers its batch serves, runs four statements after the lock: one count, one budget
+update, one insert and one update of the sweep, all built once in ``queries``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, select
+
+from hypersweep.service import queries as q
+from hypersweep.service.models import Sweep, utcnow
+from hypersweep.service.schemas import ClaimedTrial, FinishedIn
+from hypersweep.service.statuses import SweepStatus, TrialStatus
+from hypersweep.service.store import Ended, Ending, Store
+from hypersweep.trainer.config import TrainerConfig
+
+__all__ = ["LINES_KEPT", "Claims", "trial_settings"]
+
+logger = logging.getLogger(__name__)
+
+#: Sweeps whose claim lines are kept; past this, idle lines are dropped.
+LINES_KEPT = 1024
+_TRAINER_DEFAULTS = TrainerConfig().as_dict()
+
+
+def trial_settings(trainer: Mapping[str, Any], epochs: int, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's resolved settings: the built-in trainer's defaults, then the sweep's
+    ``trainer`` section, then ``epochs`` from its stage, then its params (a param wins
+    over a setting of the same name)."""
+    return {**_TRAINER_DEFAULTS, **trainer, "epochs": epochs, **params}
+
+
+@dataclass(eq=False)
+class _Ask:
+    """One claim waiting in its sweep's line: what it asks for, then what it got."""
+
+    worker_id: str
+    count: int
+    #: Results the claim carries, finished in the same transaction before it is served.
+    endings: Sequence[Ending] = ()
+    done: threading.Event = field(default_factory=threading.Event)
+    #: Set when this claim is to serve the line's next batch instead of being served.
+    lead: bool = False
+    trials: list[ClaimedTrial] = field(default_factory=list)
+    #: Per ending, the trial as it ended or why it could not.
+    ended: list[Ended] = field(default_factory=list)
+    error: BaseException | None = None
+
+    def outcome(self) -> _Ask:
+        if self.error is not None:
+            raise self.error
+        return self
+
+
+@dataclass(eq=False)
+class _ClaimLine:
+    """The claims of one sweep waiting for a transaction. ``busy`` while a claim serves
+    the line; the others wait for it, or for their turn to lead."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    waiting: list[_Ask] = field(default_factory=list)
+    busy: bool = False
+
+
+class Claims:
+    """The claims of one process, on ``store``: its database, lease length and search
+    policy. Errors: :class:`~hypersweep.service.errors.NotFound` for a sweep that does not
+    exist; a claim that fails for any other reason fails every claim of its batch."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._trainers: dict[int, dict[str, Any]] = {}
+        self._lines: dict[int, _ClaimLine] = {}
+        self._lines_lock = threading.Lock()
+
+    def claim(self, *, worker_id: str, sweep_id: int | None = None, count: int = 1) -> list[ClaimedTrial]:
+        """Give ``worker_id`` up to ``count`` trials, from one sweep or from any running
+        sweep (oldest first). Re-queued trials go out before new ones are generated."""
+        candidates = [sweep_id] if sweep_id is not None else self.store.running_sweep_ids()
+        claimed: list[ClaimedTrial] = []
+        for candidate in candidates:
+            claimed += self._claim_from(candidate, worker_id, count - len(claimed)).trials
+            if len(claimed) >= count:
+                break
+        return claimed
+
+    def finish_and_claim(
+        self, *, results: Sequence[FinishedIn], worker_id: str, sweep_id: int | None = None, count: int = 1
+    ) -> tuple[list[Ended], list[ClaimedTrial]]:
+        """``Store.finish_many`` then :meth:`claim`: per result, the trial as it ended or
+        why it could not; and the trials claimed. With a ``sweep_id`` both happen in the
+        claim's transaction (the claims of the sweep waiting together share it, results
+        and all)."""
+        if sweep_id is None:
+            return self.store.finish_many(results=results), self.claim(worker_id=worker_id, count=count)
+        ask = self._claim_from(sweep_id, worker_id, count, [Ending.of(result) for result in results])
+        return ask.ended, ask.trials
+
+    def _claim_from(self, sweep_id: int, worker_id: str, count: int, endings: Sequence[Ending] = ()) -> _Ask:
+        """Claim from one sweep, after finishing ``endings``, through the sweep's line."""
+        with self._lines_lock:
+            line = self._lines.get(sweep_id)
+            if line is None:
+                if len(self._lines) >= LINES_KEPT:
+                    self._lines = {k: v for k, v in self._lines.items() if v.busy}
+                line = self._lines[sweep_id] = _ClaimLine()
+        ask = _Ask(worker_id, count, endings)
+        with line.lock:
+            line.waiting.append(ask)
+            follow = line.busy
+            line.busy = True
+        if follow:
+            ask.done.wait()
+            if not ask.lead:
+                return ask.outcome()
+        # This claim leads: serve every claim waiting now, then hand the line on.
+        with line.lock:
+            batch, line.waiting = line.waiting, []
+        try:
+            served = self._claim_batch(sweep_id, batch)
+        except BaseException as exc:  # every claim of the batch shares its fate
+            for waiting in batch:
+                waiting.error = exc
+        else:
+            for waiting, trials in zip(batch, served, strict=True):
+                waiting.trials = trials
+        for waiting in batch:
+            if waiting is not ask:
+                waiting.done.set()
+        with line.lock:
+            if line.waiting:
+                line.waiting[0].lead = True
+                line.waiting[0].done.set()
+            else:
+                line.busy = False
+        return ask.outcome()
+
+    def _claim_batch(self, sweep_id: int, asks: Sequence[_Ask]) -> list[list[ClaimedTrial]]:
+        """Serve ``asks`` in one transaction, in order: first the results they carry (each
+        ask's ``ended``), then the claims, each up to its ``count``. A stage of this sweep
+        that the results end is moved on by the claim itself, or after the commit when the
+        claim hands out nothing; other sweeps' after the commit."""
+        now = utcnow()
+        stages_may_end: set[int] = set()
+        with self.store.db.transaction() as conn:
+            # The sweep's lock before any trial's, the order every claim, cancel and lease
+            # expiry takes them in: two transactions never wait on each other.
+            sweep = self.store.lock_sweep(conn, sweep_id)
+            for ask in asks:
+                if ask.endings:
+                    ask.ended, ending = self.store.finish_in(conn, ask.endings, now)
+                    stages_may_end |= ending
+            served = self._serve(conn, sweep, asks, now)
+        if any(served):
+            # This sweep has trials running again: its stage is not done.
+            stages_may_end.discard(sweep_id)
+        for ended in sorted(stages_may_end):
+            # After the commit, as a plain finish does: a finish that committed while this
+            # transaction ran saw these trials still running, and left the stage to us.
+            try:
+                self.store.advance_after(ended, now)
+            except Exception:
+                # The results and leases are committed; the sweep's next claim moves it on.
+                logger.exception("sweep %s: could not advance after finishing trials", ended)
+        return served
+
+    def _serve(
+        self, conn: Connection, sweep: Row[*tuple[Any, ...]], asks: Sequence[_Ask], now: datetime
+    ) -> list[list[ClaimedTrial]]:
+        """The claim algorithm (steps 1 to 6 of the module's docstring) on ``sweep``, the
+        row the caller locked: per ask, in order, the trials it gets."""
+        served: list[list[ClaimedTrial]] = [[] for _ in asks]
+        if sweep.status != SweepStatus.running:
+            return served
+        sweep_id = sweep.id
+        counting = {"b_sweep_id": sweep_id, "b_now": now}
+        running, queued, expired = conn.execute(q.ACTIVE_COUNTS, counting).one()
+        if expired:
+            self.store.expire_in(conn, sweep_id, max_attempts=sweep.max_attempts, now=now)
+            running, queued, _ = conn.execute(q.ACTIVE_COUNTS, counting).one()
+        # Free slots go to the asks in order: slot i is ``asks[holders[i]]``'s.
+        holders: list[int] = []
+        free = sweep.parallelism - running
+        for position, ask in enumerate(asks):
+            holders += [position] * max(0, min(ask.count, free - len(holders)))
+        if not holders:
+            return served
+        trials = self.store.trials_in(conn)
+        stage = sweep.current_stage
+        plan = self.store.policy.plan(trials, sweep_id, stage, minimize=sweep.minimize)
+        epochs = {stage: plan.epochs}
+        expires = now + self.store.lease
+        leased: list[dict[str, Any]] = []  # the rows of the trials handed out, slot by slot
+        if queued:
+            # Queued trials belong to the current stage: a stage starts only once the one
+            # before has none queued or running.
+            picking = {"b_sweep_id": sweep_id, "b_slots": len(holders)}
+            picked = [dict(row._mapping) for row in conn.execute(q.QUEUED_TRIALS, picking)]
+            for row in picked:
+                leased.append(_lease(row, asks[holders[len(leased)]].worker_id, expires, now))
+            if picked:
+                conn.execute(q.UPDATE_TRIAL, [{"b_trial_id": row["id"], **_leased_columns(row)} for row in picked])
+        fresh: list[dict[str, Any]] = []
+        while len(leased) < len(holders):
+            first, taken = _take_budget(conn, sweep_id, stage, len(holders) - len(leased))
+            if taken:
+                for index, params in enumerate(self.store.policy.suggest(trials, plan, first, taken)):
+                    row = {
+                        "sweep_id": sweep_id,
+                        "stage": stage,
+                        "stage_index": first + index,
+                        "number": sweep.trials_created + len(fresh),
+                        "params": params,
+                        "attempt": 1,
+                        "metrics": {},
+                        "created_at": now,
+                    }
+                    fresh.append(row)
+                    leased.append(_lease(row, asks[holders[len(leased)]].worker_id, expires, now))
+            # Every slot is filled, or the stage has handed out all of its budget: while some
+            # of it is active there is nothing more to give (the next stage starts once those
+            # trials end); otherwise it ends here, and the next one, if any, gives the rest.
+            if len(leased) == len(holders) or running or leased:
+                break
+            if not self.store.advance_in(conn, sweep_id, now):
+                break
+            stage += 1
+            plan = self.store.policy.plan(trials, sweep_id, stage, minimize=sweep.minimize)
+            epochs[stage] = plan.epochs
+        if fresh:
+            ids = conn.execute(q.INSERT_TRIALS, fresh).scalars().all()
+            conn.execute(q.BUMP_TRIALS_CREATED, {"b_sweep_id": sweep_id, "b_slots": len(fresh)})
+            for row, trial_id in zip(fresh, ids, strict=True):
+                row.update(id=trial_id, value=None, finished_at=None, error=None)
+        trainer = self._trainer(conn, sweep_id)
+        for position, row in zip(holders, leased, strict=False):
+            settings = trial_settings(trainer, epochs[row["stage"]], row["params"])
+            served[position].append(ClaimedTrial(**row, trainer=settings))
+        return served
+
+    def _trainer(self, conn: Connection, sweep_id: int) -> dict[str, Any]:
+        """The sweep's ``trainer`` section; it never changes, so it is read once per process."""
+        trainer = self._trainers.get(sweep_id)
+        if trainer is None:
+            spec = conn.scalar(select(Sweep.spec).where(Sweep.id == sweep_id))
+            assert spec is not None
+            trainer = self._trainers[sweep_id] = dict(spec.get("trainer", {}))
+        return trainer
+
+
+def _take_budget(conn: Connection, sweep_id: int, stage: int, wanted: int) -> tuple[int, int]:
+    """Take up to ``wanted`` trials of the stage's budget: the index in the stage of the
+    first, and how many. The sweep's lock, which the caller holds, keeps the budget as
+    read between the statements."""
+    generated = conn.execute(
+        q.TAKE_BUDGET, {"b_sweep_id": sweep_id, "b_stage": stage, "b_slots": wanted}
+    ).scalar_one_or_none()
+    if generated is not None:
+        return generated - wanted, wanted
+    budget = conn.execute(q.STAGE_BUDGET, {"b_sweep_id": sweep_id, "b_stage": stage}).one()
+    left = budget.trials - budget.generated
+    if left <= 0:
+        return budget.generated, 0
+    conn.execute(q.TAKE_BUDGET, {"b_sweep_id": sweep_id, "b_stage": stage, "b_slots": left})
+    return budget.generated, left
+
+
+_LEASE_COLUMNS = ("status", "worker_id", "lease_token", "lease_expires_at", "started_at")
+
+
+def _lease(row: dict[str, Any], worker_id: str, expires: datetime, now: datetime) -> dict[str, Any]:
+    """``row``, a trial's, leased to ``worker_id`` until ``expires``: running from ``now``
+    with a new token."""
+    row.update(
+        status=TrialStatus.running,
+        worker_id=worker_id,
+        lease_token=secrets.token_urlsafe(24),
+        lease_expires_at=expires,
+        started_at=now,
+    )
+    return row
+
+
+def _leased_columns(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: row[name] for name in _LEASE_COLUMNS}

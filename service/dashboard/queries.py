@@ -1,0 +1,138 @@
+"""The dashboard's read-only aggregates: a sweep's trials as columns, and a few curves.
+
+Each function is one read transaction on ``db`` and raises ``NotFound`` for a sweep that
+does not exist. They read only the columns the page draws (never whole curves or metrics
+for ``sweep_points``), and decode the JSON in them in one call per column.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Text, cast, func, select
+
+from hypersweep.limits import MAX_ID
+from hypersweep.service.dashboard.schemas import SweepCurves, SweepPoints, TrialCurve
+from hypersweep.service.db import Database
+from hypersweep.service.errors import NotFound
+from hypersweep.service.models import CurvePoint, Sweep, Trial
+
+__all__ = ["sweep_curves", "sweep_points"]
+
+
+def sweep_points(*, db: Database, sweep_id: int) -> SweepPoints:
+    """Every trial of the sweep as columns, in ``number`` order, for the dashboard's plots
+    and table."""
+    with db.read() as s:
+        spec = s.scalar(select(Sweep.spec).where(Sweep.id == sweep_id))
+        if spec is None:
+            raise NotFound("sweep", sweep_id)
+        seconds: ColumnElement[Any]
+        if s.bind is not None and s.bind.dialect.name == "postgresql":
+            seconds = func.extract("epoch", Trial.finished_at - Trial.started_at)
+        else:
+            seconds = (func.julianday(Trial.finished_at) - func.julianday(Trial.started_at)) * 86400.0
+        rows = (
+            s.connection()
+            .execute(
+                select(
+                    Trial.id,
+                    Trial.number,
+                    Trial.stage,
+                    Trial.status,
+                    Trial.value,
+                    Trial.attempt,
+                    cast(Trial.params, Text),
+                    cast(Trial.metrics["epochs_run"], Text),
+                    seconds,
+                )
+                .where(Trial.sweep_id == sweep_id)
+                .order_by(Trial.number)
+            )
+            .all()
+        )
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 9
+    names = list(spec.get("space", {}))
+    params = _json_many(columns[6])
+    epochs = _json_many(columns[7])
+    return SweepPoints(
+        sweep_id=sweep_id,
+        id=list(columns[0]),
+        number=list(columns[1]),
+        stage=list(columns[2]),
+        status=list(columns[3]),
+        value=list(columns[4]),
+        attempt=list(columns[5]),
+        epochs_run=[int(e) if _is_number(e) and math.isfinite(e) else None for e in epochs],
+        seconds=[None if t is None else float(t) for t in columns[8]],
+        params={name: [p.get(name) for p in params] for name in names},
+    )
+
+
+def sweep_curves(*, db: Database, sweep_id: int, trial_ids: Sequence[int]) -> SweepCurves:
+    """The curves of the trials ``trial_ids`` that belong to the sweep, in the order
+    asked; ids of other sweeps' trials, or of none, are left out. Every numeric metric
+    becomes a column; a step without it, or with a non-finite value, has null there."""
+    # An id past MAX_ID names no trial, and PostgreSQL would refuse it in the query.
+    wanted = [trial_id for trial_id in dict.fromkeys(trial_ids) if 0 <= trial_id <= MAX_ID]
+    with db.read() as s:
+        if s.scalar(select(Sweep.id).where(Sweep.id == sweep_id)) is None:
+            raise NotFound("sweep", sweep_id)
+        if not wanted:
+            return SweepCurves(sweep_id=sweep_id, trials=[])
+        found = {
+            row.id: row
+            for row in s.execute(
+                select(Trial.id, Trial.number, Trial.stage, Trial.status, Trial.metrics).where(
+                    Trial.sweep_id == sweep_id, Trial.id.in_(wanted)
+                )
+            )
+        }
+        steps: dict[int, list[tuple[int, dict[str, Any]]]] = {trial_id: [] for trial_id in found}
+        if found:
+            for trial_id, step, metrics in s.execute(
+                select(CurvePoint.trial_id, CurvePoint.step, CurvePoint.metrics)
+                .where(CurvePoint.trial_id.in_(list(found)))
+                .order_by(CurvePoint.trial_id, CurvePoint.step)
+            ):
+                steps[trial_id].append((step, metrics))
+    curves = []
+    for trial_id in wanted:
+        if trial_id not in found:
+            continue
+        row, points = found[trial_id], steps[trial_id]
+        columns: dict[str, list[float | None]] = {}
+        for i, (_, metrics) in enumerate(points):
+            for name, value in metrics.items():
+                if _is_number(value):
+                    columns.setdefault(name, [None] * len(points))[i] = _finite(value)
+        final = {name: _finite(value) for name, value in row.metrics.items() if _is_number(value)}
+        curves.append(
+            TrialCurve(
+                id=row.id,
+                number=row.number,
+                stage=row.stage,
+                status=row.status,
+                step=[step for step, _ in points],
+                metrics=columns,
+                final=final,
+            )
+        )
+    return SweepCurves(sweep_id=sweep_id, trials=curves)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _json_many(texts: Iterable[str | None]) -> list[Any]:
+    """Decode many JSON texts (SQL NULL as None) in one call to the decoder rather than one
+    call each."""
+    return list(json.loads("[" + ",".join("null" if t is None else t for t in texts) + "]"))

@@ -1,0 +1,35 @@
+"""The statuses of sweeps and trials, and which of a trial's are final.
+
+Plain enumerations, apart from the tables (``models``), so that code which only reasons
+about statuses, the search policy among it, imports no database machinery.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["ACTIVE", "FINISHED", "SweepStatus", "TrialStatus"]
+
+
+class SweepStatus(enum.StrEnum):
+    running = "running"
+    completed = "completed"
+    cancelled = "cancelled"
+
+
+class TrialStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    diverged = "diverged"
+    pruned = "pruned"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+#: Statuses of a trial that has not ended yet.
+ACTIVE = (TrialStatus.queued, TrialStatus.running)
+#: Statuses a trial never leaves.
+FINISHED: frozenset[TrialStatus] = frozenset(
+    {TrialStatus.completed, TrialStatus.diverged, TrialStatus.pruned, TrialStatus.failed, TrialStatus.cancelled}
+)

@@ -1,0 +1,233 @@
+"""What happens to a leased trial, inside a transaction its caller holds: the holder's
+checks, its curve points, its end, and a lease given back or run out.
+
+A ``running`` trial belongs to the holder of its ``lease_token`` until the lease expires;
+only that holder may report, heartbeat or finish it (:func:`check_held`). Each function
+locks the rows of the trials it changes; the caller holds the sweep's lock where a
+function says so.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, select
+
+from hypersweep.service import queries as q
+from hypersweep.service.errors import LeaseConflict, NotFound
+from hypersweep.service.models import CurvePoint, Trial
+from hypersweep.service.schemas import FinishedIn, TrialOut
+from hypersweep.service.statuses import FINISHED, TrialStatus
+
+__all__ = [
+    "Ended",
+    "Ending",
+    "check_held",
+    "expire",
+    "finish",
+    "held",
+    "objective_value",
+    "record",
+    "requeue",
+]
+
+#: What happened to one ending: the trial as it ended, or why it could not.
+Ended = TrialOut | NotFound | LeaseConflict
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a worker says one of its trials ended: a finish."""
+
+    trial_id: int
+    lease_token: str
+    status: str
+    metrics: dict[str, Any]
+    error: str | None
+    points: Sequence[tuple[int, dict[str, Any]]]
+
+    @classmethod
+    def of(cls, result: FinishedIn) -> Ending:
+        points = [(point.step, point.metrics) for point in result.points]
+        return cls(result.trial_id, result.lease_token, result.status, result.metrics, result.error, points)
+
+
+def objective_value(metrics: dict[str, Any], metric: str) -> float | None:
+    """The value of ``metric`` in ``metrics`` when it is a finite number, else ``None``."""
+    value = metrics.get(metric)
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def check_held(
+    trial_id: int, status: str, token: str | None, expires: datetime | None, lease_token: str, now: datetime
+) -> None:
+    """A trial is held with ``lease_token`` when that is its current token and it is running
+    with an unexpired lease, or was cancelled while it ran. Anything else is a
+    ``LeaseConflict``."""
+    _check_token(trial_id, token, lease_token)
+    if status == TrialStatus.cancelled:
+        return
+    if status != TrialStatus.running:
+        raise LeaseConflict(f"trial {trial_id} is {status}; its lease has ended")
+    _check_lease(trial_id, expires, now)
+
+
+def held(conn: Connection, trial_id: int, lease_token: str, now: datetime) -> Row[Any]:
+    """What a report or heartbeat needs of the trial (its status and metrics), locked
+    and checked to be held with ``lease_token``, in one statement."""
+    row = conn.execute(q.HELD_TRIAL, {"b_trial_id": trial_id}).one_or_none()
+    if row is None:
+        raise NotFound("trial", trial_id)
+    check_held(trial_id, row.status, row.lease_token, row.lease_expires_at, lease_token, now)
+    return row
+
+
+def record(
+    conn: Connection,
+    trial_id: int,
+    latest: dict[str, Any],
+    points: Sequence[tuple[int, dict[str, Any]]],
+    now: datetime,
+) -> dict[str, Any]:
+    """Upsert curve points of the trial (the last point of a step wins); returns its
+    metrics ``latest`` updated with each point's values in order."""
+    if not points:
+        return latest
+    by_step = {step: metrics for step, metrics in points}
+    conn.execute(
+        q.upsert_points(conn.dialect.name),
+        [{"trial_id": trial_id, "step": step, "metrics": m, "created_at": now} for step, m in by_step.items()],
+    )
+    return _merged(latest, points)
+
+
+def finish(
+    conn: Connection, endings: Sequence[Ending], now: datetime, *, objective: Callable[[int], str]
+) -> tuple[list[Ended], set[int]]:
+    """End trials, in a fixed number of statements however many (read and lock them,
+    record their curve points, update them). Returns, per ending in order, the trial as
+    it ends or why it cannot (a later ending of the same trial sees the earlier one); and
+    the sweeps whose current stage may have ended with them (its budget was handed out and
+    an active trial ended). ``objective`` gives a sweep's objective metric."""
+    ids = sorted({ending.trial_id for ending in endings})
+    rows = {row.id: dict(row._mapping) for row in conn.execute(q.TRIALS_TO_FINISH, {"b_trial_ids": ids})}
+    outs: list[Ended] = []
+    updates: dict[int, dict[str, Any]] = {}
+    new_points: dict[tuple[int, int], dict[str, Any]] = {}
+    stages_may_end: set[int] = set()
+    for ending in endings:
+        trial_id = ending.trial_id
+        row = rows.get(trial_id)
+        if row is None:
+            outs.append(NotFound("trial", trial_id))
+            continue
+        try:
+            _check_token(trial_id, row["lease_token"], ending.lease_token)
+            if row["status"] in FINISHED and row["status"] != TrialStatus.cancelled:
+                outs.append(TrialOut.model_validate(row))
+                continue
+            cancelled = row["status"] == TrialStatus.cancelled
+            values: dict[str, Any] = {}
+            latest = row["metrics"]
+            if not cancelled:
+                _check_lease(trial_id, row["lease_expires_at"], now)
+                values = {"status": ending.status, "error": ending.error, "finished_at": now}
+                values["lease_expires_at"] = None
+                for step, point in ending.points:
+                    new_points[trial_id, step] = point
+                latest = _merged(latest, ending.points)
+        except LeaseConflict as exc:
+            outs.append(exc)
+            continue
+        values["metrics"] = {**latest, **ending.metrics}
+        values["value"] = objective_value(values["metrics"], objective(row["sweep_id"]))
+        row.update(values)
+        updates[trial_id] = {**updates.get(trial_id, {}), **values}
+        outs.append(TrialOut.model_validate(row))
+        if row["budget_used"] and not cancelled:
+            stages_may_end.add(row["sweep_id"])
+    if new_points:
+        conn.execute(
+            q.upsert_points(conn.dialect.name),
+            [{"trial_id": t, "step": step, "metrics": m, "created_at": now} for (t, step), m in new_points.items()],
+        )
+    # One UPDATE statement per shape of change (a cancelled trial's sets fewer columns).
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for trial_id, values in updates.items():
+        shapes.setdefault(tuple(sorted(values)), []).append({"b_trial_id": trial_id, **values})
+    for params in shapes.values():
+        conn.execute(q.UPDATE_TRIAL, params)
+    return outs, stages_may_end
+
+
+def requeue(conn: Connection, trials: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
+    """Queue the trials ``(id, attempt)`` again, each with ``attempt + 1``, no holder and
+    its curve cleared; returns the values each trial was given."""
+    if not trials:
+        return []
+    values: list[dict[str, Any]] = [
+        {
+            "status": TrialStatus.queued,
+            "attempt": attempt + 1,
+            "worker_id": None,
+            "lease_token": None,
+            "lease_expires_at": None,
+            "started_at": None,
+            "metrics": {},
+        }
+        for _, attempt in trials
+    ]
+    ids = [trial_id for trial_id, _ in trials]
+    conn.execute(delete(CurvePoint).where(CurvePoint.trial_id.in_(ids)))
+    conn.execute(q.UPDATE_TRIAL, [{"b_trial_id": trial_id, **v} for trial_id, v in zip(ids, values, strict=True)])
+    return values
+
+
+def expire(conn: Connection, sweep_id: int, *, max_attempts: int, now: datetime) -> int:
+    """Re-queue the sweep's running trials whose lease has expired, or fail those that
+    had ``max_attempts`` already; the caller holds the sweep's lock. Returns how many."""
+    expired = conn.execute(
+        select(Trial.id, Trial.attempt)
+        .where(Trial.sweep_id == sweep_id, Trial.status == TrialStatus.running, Trial.lease_expires_at < now)
+        .with_for_update(skip_locked=True)
+    ).all()
+    failed = [
+        {
+            "b_trial_id": trial_id,
+            "status": TrialStatus.failed,
+            "error": f"the lease expired on each of {attempt} attempts",
+            "finished_at": now,
+            "lease_expires_at": None,
+        }
+        for trial_id, attempt in expired
+        if attempt >= max_attempts
+    ]
+    if failed:
+        conn.execute(q.UPDATE_TRIAL, failed)
+    requeue(conn, [(trial_id, attempt) for trial_id, attempt in expired if attempt < max_attempts])
+    return len(expired)
+
+
+def _check_lease(trial_id: int, expires: datetime | None, now: datetime) -> None:
+    if expires is not None and expires < now:
+        raise LeaseConflict(f"trial {trial_id}: the lease expired at {expires.isoformat()}")
+
+
+def _check_token(trial_id: int, token: str | None, lease_token: str) -> None:
+    if token is None or not secrets.compare_digest(token, lease_token):
+        raise LeaseConflict(f"trial {trial_id}: the lease token is not the current one")
+
+
+def _merged(latest: dict[str, Any], points: Sequence[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+    """The metrics ``latest`` updated with each point's values, in order."""
+    merged = dict(latest)
+    for _, metrics in points:
+        merged.update(metrics)
+    return merged

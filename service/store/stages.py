@@ -1,0 +1,131 @@
+"""A stage's end and the next one's start, and the search policy's reads, inside a
+transaction whose owner holds the sweep's lock.
+
+What a new stage starts with (its space, budget and warnings) is the search policy's to
+derive (``search.policy``); this module reads what the policy asks for
+(:class:`TrialsIn`) and writes what it derived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from hypersweep.service import queries as q
+from hypersweep.service.models import Stage, Sweep, Trial
+from hypersweep.service.search.base import Params
+from hypersweep.service.search.policy import FinishedTrial, NextStage, SearchPolicy, StageSetup
+from hypersweep.service.statuses import ACTIVE, FINISHED, SweepStatus, TrialStatus
+
+__all__ = ["TrialsIn", "advance"]
+
+#: Finished trials a designer is new to, past which they are read by their stage instead
+#: of listed by id.
+_IN_LIST_MAX = 500
+
+
+def advance(conn: Connection, sweep_id: int, now: datetime, *, policy: SearchPolicy) -> bool:
+    """Close the sweep's current stage if it is done (its budget handed out, none of its
+    trials active): start the next one, with what ``policy`` derives from this one's best
+    trials, or complete the sweep. Returns whether a new stage started."""
+    sweep = conn.execute(
+        select(Sweep.status, Sweep.current_stage, Sweep.minimize, Sweep.warnings, Sweep.spec).where(
+            Sweep.id == sweep_id
+        )
+    ).one()
+    if sweep.status != SweepStatus.running:
+        return False
+    index = sweep.current_stage
+    stage = conn.execute(
+        select(Stage.generated, Stage.trials, Stage.space).where(Stage.sweep_id == sweep_id, Stage.index == index)
+    ).one()
+    if stage.generated < stage.trials:
+        return False
+    # Only the current stage can have queued or running trials (a stage starts only once
+    # the one before has none), so the sweep's active trials are the stage's.
+    running, queued, _ = conn.execute(q.ACTIVE_COUNTS, {"b_sweep_id": sweep_id, "b_now": now}).one()
+    if running or queued:
+        return False
+    _update_stage(conn, sweep_id, index, finished_at=now)
+    following = conn.execute(
+        select(Stage.search, Stage.trials, Stage.top_k).where(Stage.sweep_id == sweep_id, Stage.index == index + 1)
+    ).one_or_none()
+    if following is None:
+        conn.execute(update(Sweep).where(Sweep.id == sweep_id).values(status=SweepStatus.completed, finished_at=now))
+        return False
+    assert stage.space is not None and following.top_k is not None
+    started = index + 1
+    change = policy.next_stage(
+        TrialsIn(conn),
+        sweep_id=sweep_id,
+        minimize=sweep.minimize,
+        original=sweep.spec["space"],
+        ended=index,
+        ended_space=stage.space,
+        following=NextStage(started, following.search, following.trials, following.top_k),
+    )
+    _update_stage(conn, sweep_id, started, space=change.space, trials=change.trials, started_at=now)
+    conn.execute(
+        update(Sweep)
+        .where(Sweep.id == sweep_id)
+        .values(warnings=[*sweep.warnings, *change.warnings], current_stage=started)
+    )
+    return True
+
+
+class TrialsIn:
+    """The search policy's reads (:class:`~hypersweep.service.search.policy.Trials`) in
+    the transaction of ``conn``, whose owner holds the sweep's lock."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def stage_setup(self, sweep_id: int, stage: int) -> StageSetup:
+        row = self.conn.execute(
+            select(Stage.space, Stage.search, Stage.epochs).where(Stage.sweep_id == sweep_id, Stage.index == stage)
+        ).one()
+        assert row.space is not None, f"sweep {sweep_id}: stage {stage} has not started"
+        return StageSetup(row.space, row.search, row.epochs)
+
+    def finished_since(self, sweep_id: int, stage: int, seen: Set[int]) -> list[FinishedTrial]:
+        # Only the ids are read of the trials seen already.
+        where = [Trial.sweep_id == sweep_id, Trial.stage <= stage, Trial.status.in_(FINISHED)]
+        new = set(self.conn.scalars(select(Trial.id).where(*where))) - seen
+        if not new:
+            return []
+        query = select(Trial.id, Trial.params, Trial.status, Trial.value).order_by(Trial.number)
+        # A designer built afresh is new to every finished trial: too many ids for an IN list.
+        query = query.where(Trial.id.in_(new)) if len(new) <= _IN_LIST_MAX else query.where(*where)
+        return [FinishedTrial(*row) for row in self.conn.execute(query) if row.id in new]
+
+    def active_params(self, sweep_id: int, stage: int) -> list[Params]:
+        return list(
+            self.conn.scalars(
+                select(Trial.params)
+                .where(Trial.sweep_id == sweep_id, Trial.stage == stage, Trial.status.in_(ACTIVE))
+                .order_by(Trial.number)
+            )
+        )
+
+    def top_params(self, sweep_id: int, stage: int, k: int, *, minimize: bool) -> list[Params]:
+        order = Trial.value.asc() if minimize else Trial.value.desc()
+        return list(
+            self.conn.scalars(
+                select(Trial.params)
+                .where(
+                    Trial.sweep_id == sweep_id,
+                    Trial.stage == stage,
+                    Trial.status == TrialStatus.completed,
+                    Trial.value.is_not(None),
+                )
+                .order_by(order, Trial.number)
+                .limit(k)
+            )
+        )
+
+
+def _update_stage(conn: Connection, sweep_id: int, index: int, **values: Any) -> None:
+    conn.execute(update(Stage).where(Stage.sweep_id == sweep_id, Stage.index == index).values(**values))

@@ -1,0 +1,331 @@
+"""``Store``: transactions over sweeps, trials and leases, one per public method.
+
+The methods ending in ``_in`` work in the transaction of a connection their caller holds
+(``claims`` runs them in its claim transaction). The contract (who owns a trial, the order
+locks are taken in, the errors) is the package's (``store``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Row, func, select, update
+
+from hypersweep.service import queries as q
+from hypersweep.service.db import Database
+from hypersweep.service.errors import Conflict, NotFound
+from hypersweep.service.models import CurvePoint, Stage, Sweep, Trial, utcnow
+from hypersweep.service.schemas import ActionOut, CurvePointOut, FinishedIn, SweepOut, SweepSpec, TrialDetail, TrialOut
+from hypersweep.service.search.policy import SearchPolicy
+from hypersweep.service.search.space import dump_space
+from hypersweep.service.statuses import ACTIVE, SweepStatus, TrialStatus
+from hypersweep.service.store import leases, stages
+from hypersweep.service.store.leases import Ended, Ending
+from hypersweep.service.store.stages import TrialsIn
+from hypersweep.service.store.views import SORT_KEYS, sweep_outs
+from hypersweep.service.validation import Plan
+
+__all__ = ["Store"]
+
+
+class Store:
+    """All reads and writes of sweeps, trials and leases. ``lease_seconds`` is how long a
+    claim or a heartbeat keeps a trial for its holder; ``policy`` derives the stages'
+    spaces and serves their designers (one per store, so one per process)."""
+
+    def __init__(self, db: Database, *, lease_seconds: float, policy: SearchPolicy | None = None) -> None:
+        self.db = db
+        self.lease = timedelta(seconds=lease_seconds)
+        self.policy = policy or SearchPolicy()
+        self._metrics: dict[int, str] = {}
+
+    # -- sweeps ---------------------------------------------------------------------------
+
+    def create_sweep(self, *, spec: SweepSpec, plan: Plan) -> SweepOut:
+        """Store a validated sweep and its planned stages; stage 0 starts at once."""
+        now = utcnow()
+        with self.db.write() as s:
+            sweep = Sweep(
+                name=spec.name,
+                spec=spec.model_dump(mode="json"),
+                status=SweepStatus.running,
+                objective_metric=spec.objective.metric,
+                minimize=spec.objective.mode == "min",
+                parallelism=spec.parallelism,
+                max_attempts=spec.max_attempts,
+                warnings=list(plan.warnings),
+                created_at=now,
+            )
+            s.add(sweep)
+            s.flush()
+            for index, stage in enumerate(plan.stages):
+                s.add(
+                    Stage(
+                        sweep_id=sweep.id,
+                        index=index,
+                        space=dump_space(spec.space) if index == 0 else None,
+                        search=stage.search.model_dump(mode="json"),
+                        trials=stage.trials,
+                        epochs=stage.epochs,
+                        top_k=stage.top_k,
+                        started_at=now if index == 0 else None,
+                    )
+                )
+            s.flush()
+            return sweep_outs(s, [sweep])[0]
+
+    def get_sweep(self, *, sweep_id: int) -> SweepOut:
+        with self.db.read() as s:
+            sweep = s.get(Sweep, sweep_id)
+            if sweep is None:
+                raise NotFound("sweep", sweep_id)
+            return sweep_outs(s, [sweep])[0]
+
+    def list_sweeps(self, *, limit: int, offset: int) -> tuple[list[SweepOut], int]:
+        """Sweeps newest first, and how many there are in all."""
+        with self.db.read() as s:
+            total = s.scalar(select(func.count()).select_from(Sweep)) or 0
+            sweeps = s.scalars(select(Sweep).order_by(Sweep.id.desc()).limit(limit).offset(offset)).all()
+            return sweep_outs(s, sweeps), total
+
+    def running_sweep_ids(self) -> list[int]:
+        """The ids of the running sweeps, oldest first."""
+        with self.db.read() as s:
+            return list(s.scalars(select(Sweep.id).where(Sweep.status == SweepStatus.running).order_by(Sweep.id)))
+
+    def cancel_sweep(self, *, sweep_id: int) -> SweepOut:
+        """No new trials; queued ones are cancelled, running ones are told to stop at their
+        next heartbeat or report. Cancelling a cancelled sweep changes nothing; a completed
+        sweep cannot be cancelled."""
+        now = utcnow()
+        with self.db.write() as s:
+            sweep = s.get(Sweep, sweep_id, with_for_update=True, populate_existing=True)
+            if sweep is None:
+                raise NotFound("sweep", sweep_id)
+            if sweep.status == SweepStatus.completed:
+                raise Conflict(f"sweep {sweep_id} is already completed")
+            if sweep.status == SweepStatus.running:
+                sweep.status = SweepStatus.cancelled
+                sweep.finished_at = now
+                s.execute(
+                    update(Trial)
+                    .where(Trial.sweep_id == sweep_id, Trial.status.in_(ACTIVE))
+                    .values(status=TrialStatus.cancelled, finished_at=now)
+                )
+                for stage in s.scalars(select(Stage).where(Stage.sweep_id == sweep_id, Stage.finished_at.is_(None))):
+                    if stage.started_at is not None:
+                        stage.finished_at = now
+            return sweep_outs(s, [sweep])[0]
+
+    # -- trials: reading ---------------------------------------------------------------
+
+    def list_trials(
+        self,
+        *,
+        sweep_id: int,
+        status: Sequence[TrialStatus] = (),
+        stage: int | None = None,
+        sort: str = "number",
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[TrialOut], int]:
+        """A page of a sweep's trials and how many match. ``sort`` is a key of
+        ``SORT_KEYS``, ``-`` in front for descending; trials without a value sort last."""
+        descending = sort.startswith("-")
+        column = SORT_KEYS[sort.lstrip("-")]
+        with self.db.read() as s:
+            if s.get(Sweep, sweep_id) is None:
+                raise NotFound("sweep", sweep_id)
+            where: list[ColumnElement[bool]] = [Trial.sweep_id == sweep_id]
+            if status:
+                where.append(Trial.status.in_(list(status)))
+            if stage is not None:
+                where.append(Trial.stage == stage)
+            total = s.scalar(select(func.count()).select_from(Trial).where(*where)) or 0
+            order = column.desc() if descending else column.asc()
+            rows = s.scalars(
+                select(Trial).where(*where).order_by(order.nulls_last(), Trial.number).limit(limit).offset(offset)
+            ).all()
+            return [TrialOut.model_validate(t) for t in rows], total
+
+    def get_trial(self, *, trial_id: int) -> TrialDetail:
+        with self.db.read() as s:
+            trial = s.get(Trial, trial_id)
+            if trial is None:
+                raise NotFound("trial", trial_id)
+            points = s.scalars(select(CurvePoint).where(CurvePoint.trial_id == trial_id).order_by(CurvePoint.step))
+            return TrialDetail(
+                **TrialOut.model_validate(trial).model_dump(),
+                curve=[CurvePointOut.model_validate(p) for p in points],
+            )
+
+    # -- the holder of a lease ---------------------------------------------------------------
+
+    def heartbeat(self, *, trial_id: int, lease_token: str) -> ActionOut:
+        """Renew the lease. ``stop`` when the trial was cancelled meanwhile."""
+        now = utcnow()
+        with self.db.transaction() as conn:
+            trial = leases.held(conn, trial_id, lease_token, now)
+            if trial.status != TrialStatus.running:
+                return ActionOut(action="stop")
+            expires = now + self.lease
+            conn.execute(q.UPDATE_TRIAL, {"b_trial_id": trial_id, "lease_expires_at": expires})
+            return ActionOut(action="continue", lease_expires_at=expires)
+
+    def report(self, *, trial_id: int, lease_token: str, points: Sequence[tuple[int, dict[str, Any]]]) -> ActionOut:
+        """Record points ``(step, metrics)`` of the curve, in order (reporting a step again
+        replaces it), make their values the trial's latest metrics, and renew the lease."""
+        now = utcnow()
+        with self.db.transaction() as conn:
+            trial = leases.held(conn, trial_id, lease_token, now)
+            if trial.status != TrialStatus.running:
+                return ActionOut(action="stop")
+            metrics = leases.record(conn, trial_id, trial.metrics, points, now)
+            expires = now + self.lease
+            conn.execute(q.UPDATE_TRIAL, {"b_trial_id": trial_id, "metrics": metrics, "lease_expires_at": expires})
+            return ActionOut(action="continue", lease_expires_at=expires)
+
+    def finish(
+        self,
+        *,
+        trial_id: int,
+        lease_token: str,
+        status: str,
+        metrics: dict[str, Any],
+        error: str | None = None,
+        points: Sequence[tuple[int, dict[str, Any]]] = (),
+    ) -> TrialOut:
+        """End a running trial, first recording ``points`` of its curve not reported yet.
+        Finishing again with the same token returns the trial as it is; a trial cancelled
+        while it ran keeps ``cancelled`` and gets its final metrics (not its last points, as
+        reports after the cancel are not recorded either).
+
+        Only the trial's row is locked to record the result; when that may have been the
+        last active trial of its stage, a second transaction takes the sweep's lock and
+        starts the next stage or completes the sweep (claims and the lease reaper do the same,
+        so a crash between the two loses nothing)."""
+        now = utcnow()
+        ending = Ending(trial_id, lease_token, status, metrics, error, points)
+        with self.db.transaction() as conn:
+            [out], stages_may_end = self.finish_in(conn, [ending], now)
+        if isinstance(out, Exception):
+            raise out
+        for sweep_id in stages_may_end:
+            self.advance_after(sweep_id, now)
+        return out
+
+    def finish_many(self, *, results: Sequence[FinishedIn]) -> list[Ended]:
+        """End several trials in one transaction, each as :meth:`finish` would, in order. A
+        trial that does not exist or is not held with its token changes nothing and gets
+        its reason (``NotFound``, ``LeaseConflict``) instead of failing the others."""
+        now = utcnow()
+        with self.db.transaction() as conn:
+            outs, stages_may_end = self.finish_in(conn, [Ending.of(result) for result in results], now)
+        for sweep_id in sorted(stages_may_end):
+            self.advance_after(sweep_id, now)
+        return outs
+
+    def release(self, *, trial_id: int, lease_token: str) -> TrialOut:
+        """Give a running trial back at once: it is queued again with ``attempt + 1``."""
+        now = utcnow()
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                select(*Trial.__table__.columns).where(Trial.id == trial_id).with_for_update()
+            ).one_or_none()
+            if row is None:
+                raise NotFound("trial", trial_id)
+            leases.check_held(trial_id, row.status, row.lease_token, row.lease_expires_at, lease_token, now)
+            trial = dict(row._mapping)
+            if row.status == TrialStatus.running:
+                trial.update(leases.requeue(conn, [(trial_id, row.attempt)])[0])
+            return TrialOut.model_validate(trial)
+
+    def expire_leases(self) -> int:
+        """Re-queue (or fail, after ``max_attempts``) every running trial whose lease has
+        expired, in every sweep. Returns how many trials it touched."""
+        now = utcnow()
+        with self.db.read() as s:
+            sweep_ids = list(
+                s.scalars(
+                    select(Trial.sweep_id)
+                    .where(Trial.status == TrialStatus.running, Trial.lease_expires_at < now)
+                    .distinct()
+                )
+            )
+        touched = 0
+        for sweep_id in sweep_ids:
+            with self.db.transaction() as conn:
+                sweep = self.lock_sweep(conn, sweep_id)
+                touched += self.expire_in(conn, sweep_id, max_attempts=sweep.max_attempts, now=now)
+                self.advance_in(conn, sweep_id, now)
+        return touched
+
+    def advance_after(self, sweep_id: int, now: datetime) -> None:
+        """Start the sweep's next stage, or complete it, if its current stage is done.
+
+        Called after a finish has committed. While other trials of the sweep are active the
+        stage cannot be done, and that is read without the sweep's lock: the finish of the
+        stage's last active trial, whichever commits last, reads none and advances."""
+        with self.db.read() as s:
+            running, queued, _ = s.connection().execute(q.ACTIVE_COUNTS, {"b_sweep_id": sweep_id, "b_now": now}).one()
+        if running or queued:
+            return
+        with self.db.transaction() as conn:
+            self.lock_sweep(conn, sweep_id)
+            self.advance_in(conn, sweep_id, now)
+
+    # -- metrics -------------------------------------------------------------------------------
+
+    def status_counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """How many sweeps and trials there are in each status."""
+        with self.db.read() as s:
+            sweeps = dict(s.execute(select(Sweep.status, func.count()).group_by(Sweep.status)).all())
+            trials = dict(s.execute(select(Trial.status, func.count()).group_by(Trial.status)).all())
+            return sweeps, trials
+
+    def ping(self) -> None:
+        with self.db.read() as s:
+            s.execute(select(1))
+
+    # -- inside the caller's transaction ------------------------------------------------------
+
+    @staticmethod
+    def lock_sweep(conn: Connection, sweep_id: int) -> Row[*tuple[Any, ...]]:
+        """Lock the sweep's row; what a claim needs of it (``queries.LOCK_SWEEP``)."""
+        sweep = conn.execute(q.LOCK_SWEEP, {"b_sweep_id": sweep_id}).one_or_none()
+        if sweep is None:
+            raise NotFound("sweep", sweep_id)
+        return sweep
+
+    @staticmethod
+    def trials_in(conn: Connection) -> TrialsIn:
+        """The search policy's reads, in ``conn``'s transaction."""
+        return TrialsIn(conn)
+
+    def finish_in(self, conn: Connection, endings: Sequence[Ending], now: datetime) -> tuple[list[Ended], set[int]]:
+        """End trials (:func:`leases.finish`): per ending, in order, the trial as it ends or
+        why it cannot; and the sweeps whose current stage may have ended with them."""
+        return leases.finish(conn, endings, now, objective=lambda sweep_id: self._objective_metric(conn, sweep_id))
+
+    @staticmethod
+    def expire_in(conn: Connection, sweep_id: int, *, max_attempts: int, now: datetime) -> int:
+        """Re-queue (or fail) the sweep's trials whose lease expired (:func:`leases.expire`);
+        the caller holds the sweep's lock. Returns how many."""
+        return leases.expire(conn, sweep_id, max_attempts=max_attempts, now=now)
+
+    def advance_in(self, conn: Connection, sweep_id: int, now: datetime) -> bool:
+        """Start the sweep's next stage, or complete the sweep, if its current stage is done
+        (:func:`stages.advance`); the caller holds the sweep's lock. Returns whether a new
+        stage started."""
+        return stages.advance(conn, sweep_id, now, policy=self.policy)
+
+    def _objective_metric(self, conn: Connection, sweep_id: int) -> str:
+        """The sweep's objective metric; it never changes, so it is read once per process."""
+        metric = self._metrics.get(sweep_id)
+        if metric is None:
+            metric = conn.scalar(select(Sweep.objective_metric).where(Sweep.id == sweep_id))
+            assert metric is not None
+            self._metrics[sweep_id] = metric
+        return metric
