@@ -35,9 +35,8 @@ from typing import Any, Literal, Self, TypeVar
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
-from hypersweep.worker.wire import Action, ClaimAnswer, ClaimedTrial, FinishOutcome, Sweep, Trial, encode_floats
-
 from hypersweep.limits import MAX_POINTS
+from hypersweep.worker.wire import Action, ClaimAnswer, ClaimedTrial, FinishOutcome, Sweep, Trial, encode_floats
 
 __all__ = [
     "API_PREFIX",
