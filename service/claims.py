@@ -19,6 +19,11 @@ finishes the results the claims carry, then serves them (:meth:`Claims._serve`):
    budget and none of it is active, start the next stage and take from that;
 6. count the new trials on the sweep, and give each trial its settings (:func:`trial_settings`).
 
+A claim names the program its worker runs (``None``: the built-in trainer) and gets
+trials only of sweeps that name the same program; naming a sweep of another program is
+a :class:`~hypersweep.service.errors.Conflict`, checked before the claim joins the line,
+so that it never fails the claims it would have been served with.
+
 Usually nothing is queued or expired, the stage's designer does not learn and the stage
 has budget for every slot: then steps 2 and 4 are skipped and the claim, however many
 workers its batch serves, runs four statements after the lock: one count, one budget
@@ -35,10 +40,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row
 
 from hypersweep.service import queries as q
-from hypersweep.service.models import Sweep, utcnow
+from hypersweep.service.errors import Conflict
+from hypersweep.service.models import utcnow
 from hypersweep.service.schemas import ClaimedTrial, FinishedIn
 from hypersweep.service.statuses import SweepStatus, TrialStatus
 from hypersweep.service.store import Ended, Ending, Store
@@ -53,11 +59,14 @@ LINES_KEPT = 1024
 _TRAINER_DEFAULTS = TrainerConfig().as_dict()
 
 
-def trial_settings(trainer: Mapping[str, Any], epochs: int, params: Mapping[str, Any]) -> dict[str, Any]:
-    """A trial's resolved settings: the built-in trainer's defaults, then the sweep's
-    ``trainer`` section, then ``epochs`` from its stage, then its params (a param wins
-    over a setting of the same name)."""
-    return {**_TRAINER_DEFAULTS, **trainer, "epochs": epochs, **params}
+def trial_settings(
+    trainer: Mapping[str, Any], epochs: int, params: Mapping[str, Any], *, builtin: bool = True
+) -> dict[str, Any]:
+    """A trial's resolved settings: the built-in trainer's defaults (for a sweep of the
+    built-in trainer), then the sweep's ``trainer`` section, then ``epochs`` from its stage,
+    then its params (a param wins over a setting of the same name)."""
+    defaults = _TRAINER_DEFAULTS if builtin else {}
+    return {**defaults, **trainer, "epochs": epochs, **params}
 
 
 @dataclass(eq=False)
@@ -99,14 +108,18 @@ class Claims:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._trainers: dict[int, dict[str, Any]] = {}
         self._lines: dict[int, _ClaimLine] = {}
         self._lines_lock = threading.Lock()
 
-    def claim(self, *, worker_id: str, sweep_id: int | None = None, count: int = 1) -> list[ClaimedTrial]:
+    def claim(
+        self, *, worker_id: str, sweep_id: int | None = None, count: int = 1, program: str | None = None
+    ) -> list[ClaimedTrial]:
         """Give ``worker_id`` up to ``count`` trials, from one sweep or from any running
-        sweep (oldest first). Re-queued trials go out before new ones are generated."""
-        candidates = [sweep_id] if sweep_id is not None else self.store.running_sweep_ids()
+        sweep of ``program`` (oldest first). Re-queued trials go out before new ones are
+        generated."""
+        if sweep_id is not None:
+            self._check_program(sweep_id, program)
+        candidates = [sweep_id] if sweep_id is not None else self.store.running_sweep_ids(program=program)
         claimed: list[ClaimedTrial] = []
         for candidate in candidates:
             claimed += self._claim_from(candidate, worker_id, count - len(claimed)).trials
@@ -115,16 +128,32 @@ class Claims:
         return claimed
 
     def finish_and_claim(
-        self, *, results: Sequence[FinishedIn], worker_id: str, sweep_id: int | None = None, count: int = 1
+        self,
+        *,
+        results: Sequence[FinishedIn],
+        worker_id: str,
+        sweep_id: int | None = None,
+        count: int = 1,
+        program: str | None = None,
     ) -> tuple[list[Ended], list[ClaimedTrial]]:
         """``Store.finish_many`` then :meth:`claim`: per result, the trial as it ended or
         why it could not; and the trials claimed. With a ``sweep_id`` both happen in the
         claim's transaction (the claims of the sweep waiting together share it, results
         and all)."""
         if sweep_id is None:
-            return self.store.finish_many(results=results), self.claim(worker_id=worker_id, count=count)
+            ended = self.store.finish_many(results=results)
+            return ended, self.claim(worker_id=worker_id, count=count, program=program)
+        self._check_program(sweep_id, program)
         ask = self._claim_from(sweep_id, worker_id, count, [Ending.of(result) for result in results])
         return ask.ended, ask.trials
+
+    def _check_program(self, sweep_id: int, program: str | None) -> None:
+        """Refuse a claim on a sweep whose program is not the claimer's."""
+        facts = self.store.facts(sweep_id)
+        if facts.program != program:
+            theirs = f"program {facts.program!r}" if facts.program else "the built-in trainer"
+            ours = f"program {program!r}" if program else "the built-in trainer"
+            raise Conflict(f"sweep {sweep_id} runs {theirs}; this worker runs {ours}")
 
     def _claim_from(self, sweep_id: int, worker_id: str, count: int, endings: Sequence[Ending] = ()) -> _Ask:
         """Claim from one sweep, after finishing ``endings``, through the sweep's line."""
@@ -262,20 +291,11 @@ class Claims:
             conn.execute(q.BUMP_TRIALS_CREATED, {"b_sweep_id": sweep_id, "b_slots": len(fresh)})
             for row, trial_id in zip(fresh, ids, strict=True):
                 row.update(id=trial_id, value=None, finished_at=None, error=None)
-        trainer = self._trainer(conn, sweep_id)
+        facts = self.store.sweep_facts(conn, sweep_id)
         for position, row in zip(holders, leased, strict=False):
-            settings = trial_settings(trainer, epochs[row["stage"]], row["params"])
+            settings = trial_settings(facts.trainer, epochs[row["stage"]], row["params"], builtin=facts.program is None)
             served[position].append(ClaimedTrial(**row, trainer=settings))
         return served
-
-    def _trainer(self, conn: Connection, sweep_id: int) -> dict[str, Any]:
-        """The sweep's ``trainer`` section; it never changes, so it is read once per process."""
-        trainer = self._trainers.get(sweep_id)
-        if trainer is None:
-            spec = conn.scalar(select(Sweep.spec).where(Sweep.id == sweep_id))
-            assert spec is not None
-            trainer = self._trainers[sweep_id] = dict(spec.get("trainer", {}))
-        return trainer
 
 
 def _take_budget(conn: Connection, sweep_id: int, stage: int, wanted: int) -> tuple[int, int]:

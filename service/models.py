@@ -63,12 +63,15 @@ class Base(DeclarativeBase):
 
 class Sweep(Base):
     __tablename__ = "sweeps"
+    __table_args__ = (Index("ix_sweeps_status_program", "status", "program"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     spec: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(16), default=SweepStatus.running, index=True)
     objective_metric: Mapped[str] = mapped_column(String(200))
+    #: The user's program that runs the sweep's trials; ``None`` for the built-in trainer.
+    program: Mapped[str | None] = mapped_column(String(100))
     minimize: Mapped[bool]
     parallelism: Mapped[int]
     max_attempts: Mapped[int]

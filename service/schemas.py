@@ -98,11 +98,21 @@ class StageSpec(_Strict):
     search: SearchConfig | None = Field(default=None, description="This stage's search; the sweep's by default.")
 
 
+#: A program's name: what a sweep names and a worker serves (``hypersweep worker --program``).
+PROGRAM_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+ProgramName = Annotated[str, Field(min_length=1, max_length=100, pattern=PROGRAM_PATTERN)]
+
+
 class SweepSpec(_Body):
     """A sweep document. Checks that need more than one field (trainer names, grid sizes,
     stage budgets) are made by ``service.validation.check_spec``."""
 
     name: str = Field(min_length=1, max_length=200)
+    program: ProgramName | None = Field(
+        default=None,
+        description="The user's program that runs the trials (workers started with --program NAME); "
+        "omit for the built-in trainer.",
+    )
     objective: Objective = Field(default_factory=Objective)
     space: Space = Field(min_length=1, max_length=MAX_PARAMS)
     search: SearchConfig = Field(default_factory=SearchConfig)
@@ -159,6 +169,7 @@ class StageOut(BaseModel):
 class SweepOut(BaseModel):
     id: int
     name: str
+    program: str | None = None
     status: SweepStatus
     objective: Objective
     parallelism: int
@@ -222,6 +233,11 @@ class FinishedIn(FinishIn):
 
 class ClaimIn(_Body):
     worker_id: str = Field(min_length=1, max_length=200)
+    program: ProgramName | None = Field(
+        default=None,
+        description="The program this worker runs: only trials of sweeps with that program are handed out "
+        "(null: the built-in trainer's sweeps).",
+    )
     sweep_id: int | None = Field(default=None, ge=0, le=MAX_ID)
     count: int = Field(default=1, ge=1, le=MAX_CLAIM)
     finished: list[FinishedIn] = Field(

@@ -4,6 +4,8 @@ nothing a worker cannot run is ever stored."""
 from __future__ import annotations
 
 import importlib.util
+import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -57,8 +59,13 @@ def check_spec(spec: SweepSpec) -> Plan:
     Raises ``SpecError`` with every problem found; returns the stages with their budgets
     resolved (a grid stage without ``trials`` runs its whole grid) and warnings."""
     errors: list[tuple[Loc, str]] = []
-    _check_trainer(spec.trainer, errors)
-    _check_space_names(spec, errors)
+    if spec.program is None:
+        _check_trainer(spec.trainer, errors)
+        _check_space_names(spec, errors)
+    else:
+        # The user's program understands its own settings and params; the worker reads
+        # only the divergence rule's two.
+        _check_program_settings(spec.trainer, errors)
     plan = Plan(stages=[])
     for i, stage in enumerate(spec.stages):
         search = stage.search or spec.search
@@ -121,6 +128,33 @@ def _grid_points(spec: SweepSpec, search: SearchConfig) -> int:
     size = designer.capacity()
     assert size is not None
     return size
+
+
+#: The largest ``trainer`` section a program's sweep may carry, as JSON.
+MAX_PROGRAM_SETTINGS_BYTES = 64 * 1024
+
+
+def _check_program_settings(trainer: dict[str, Any], errors: list[tuple[Loc, str]]) -> None:
+    size = len(json.dumps(trainer, separators=(",", ":")).encode())
+    if size > MAX_PROGRAM_SETTINGS_BYTES:
+        errors.append(
+            (("trainer",), f"the trainer section is {size:,} bytes as JSON, more than the 64 KiB a program's may hold")
+        )
+    factor = trainer.get("divergence_factor")
+    if factor is not None and (
+        isinstance(factor, bool) or not isinstance(factor, int | float) or not math.isfinite(factor) or factor <= 1
+    ):
+        errors.append(
+            (("trainer", "divergence_factor"), "divergence_factor must be a number above 1 (the default is 3.0)")
+        )
+    metric = trainer.get("divergence_metric")
+    if metric is not None and not (isinstance(metric, str) and 1 <= len(metric) <= 200):
+        errors.append(
+            (
+                ("trainer", "divergence_metric"),
+                "divergence_metric must be the name of a reported metric, e.g. train_loss",
+            )
+        )
 
 
 def _check_trainer(trainer: dict[str, Any], errors: list[tuple[Loc, str]]) -> None:

@@ -34,7 +34,7 @@ _NO_WORK: dict[int | str, dict[str, Any]] = {204: {"description": "Nothing to do
 _LEASED = {**NOT_FOUND, **CONFLICT}
 
 
-@router.post("/claim", response_model=ClaimOut, responses={**_NO_WORK, **NOT_FOUND})
+@router.post("/claim", response_model=ClaimOut, responses={**_NO_WORK, **NOT_FOUND, **CONFLICT})
 def claim(body: ClaimIn, claims: ClaimsDep, request: Request) -> Response:
     """Lease up to ``count`` trials. The trials in ``finished`` are finished first, so a
     worker ends its last trials and gets the next ones in one request; a claim that carries
@@ -43,11 +43,15 @@ def claim(body: ClaimIn, claims: ClaimsDep, request: Request) -> Response:
     finished: list[FinishOutcome] = []
     if body.finished:
         ended, trials = claims.finish_and_claim(
-            results=body.finished, worker_id=body.worker_id, sweep_id=body.sweep_id, count=body.count
+            results=body.finished,
+            worker_id=body.worker_id,
+            sweep_id=body.sweep_id,
+            count=body.count,
+            program=body.program,
         )
         finished = finish_outcomes(body.finished, ended)
     else:
-        trials = claims.claim(worker_id=body.worker_id, sweep_id=body.sweep_id, count=body.count)
+        trials = claims.claim(worker_id=body.worker_id, sweep_id=body.sweep_id, count=body.count, program=body.program)
     for outcome in finished:
         if outcome.status is not None:
             metrics.finished.labels(status=outcome.status).inc()

@@ -27,6 +27,7 @@ from hypersweep.service.statuses import FINISHED, TrialStatus
 __all__ = [
     "Ended",
     "Ending",
+    "SweepFacts",
     "check_held",
     "expire",
     "finish",
@@ -55,6 +56,17 @@ class Ending:
     def of(cls, result: FinishedIn) -> Ending:
         points = [(point.step, point.metrics) for point in result.points]
         return cls(result.trial_id, result.lease_token, result.status, result.metrics, result.error, points)
+
+
+@dataclass(frozen=True)
+class SweepFacts:
+    """What never changes of a sweep that finishes and claims need."""
+
+    objective_metric: str
+    #: The user's program that runs its trials; ``None`` for the built-in trainer.
+    program: str | None
+    #: The sweep's ``trainer`` section as stored.
+    trainer: dict[str, Any]
 
 
 def objective_value(metrics: dict[str, Any], metric: str) -> float | None:
@@ -109,13 +121,16 @@ def record(
 
 
 def finish(
-    conn: Connection, endings: Sequence[Ending], now: datetime, *, objective: Callable[[int], str]
+    conn: Connection, endings: Sequence[Ending], now: datetime, *, facts: Callable[[int], SweepFacts]
 ) -> tuple[list[Ended], set[int]]:
     """End trials, in a fixed number of statements however many (read and lock them,
     record their curve points, update them). Returns, per ending in order, the trial as
     it ends or why it cannot (a later ending of the same trial sees the earlier one); and
     the sweeps whose current stage may have ended with them (its budget was handed out and
-    an active trial ended). ``objective`` gives a sweep's objective metric."""
+    an active trial ended). ``facts`` gives a sweep's objective metric and program.
+
+    A program's trial that ends ``completed`` without ever reporting the objective metric
+    ends ``failed`` instead, with a sentence saying so: its value could not be ranked."""
     ids = sorted({ending.trial_id for ending in endings})
     rows = {row.id: dict(row._mapping) for row in conn.execute(q.TRIALS_TO_FINISH, {"b_trial_ids": ids})}
     outs: list[Ended] = []
@@ -147,7 +162,14 @@ def finish(
             outs.append(exc)
             continue
         values["metrics"] = {**latest, **ending.metrics}
-        values["value"] = objective_value(values["metrics"], objective(row["sweep_id"]))
+        sweep = facts(row["sweep_id"])
+        values["value"] = objective_value(values["metrics"], sweep.objective_metric)
+        if values.get("status") == TrialStatus.completed and values["value"] is None and sweep.program is not None:
+            values["status"] = TrialStatus.failed
+            values["error"] = (
+                f"the program ended without reporting {sweep.objective_metric!r}, the sweep's objective "
+                f"(it reported: {', '.join(sorted(values['metrics'])) or 'nothing'})"
+            )
         row.update(values)
         updates[trial_id] = {**updates.get(trial_id, {}), **values}
         outs.append(TrialOut.model_validate(row))

@@ -22,7 +22,7 @@ from hypersweep.service.search.policy import SearchPolicy
 from hypersweep.service.search.space import dump_space
 from hypersweep.service.statuses import ACTIVE, SweepStatus, TrialStatus
 from hypersweep.service.store import leases, stages
-from hypersweep.service.store.leases import Ended, Ending
+from hypersweep.service.store.leases import Ended, Ending, SweepFacts
 from hypersweep.service.store.stages import TrialsIn
 from hypersweep.service.store.views import SORT_KEYS, sweep_outs
 from hypersweep.service.validation import Plan
@@ -39,7 +39,7 @@ class Store:
         self.db = db
         self.lease = timedelta(seconds=lease_seconds)
         self.policy = policy or SearchPolicy()
-        self._metrics: dict[int, str] = {}
+        self._facts: dict[int, SweepFacts] = {}
 
     # -- sweeps ---------------------------------------------------------------------------
 
@@ -52,6 +52,7 @@ class Store:
                 spec=spec.model_dump(mode="json"),
                 status=SweepStatus.running,
                 objective_metric=spec.objective.metric,
+                program=spec.program,
                 minimize=spec.objective.mode == "min",
                 parallelism=spec.parallelism,
                 max_attempts=spec.max_attempts,
@@ -90,10 +91,17 @@ class Store:
             sweeps = s.scalars(select(Sweep).order_by(Sweep.id.desc()).limit(limit).offset(offset)).all()
             return sweep_outs(s, sweeps), total
 
-    def running_sweep_ids(self) -> list[int]:
-        """The ids of the running sweeps, oldest first."""
+    def running_sweep_ids(self, *, program: str | None = None) -> list[int]:
+        """The ids of the running sweeps of ``program`` (``None``: the built-in trainer's),
+        oldest first."""
         with self.db.read() as s:
-            return list(s.scalars(select(Sweep.id).where(Sweep.status == SweepStatus.running).order_by(Sweep.id)))
+            return list(
+                s.scalars(
+                    select(Sweep.id)
+                    .where(Sweep.status == SweepStatus.running, Sweep.program.is_not_distinct_from(program))
+                    .order_by(Sweep.id)
+                )
+            )
 
     def cancel_sweep(self, *, sweep_id: int) -> SweepOut:
         """No new trials; queued ones are cancelled, running ones are told to stop at their
@@ -307,7 +315,7 @@ class Store:
     def finish_in(self, conn: Connection, endings: Sequence[Ending], now: datetime) -> tuple[list[Ended], set[int]]:
         """End trials (:func:`leases.finish`): per ending, in order, the trial as it ends or
         why it cannot; and the sweeps whose current stage may have ended with them."""
-        return leases.finish(conn, endings, now, objective=lambda sweep_id: self._objective_metric(conn, sweep_id))
+        return leases.finish(conn, endings, now, facts=lambda sweep_id: self.sweep_facts(conn, sweep_id))
 
     @staticmethod
     def expire_in(conn: Connection, sweep_id: int, *, max_attempts: int, now: datetime) -> int:
@@ -321,11 +329,25 @@ class Store:
         stage started."""
         return stages.advance(conn, sweep_id, now, policy=self.policy)
 
-    def _objective_metric(self, conn: Connection, sweep_id: int) -> str:
-        """The sweep's objective metric; it never changes, so it is read once per process."""
-        metric = self._metrics.get(sweep_id)
-        if metric is None:
-            metric = conn.scalar(select(Sweep.objective_metric).where(Sweep.id == sweep_id))
-            assert metric is not None
-            self._metrics[sweep_id] = metric
-        return metric
+    def facts(self, sweep_id: int) -> SweepFacts:
+        """:meth:`sweep_facts` in a transaction of its own (none when they are known);
+        raises ``NotFound`` for a sweep that does not exist."""
+        facts = self._facts.get(sweep_id)
+        if facts is not None:
+            return facts
+        with self.db.read() as s:
+            if s.get(Sweep, sweep_id) is None:
+                raise NotFound("sweep", sweep_id)
+            return self.sweep_facts(s.connection(), sweep_id)
+
+    def sweep_facts(self, conn: Connection, sweep_id: int) -> SweepFacts:
+        """What never changes of a sweep and every finish and claim needs: its objective
+        metric, its program and its ``trainer`` section, read once per process."""
+        facts = self._facts.get(sweep_id)
+        if facts is None:
+            row = conn.execute(
+                select(Sweep.objective_metric, Sweep.program, Sweep.spec).where(Sweep.id == sweep_id)
+            ).one()
+            facts = SweepFacts(row.objective_metric, row.program, dict(row.spec.get("trainer", {})))
+            self._facts[sweep_id] = facts
+        return facts

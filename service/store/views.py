@@ -57,6 +57,7 @@ def sweep_outs(s: Session, sweeps: Sequence[Sweep]) -> list[SweepOut]:
             SweepOut(
                 id=sw.id,
                 name=sw.name,
+                program=sw.program,
                 status=SweepStatus(sw.status),
                 objective=Objective(metric=sw.objective_metric, mode="min" if sw.minimize else "max"),
                 parallelism=sw.parallelism,
