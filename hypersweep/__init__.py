@@ -14,7 +14,8 @@ The public Python API::
 
 Your own training code gets a :class:`Trial` (a function program: ``trial.params``,
 ``trial.settings``, ``trial.report(step, **metrics)``, which raises :class:`TrialStopped`
-when the trial must end) or reports with :func:`report` (a command program). ``hypersweep.service``,
+when the trial must end) or reports with :func:`report` (a command program);
+:func:`run` runs a whole sweep of a function from Python. ``hypersweep.service``,
 ``hypersweep.worker`` and ``hypersweep.trainer`` are the server, the worker and the
 built-in trainer.
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from hypersweep.client import Client
     from hypersweep.documents import DocumentError
     from hypersweep.program import Trial, TrialStopped, report, report_final
+    from hypersweep.running import run
     from hypersweep.worker.client import ServiceError, ServiceUnavailable
     from hypersweep.worker.wire import ClaimedTrial, CurvePoint, Objective, Stage, Sweep
     from hypersweep.worker.wire import Trial as FrozenTrial
@@ -58,6 +60,7 @@ _LAZY = {
     "TrialStopped": ("hypersweep.program", "TrialStopped"),
     "report": ("hypersweep.program", "report"),
     "report_final": ("hypersweep.program", "report_final"),
+    "run": ("hypersweep.running", "run"),
 }
 
 
@@ -90,4 +93,5 @@ __all__ = [
     "__version__",
     "report",
     "report_final",
+    "run",
 ]

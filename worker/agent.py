@@ -457,14 +457,15 @@ class Agent:
         """Track failed trials in a row; past ``max_failures``, give up (see :attr:`gave_up`)."""
         if outcome is Outcome.FAILED:
             self._failures_in_a_row += 1
-            self._last_error = (result.error or "").strip()
+            # The last line says what went wrong (the exception, or the program's last words);
+            # the whole text is the trial's ``error``.
+            lines = [line for line in (result.error or "").splitlines() if line.strip()]
+            self._last_error = lines[-1].strip() if lines else None
         elif outcome in (Outcome.COMPLETED, Outcome.DIVERGED):
             self._failures_in_a_row = 0
         if self.max_failures is not None and self._failures_in_a_row >= self.max_failures and self.gave_up is None:
-            last = self._last_error or "no error text"
-            if len(last) > 1000:
-                last = "..." + last[-997:]
-            self.gave_up = f"{self._failures_in_a_row} trials failed in a row; the last one's error: {last}"
+            last = (self._last_error or "no error text")[-1000:]
+            self.gave_up = f"{self._failures_in_a_row} trials failed in a row; the last one's error ends: {last}"
 
     def run_group(self, trials: Sequence[ClaimedTrial], *, claim_next: bool = False) -> list[Outcome]:
         """Train claimed trials that share a fusion key as one fused model and tell the
@@ -638,7 +639,11 @@ class Agent:
 
     @staticmethod
     def _delivered(ending: Ending) -> Outcome:
-        logger.info("trial %s: %s %s", ending.trial_id, ending.status, _summary(ending.metrics))
+        if ending.error:
+            lines = [line for line in ending.error.splitlines() if line.strip()]
+            logger.info("trial %s: %s: %s", ending.trial_id, ending.status, lines[-1].strip() if lines else "")
+        else:
+            logger.info("trial %s: %s %s", ending.trial_id, ending.status, _summary(ending.metrics))
         return Outcome(ending.status)
 
     def _release(self, trial: ClaimedTrial) -> Outcome:

@@ -224,6 +224,8 @@ class Sweep(_Answer):
 
     id: int
     name: str
+    #: The user's program that runs its trials; ``None`` for the built-in trainer.
+    program: str | None = None
     status: SweepStatus
     objective: Objective
     parallelism: int
