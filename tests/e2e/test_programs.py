@@ -41,7 +41,18 @@ def train(trial):
     return {"test_accuracy": 1 - curve(lr, trial.settings["epochs"]) / 2, "stage_seen": trial.stage}
 
 
-if __name__ == "__main__":
+def device_probe(trial):
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    trial.report(1, val_accuracy=1.0, on_cpu=float(trial.device == "cpu"), gpus_hidden=float(visible == ""))
+
+
+if __name__ == "__main__" and os.environ.get("DEVICE_DIR"):
+    time.sleep(0.5)
+    open(os.path.join(os.environ["DEVICE_DIR"], os.environ["HYPERSWEEP_TRIAL_ID"]), "w").write(
+        os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+    )
+    hypersweep.report(1, val_accuracy=1.0)
+elif __name__ == "__main__":
     args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--"))
     open(os.path.join(os.environ["PID_DIR"], str(os.getpid())), "w").close() if os.environ.get("PID_DIR") else None
     lr, epochs = float(args["lr"]), int(args["epochs"])
@@ -262,3 +273,35 @@ def test_bad_report_lines_are_warned_about_and_the_trial_completes(server: Serve
     assert [(p.step, p.metrics) for p in trial.curve or ()] == [(2, {"train_loss": 1.0}), (3, {"val_accuracy": 0.75})]
     logs = server.processes.logs()
     assert "not JSON" in logs and "not a number" in logs and "goes back from step 2" in logs
+
+
+def test_devices_give_each_slot_its_own(server: Server, tmp_path: Path) -> None:
+    client = server.client
+    seen = tmp_path / "devices"
+    seen.mkdir()
+    created = client.submit_sweep(sweep("devices", [0.001, 0.01, 0.1, 0.3, 0.5, 0.7]))
+    os.environ["DEVICE_DIR"] = str(seen)
+    try:
+        code = run_worker(server, created.id, "--concurrency", "2", "--devices", "cuda:0,cuda:1", *COMMAND)
+    finally:
+        del os.environ["DEVICE_DIR"]
+    assert code == 0, server.processes.logs()
+    by_trial = {int(path.name): path.read_text() for path in seen.iterdir()}
+    assert len(by_trial) == 6
+    assert set(by_trial.values()) == {"0", "1"}  # one GPU per slot, never both, never none
+    workers = {t.worker_id: set() for t in client.list_trials(created.id)}
+    for trial in client.list_trials(created.id):
+        workers[trial.worker_id].add(by_trial[trial.id])
+    assert all(len(devices) == 1 for devices in workers.values()), workers
+
+    created = client.submit_sweep(sweep("cpu", [0.01]))
+    assert run_worker(server, created.id, "--devices", "cpu", "--function", "user_code:device_probe") == 0
+    [trial] = client.list_trials(created.id)
+    assert (trial.metrics["on_cpu"], trial.metrics["gpus_hidden"]) == (1.0, 1.0)
+
+
+def test_devices_that_cannot_be_had_are_refused_at_start(server: Server) -> None:
+    for devices in ("gpu0", "cuda:x", ""):
+        proc = server.start_worker("--program", "toy", "--devices", devices, *COMMAND, name=f"devices-{devices}")
+        assert server.wait_for_exit(proc, timeout=60) == 1
+    assert "--devices takes cuda:N, N, cpu or all" in server.processes.logs()
