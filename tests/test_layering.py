@@ -62,3 +62,17 @@ def test_import_hypersweep_and_its_client_stay_light() -> None:
 def test_import_hypersweep_alone_loads_no_client() -> None:
     loaded = loaded_after("import hypersweep")
     assert [name for name in loaded if name.startswith("hypersweep")] == ["hypersweep"]
+
+
+def test_a_worker_for_users_programs_loads_no_torch() -> None:
+    """A program worker (a command in any language) needs neither PyTorch nor the trainer."""
+    loaded = loaded_after(
+        "import hypersweep.worker.cli, hypersweep.worker.agent\n"
+        "import hypersweep.worker.runners.command, hypersweep.worker.runners.function\n"
+        "hypersweep.worker.cli.Program('toy', command=('python', 'train.py', '{args}')).runner()\n"
+        "import hypersweep\n"
+        "hypersweep.report, hypersweep.Trial, hypersweep.TrialStopped"
+    )
+    heavy = [name for name in loaded if name.partition(".")[0] in ("torch", "sklearn", "fastapi", "sqlalchemy")]
+    assert heavy == []
+    assert not any(name.startswith(("hypersweep.trainer", "hypersweep.service")) for name in loaded)

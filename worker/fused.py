@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 
-from hypersweep.trainer.fused import fusion_key
 from hypersweep.worker.wire import ClaimedTrial
 
 __all__ = ["group_trials", "trial_fusion_key"]
@@ -21,6 +20,9 @@ def trial_fusion_key(trial: ClaimedTrial) -> Hashable | None:
     """The fusion key of a claimed trial's trainer config, or None when its settings
     cannot be read as one: such a trial is trained alone, where the ordinary path reports
     why it fails."""
+    # Imported here: a worker that runs users' programs never needs the trainer (PyTorch).
+    from hypersweep.trainer.fused import fusion_key
+
     try:
         key = fusion_key(trial.config)
         hash(key)
