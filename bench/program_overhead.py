@@ -69,8 +69,17 @@ def bare_command(trials: int, epochs: int) -> float:
     started = time.perf_counter()
     for seed in range(trials):
         subprocess.run(
-            [sys.executable, str(EXAMPLE / "train.py"), f"--seed={seed}", f"--epochs={epochs}", "--lr=0.0035",
-             "--weight_decay=0.1", "--dropout=0.1", "--channels=32", "--threads=1"],
+            [
+                sys.executable,
+                str(EXAMPLE / "train.py"),
+                f"--seed={seed}",
+                f"--epochs={epochs}",
+                "--lr=0.0035",
+                "--weight_decay=0.1",
+                "--dropout=0.1",
+                "--channels=32",
+                "--threads=1",
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
