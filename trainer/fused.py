@@ -6,6 +6,10 @@ trained as one model whose parameters are the trials' parameters stacked along a
 leading dimension, every operation does the work of all of them at once (the idea of
 HFTA, Wang et al., MLSys 2021).
 
+The module is longer than most (about 550 lines) because the stacked layers, the fused
+optimizer and the run are one design: each stacks what the one-trial code keeps apart, and
+each is checked against the one-trial path member by member (``tests/trainer/test_fused.py``).
+
 A *group* is a list of :class:`TrainerConfig` that agree on everything except
 :data:`FUSED_SETTINGS` (``lr``, ``reg``, ``momentum``, ``dropout``): :func:`fusion_key`
 says what must agree. :func:`train_fused` trains a group so that member ``k`` follows the

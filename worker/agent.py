@@ -34,30 +34,32 @@ which applies the divergence rule and turns the channel's news (the server's sto
 lease) and the agent's own stop into the end of the run. After ``max_failures`` failed
 trials in a row the agent stops claiming, gives back what it holds, and says why in
 :attr:`Agent.gave_up`: a broken program must not burn a sweep.
+
+The module is longer than most (about 580 lines) because it is one class: its loop and its
+three ways to run a trial (alone, fused, a program) share the ways a trial ends (a finish
+carried by the next claim, a finish alone, a release, an abandoned lease), and splitting
+them would scatter that one protocol. The channel each trial talks through is
+``worker.channel``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import queue
 import random
-import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from hypersweep.limits import DEFAULT_LEASE_SECONDS as FALLBACK_LEASE_SECONDS
 from hypersweep.limits import MAX_CLAIM as MAX_FUSE
+from hypersweep.worker.channel import TrialChannel, channel_for
 from hypersweep.worker.client import (
-    MAX_POINTS,
     REPORT_EVERY_SECONDS,
     Ending,
     FinishStatus,
@@ -68,19 +70,17 @@ from hypersweep.worker.client import (
 )
 from hypersweep.worker.fused import group_trials
 from hypersweep.worker.runners.base import Runner, RunResult, Stop, StopCause, TrialRun, Watch, divergence_settings
-from hypersweep.worker.wire import Action, ClaimedTrial
+from hypersweep.worker.wire import ClaimedTrial
 
 if TYPE_CHECKING:
     from hypersweep.trainer import EpochCallback, TrainResult
 
-__all__ = ["MAX_FUSE", "REPORT_EVERY_SECONDS", "Agent", "IdleBackoff", "Outcome", "lease_seconds_left"]
+__all__ = ["MAX_FUSE", "REPORT_EVERY_SECONDS", "Agent", "IdleBackoff", "Outcome"]
 
 logger = logging.getLogger(__name__)
 
 #: Longest error text sent with a failed trial; the tail of a traceback is what matters.
 MAX_ERROR_CHARS = 4000
-#: Heartbeats never come closer together than this, however short the lease.
-MIN_HEARTBEAT_SECONDS = 0.2
 #: How often an idle agent checks whether it was asked to stop, in seconds.
 IDLE_SLICE = 0.1
 #: The most curve points the results carried by one claim hold together (about 130 bytes
@@ -121,113 +121,6 @@ class IdleBackoff:
 
     def reset(self) -> None:
         self._failures = 0
-
-
-def lease_seconds_left(expires_at: datetime, *, now: datetime | None = None) -> float:
-    """Seconds until ``expires_at`` (a naive time is UTC); the fallback lease when it is
-    already past (clocks can disagree)."""
-    moment = expires_at if expires_at.tzinfo is not None else expires_at.replace(tzinfo=UTC)
-    left = (moment - (now or datetime.now(UTC))).total_seconds()
-    return left if left > 0 else FALLBACK_LEASE_SECONDS
-
-
-Point = tuple[int, dict[str, float]]
-
-
-class _TrialChannel(threading.Thread):
-    """Everything sent for one running trial before its end, from a thread of its own so
-    that training never waits on the network. Curve points are sent at most every
-    ``report_every`` seconds, those measured in between together in one request (the
-    last ones ride with the finish: :meth:`close` hands them back); a heartbeat renews the
-    lease whenever nothing has for ``every`` seconds. What the server answers lands in
-    :attr:`lease_lost` and :attr:`stop_requested`, which the training thread reads at its
-    next epoch end."""
-
-    def __init__(self, client: ServiceClient, trial_id: int, lease_token: str, every: float, report_every: float):
-        super().__init__(name=f"trial-{trial_id}", daemon=True)
-        self.client = client
-        self.trial_id = trial_id
-        self.lease_token = lease_token
-        self.every = every
-        # Points never wait so long that the lease would lapse meanwhile.
-        self.report_every = min(report_every, every)
-        self.lease_lost = threading.Event()
-        self.stop_requested = threading.Event()
-        # None marks the end.
-        self._outbox: queue.Queue[Point | None] = queue.Queue()
-        self._unsent: list[Point] = []
-
-    def report(self, step: int, metrics: Mapping[str, float]) -> None:
-        """Queue one point of the curve; returns at once."""
-        self._outbox.put((step, dict(metrics)))
-
-    def close(self) -> list[Point]:
-        """Stop, and return the points not sent yet (none once the lease is lost). After
-        this the lease is the caller's to end."""
-        self._outbox.put(None)
-        self.join()
-        return [] if self.lease_lost.is_set() else self._unsent[-MAX_POINTS:]
-
-    def run(self) -> None:
-        pending: list[Point] = []
-        contact = time.monotonic()  # the last call to the server, or the claim
-        failed = False  # whether that call failed: then the next waits a heartbeat's interval
-        while True:
-            now = time.monotonic()
-            due = contact + (self.report_every if pending and not failed else self.every)
-            if now < due:
-                try:
-                    item = self._outbox.get(timeout=due - now)
-                except queue.Empty:
-                    continue
-                if item is None:
-                    self._unsent = pending
-                    return
-                pending.append(item)
-                continue
-            if pending:
-                failed = not self._send(self._report, pending)
-                # Points the server did not get go with the next report or the finish,
-                # within what one request carries.
-                pending = pending[-MAX_POINTS:] if failed else []
-            else:
-                failed = not self._send(self._heartbeat)
-            contact = time.monotonic()
-
-    def _heartbeat(self) -> Action:
-        return self.client.heartbeat(self.trial_id, lease_token=self.lease_token)
-
-    def _report(self, points: list[Point]) -> Action:
-        if len(points) == 1:
-            [(step, metrics)] = points
-            return self.client.report(self.trial_id, lease_token=self.lease_token, step=step, metrics=metrics)
-        return self.client.report_many(self.trial_id, lease_token=self.lease_token, points=points)
-
-    def _send(self, call: Callable[..., Action], *args: Any) -> bool:
-        """Make one call; False when it failed (the server could not be reached, or
-        refused it). Once the lease is lost nothing is sent, and that counts as done."""
-        if self.lease_lost.is_set():
-            return True  # nothing more is ours to say; the queue just drains until closed
-        try:
-            answer = call(*args)
-        except LeaseLost as exc:
-            logger.warning("trial %s: lease lost: %s", self.trial_id, exc.detail)
-            self.lease_lost.set()
-            return True
-        except ServiceError as exc:
-            # The server may be back before the lease runs out, so training goes on; the
-            # points go again with the next report or the finish.
-            logger.warning("trial %s: %s", self.trial_id, exc)
-            return False
-        if answer.stop:
-            self.stop_requested.set()
-        return True
-
-
-def _channel_for(client: ServiceClient, trial: ClaimedTrial, report_every: float) -> _TrialChannel:
-    """A channel for a claimed trial, heartbeating every third of what is left of its lease."""
-    every = max(MIN_HEARTBEAT_SECONDS, lease_seconds_left(trial.lease_expires_at) / 3)
-    return _TrialChannel(client, trial.id, trial.lease_token, every, report_every)
 
 
 class Agent:
@@ -381,7 +274,7 @@ class Agent:
         """Train one claimed trial and tell the server how it ended (see the module doc).
         With ``claim_next``, the finish also claims the trials :meth:`run` goes on with,
         in the same request, unless the agent is stopping."""
-        channel = _channel_for(self.client, trial, self.report_every)
+        channel = channel_for(self.client, trial, self.report_every)
         logger.info("trial %s: starting with %s", trial.id, trial.params)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
@@ -402,7 +295,7 @@ class Agent:
         """Run one claimed trial with the agent's ``runner`` and tell the server how it ended,
         as :meth:`run_trial` does for the built-in trainer."""
         assert self.runner is not None
-        channel = _channel_for(self.client, trial, self.report_every)
+        channel = channel_for(self.client, trial, self.report_every)
         metric, factor = divergence_settings(trial.settings)
 
         def interrupted() -> Stop | None:
@@ -477,10 +370,10 @@ class Agent:
         :meth:`run` goes on with. When the fused training raises (a data set that cannot be
         loaded, say), every trial still running is finished as ``failed`` with the error.
         """
-        channels = [_channel_for(self.client, trial, self.report_every) for trial in trials]
+        channels = [channel_for(self.client, trial, self.report_every) for trial in trials]
         logger.info("trials %s: training %d fused", ", ".join(str(t.id) for t in trials), len(trials))
 
-        def epoch_callback(channel: _TrialChannel) -> EpochCallback:
+        def epoch_callback(channel: TrialChannel) -> EpochCallback:
             def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
                 channel.report(epoch, metrics)
                 return not (channel.stop_requested.is_set() or channel.lease_lost.is_set() or self.stopping)
@@ -530,7 +423,7 @@ class Agent:
         return [outcomes[member] for member in range(len(trials))]
 
     def _end(
-        self, trial: ClaimedTrial, channel: _TrialChannel, result: TrainResult, *, claim_next: bool = False
+        self, trial: ClaimedTrial, channel: TrialChannel, result: TrainResult, *, claim_next: bool = False
     ) -> Outcome:
         """Close the channel and tell the server how a trial that trained to its end (or was
         stopped) went, with the curve points the channel had not sent."""
@@ -539,7 +432,7 @@ class Agent:
             return ending
         return self._finish(ending, claim_next=claim_next)
 
-    def _ending(self, trial: ClaimedTrial, channel: _TrialChannel, result: TrainResult) -> Ending | Outcome:
+    def _ending(self, trial: ClaimedTrial, channel: TrialChannel, result: TrainResult) -> Ending | Outcome:
         """Close the channel; what to tell the server of a trial that trained to its end (or
         was stopped), with the curve points the channel had not sent, or the outcome when
         there is nothing to tell (its lease is lost, or our shutdown gave it back)."""
@@ -554,7 +447,7 @@ class Agent:
         return Ending(trial.id, trial.lease_token, status, dict(result.metrics), points=unsent)
 
     def _end_failed(
-        self, trial: ClaimedTrial, channel: _TrialChannel, exc: BaseException, *, claim_next: bool = False
+        self, trial: ClaimedTrial, channel: TrialChannel, exc: BaseException, *, claim_next: bool = False
     ) -> Outcome:
         unsent = channel.close()
         if channel.lease_lost.is_set():

@@ -17,7 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hypersweep.trainer import TrainerConfig, TrainResult, train
-from hypersweep.worker.agent import FALLBACK_LEASE_SECONDS, Agent, IdleBackoff, Outcome, lease_seconds_left
+from hypersweep.worker.agent import Agent, IdleBackoff, Outcome
+from hypersweep.worker.channel import FALLBACK_LEASE_SECONDS, lease_seconds_left
 from hypersweep.worker.client import Ending, ServiceClient, ServiceUnavailable
 from hypersweep.worker.wire import Action, ClaimedTrial, FinishOutcome, Sweep, Trial
 from tests.conftest import sweep_doc
