@@ -11,7 +11,10 @@ Each round times, as whole processes and in turn:
 * **bare function**: one Python process that calls ``cnn.fit`` once per trial;
 * **function**: ``hypersweep worker --program ... --function objective:train``.
 
-The ratio bare / worker (1.0: no overhead) is printed per form, medians over the rounds.
+The ratio bare / worker (1.0: no overhead) is printed per form, medians over the rounds,
+of wall time and of CPU time (user + system of the process and all it started, as the
+kernel accounts it: on a busy machine wall time swings with the neighbours, CPU time much
+less). The server's own CPU is not counted: it can run anywhere.
 A server on a temporary SQLite file serves the sweeps; every worker runs one trial at a
 time, and every trial one torch thread, as the example's sweep sets.
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -59,14 +63,30 @@ def sweep_doc(program: str, trials: int, epochs: int) -> dict[str, Any]:
     }
 
 
-def timed(args: list[str], **kwargs: Any) -> float:
-    started = time.perf_counter()
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, **kwargs)
-    return time.perf_counter() - started
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
-def bare_command(trials: int, epochs: int) -> float:
-    started = time.perf_counter()
+class Clock:
+    """Wall and CPU seconds (of the processes this one started and waited for) over a block."""
+
+    def __enter__(self) -> Clock:
+        self.wall, self.cpu = time.perf_counter(), _children_cpu()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, _children_cpu() - self.cpu
+
+
+def timed(args: list[str], **kwargs: Any) -> Clock:
+    with Clock() as clock:
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL, **kwargs)
+    return clock
+
+
+def bare_command(trials: int, epochs: int) -> Clock:
+    clock = Clock().__enter__()
     for seed in range(trials):
         subprocess.run(
             [
@@ -83,10 +103,11 @@ def bare_command(trials: int, epochs: int) -> float:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    return time.perf_counter() - started
+    clock.__exit__()
+    return clock
 
 
-def bare_function(trials: int, epochs: int) -> float:
+def bare_function(trials: int, epochs: int) -> Clock:
     code = (
         "import cnn\n"
         f"for seed in range({trials}):\n"
@@ -96,7 +117,7 @@ def bare_function(trials: int, epochs: int) -> float:
     return timed([sys.executable, "-c", code], cwd=EXAMPLE)
 
 
-def through_worker(url: str, form: str, trials: int, epochs: int, env: dict[str, str]) -> float:
+def through_worker(url: str, form: str, trials: int, epochs: int, env: dict[str, str]) -> Clock:
     program = f"overhead-{form}"
     answer = httpx.post(f"{url}/api/v1/sweeps", json=sweep_doc(program, trials, epochs), timeout=30)
     answer.raise_for_status()
@@ -147,22 +168,27 @@ def main() -> None:
                 time.sleep(0.1)
         # Warm-up: builds the data cache and the page cache for every side.
         bare_function(1, 1)
-        times: dict[str, list[float]] = {"bare command": [], "command": [], "bare function": [], "function": []}
+        times: dict[str, list[Clock]] = {"bare command": [], "command": [], "bare function": [], "function": []}
         for round_ in range(args.repeats):
             times["bare command"].append(bare_command(args.trials, args.epochs))
             times["command"].append(through_worker(url, "command", args.trials, args.epochs, env))
             times["bare function"].append(bare_function(args.trials, args.epochs))
             times["function"].append(through_worker(url, "function", args.trials, args.epochs, env))
-            print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+            print(
+                f"round {round_ + 1}: "
+                + ", ".join(f"{k} {v[-1].wall:.2f} s (cpu {v[-1].cpu:.2f} s)" for k, v in times.items()),
+                flush=True,
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
-    median = {name: statistics.median(values) for name, values in times.items()}
     print(f"\n{args.trials} trials x {args.epochs} epochs, medians of {args.repeats} rounds:")
     for form in ("command", "function"):
-        bare, ours = median[f"bare {form}"], median[form]
-        print(f"  {form:<8}  bare {bare:7.2f} s   worker {ours:7.2f} s   bare/worker {bare / ours:.3f}")
+        for what in ("wall", "cpu"):
+            bare = statistics.median(getattr(c, what) for c in times[f"bare {form}"])
+            ours = statistics.median(getattr(c, what) for c in times[form])
+            print(f"  {form:<8} {what:<4}  bare {bare:7.2f} s   worker {ours:7.2f} s   bare/worker {bare / ours:.3f}")
 
 
 if __name__ == "__main__":
