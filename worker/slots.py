@@ -126,41 +126,16 @@ def run_worker(
     if report_every < 0:
         raise ValueError(f"report_every must not be negative, not {report_every}")
     devices = devices or []
+    slot = _Slot(server, token, sweep_id, data_dir, once, concurrency, fuse, report_every, program)
     if concurrency == 1:
         own_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-0"
-        device = _take_device(devices[0] if devices else None)
-        return _agent_main(
-            server,
-            token,
-            sweep_id,
-            own_id,
-            data_dir,
-            once,
-            share=1,
-            fuse=fuse,
-            report_every=report_every,
-            program=program,
-            device=device,
-        )
+        return _agent_main(slot, own_id, _take_device(devices[0] if devices else None))
 
     context = multiprocessing.get_context("spawn")
     children = [
         context.Process(
             target=_child_main,
-            args=(
-                server,
-                token,
-                sweep_id,
-                worker_id,
-                index,
-                data_dir,
-                once,
-                concurrency,
-                fuse,
-                report_every,
-                program,
-                devices[index % len(devices)] if devices else None,
-            ),
+            args=(slot, worker_id, index, devices[index % len(devices)] if devices else None),
             name=f"worker-{index}",
         )
         for index in range(concurrency)
@@ -189,54 +164,29 @@ def run_worker(
     return 0 if all(child.exitcode in clean for child in children) else 1
 
 
-def _child_main(
-    server: str,
-    token: str | None,
-    sweep_id: int | None,
-    worker_id: str | None,
-    index: int,
-    data_dir: str | None,
-    once: bool,
-    share: int,
-    fuse: int = 1,
-    report_every: float = REPORT_EVERY_SECONDS,
-    program: Program | None = None,
-    device: str | None = None,
-) -> None:
+@dataclass(frozen=True)
+class _Slot:
+    """What every agent of one ``hypersweep worker`` shares; ``share`` is how many there are."""
+
+    server: str
+    token: str | None
+    sweep_id: int | None
+    data_dir: str | None
+    once: bool
+    share: int
+    fuse: int
+    report_every: float
+    program: Program | None
+
+
+def _child_main(slot: _Slot, worker_id: str | None, index: int, device: str | None) -> None:
     base = worker_id or f"{socket.gethostname()}-{os.getpid()}"
-    own_id = f"{base}-{index}"
-    device = _take_device(device)
-    sys.exit(
-        _agent_main(
-            server,
-            token,
-            sweep_id,
-            own_id,
-            data_dir,
-            once,
-            share=share,
-            fuse=fuse,
-            report_every=report_every,
-            program=program,
-            device=device,
-        )
-    )
+    sys.exit(_agent_main(slot, f"{base}-{index}", _take_device(device)))
 
 
-def _agent_main(
-    server: str,
-    token: str | None,
-    sweep_id: int | None,
-    worker_id: str,
-    data_dir: str | None,
-    once: bool,
-    *,
-    share: int,
-    fuse: int = 1,
-    report_every: float = REPORT_EVERY_SECONDS,
-    program: Program | None = None,
-    device: str | None = None,
-) -> int:
+def _agent_main(slot: _Slot, worker_id: str, device: str | None) -> int:
+    """Run one agent in this process until its work is done; the process's exit code."""
+    server, program, share = slot.server, slot.program, slot.share
     # Imported here so that `--help` does not pay for importing torch.
     from hypersweep.worker.agent import Agent
     from hypersweep.worker.runners.function import ProgramError
@@ -254,16 +204,16 @@ def _agent_main(
             logger.error("%s", exc)
             return 1
         threads = _program_threads(share)
-    with ServiceClient.connect(server, token=token) as client:
+    with ServiceClient.connect(server, token=slot.token) as client:
         agent = Agent(
             client,
             worker_id=worker_id,
-            sweep_id=sweep_id,
-            data_dir=data_dir,
+            sweep_id=slot.sweep_id,
+            data_dir=slot.data_dir,
             device=device,
-            once=once,
-            fuse=fuse,
-            report_every=report_every,
+            once=slot.once,
+            fuse=slot.fuse,
+            report_every=slot.report_every,
             runner=runner,
             program=program.name if program else None,
             timeout=program.timeout if program else None,

@@ -119,13 +119,15 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
 @pytest.fixture
 def server(processes: Processes, tmp_path: Path) -> Iterator[Server]:
     """A real ``hypersweep serve`` on a temporary SQLite file, requiring a token."""
+    yield from serve(processes, f"sqlite:///{tmp_path / 'hypersweep.db'}")
+
+
+def serve(processes: Processes, database_url: str) -> Iterator[Server]:
+    """Start ``hypersweep serve`` on ``database_url`` (migrated), requiring a token; yield
+    it once it answers its health check, and close its client at the end."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {
-        "HYPERSWEEP_DATABASE_URL": f"sqlite:///{tmp_path / 'hypersweep.db'}",
-        "HYPERSWEEP_TOKEN": TOKEN,
-        "HYPERSWEEP_LEASE_SECONDS": "60",
-    }
+    env = {"HYPERSWEEP_DATABASE_URL": database_url, "HYPERSWEEP_TOKEN": TOKEN, "HYPERSWEEP_LEASE_SECONDS": "60"}
     args = [*hypersweep_command(), "serve", "--port", str(port), "--log-level", "warning"]
     proc = processes.start("server", args, env)
     client = ServiceClient.connect(url, token=TOKEN, retry=RetryPolicy(attempts=1))

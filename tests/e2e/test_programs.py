@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from hypersweep.worker.client import RetryPolicy, ServiceClient, ServiceError
-from tests.e2e.conftest import TOKEN, Processes, Server, free_port, hypersweep_command, wait_until
+from tests.e2e.conftest import Processes, Server, serve, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -67,28 +66,10 @@ elif __name__ == "__main__":
 
 @pytest.fixture
 def server(processes: Processes, database_url: str) -> Iterator[Server]:
-    """A real ``hypersweep serve`` on this test's database (SQLite file or PostgreSQL)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {"HYPERSWEEP_DATABASE_URL": database_url, "HYPERSWEEP_TOKEN": TOKEN, "HYPERSWEEP_LEASE_SECONDS": "60"}
-    proc = processes.start("server", [*hypersweep_command(), "serve", "--port", str(port)], env)
-    client = ServiceClient.connect(url, token=TOKEN, retry=RetryPolicy(attempts=1))
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            pytest.fail(f"the server exited with {proc.returncode}\n{processes.logs()}")
-        try:
-            return bool(client.healthz()["status"] == "ok")
-        except ServiceError:
-            return False
-
-    wait_until(healthy, what="the server's /healthz")
-    client.retry = RetryPolicy(attempts=5, base_delay=0.1, max_delay=1.0, deadline=10)
+    """A real ``hypersweep serve`` on this test's database (SQLite file or PostgreSQL), with
+    the user's code in its working directory."""
     (processes.workdir / "user_code.py").write_text(USER_CODE)
-    try:
-        yield Server(url=url, client=client, processes=processes)
-    finally:
-        client.close()
+    yield from serve(processes, database_url)
 
 
 def sweep(name: str, lrs: list[float], *, epochs: int = 3, **trainer: Any) -> dict[str, Any]:
