@@ -7,12 +7,12 @@
     client = hypersweep.Client("http://127.0.0.1:8000")
     sweep = client.submit("sweep.yaml")          # or a dict holding the same document
     done = client.wait(sweep, progress=True)      # a bar per stage until it ends
-    best = done.best                              # a Trial, or None
+    best = done.best                              # a FrozenTrial (hypersweep.FrozenTrial), or None
     print(best.params, best.value, best.metrics["test_accuracy"])
     for trial in client.trials(done, status="completed", sort="-metric"):
         print(trial.number, trial.params, trial.value)
 
-Answers are typed objects (:class:`Sweep`, :class:`Stage`, :class:`Trial`, defined in
+Answers are typed objects (:class:`Sweep`, :class:`Stage`, :class:`Trial` (``hypersweep.FrozenTrial``), defined in
 :mod:`hypersweep.worker.wire`), read from the server at the moment of the call: a
 ``Sweep`` is a snapshot, and :meth:`Client.get_sweep` takes a fresh one. Every method that
 takes a sweep takes its id or a ``Sweep``.

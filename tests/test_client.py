@@ -17,7 +17,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 import hypersweep
-from hypersweep import Client, DocumentError, ServiceError, Stage, Sweep, Trial
+from hypersweep import Client, DocumentError, FrozenTrial, ServiceError, Stage, Sweep
 from hypersweep.worker.client import ServiceClient
 from tests.conftest import sweep_doc
 
@@ -41,7 +41,9 @@ def run_trials(client: TestClient, sweep_id: int, values: list[float]) -> None:
 def test_the_package_names_its_version_and_its_client() -> None:
     assert hypersweep.__version__ == version("hypersweep")
     assert hypersweep.Client is Client
-    assert {"Client", "Sweep", "Stage", "Trial", "ServiceError"} <= set(hypersweep.__all__)
+    assert {"Client", "Sweep", "Stage", "FrozenTrial", "Trial", "TrialStopped", "run", "report", "ServiceError"} <= set(
+        hypersweep.__all__
+    )
     with pytest.raises(AttributeError, match="no attribute 'Clinet'"):
         _ = hypersweep.Clinet  # type: ignore[attr-defined]
 
@@ -111,7 +113,7 @@ def test_a_sweep_reads_as_typed_objects(api: Client, client: TestClient) -> None
     assert second.space is not None and set(second.space) == {"lr", "dropout"}
 
     best = api.best_trial(sweep)
-    assert isinstance(best, Trial)
+    assert isinstance(best, FrozenTrial)
     assert best == now.best
     assert (best.number, best.value, best.status, best.finished) == (1, 0.9, "completed", True)
     assert best.metrics["train_loss"] == math.inf  # sent as "Infinity", read as a float
@@ -138,7 +140,7 @@ def test_trials_pages_through_more_than_one_answer_holds(
     offsets: list[object] = []
     list_trials = api.service.list_trials
 
-    def recording(sweep_id: int, **kwargs: Any) -> list[Trial]:
+    def recording(sweep_id: int, **kwargs: Any) -> list[FrozenTrial]:
         offsets.append(kwargs["offset"])
         return list_trials(sweep_id, **kwargs)
 
