@@ -59,6 +59,7 @@ from hypersweep.limits import MAX_CLAIM as MAX_FUSE
 from hypersweep.worker.client import (
     MAX_POINTS,
     REPORT_EVERY_SECONDS,
+    RETRIED_STATUSES,
     Ending,
     FinishStatus,
     LeaseLost,
@@ -88,7 +89,7 @@ IDLE_SLICE = 0.1
 CARRIED_POINTS = 2000
 #: What a request ends with when the server cannot be reached: no answer, or a gateway's or
 #: the server's own "unavailable" (its database is down).
-_UNREACHABLE = frozenset({None, 502, 503, 504})
+_UNREACHABLE = frozenset({None, *RETRIED_STATUSES})
 
 
 class Outcome(StrEnum):
@@ -99,6 +100,9 @@ class Outcome(StrEnum):
     FAILED = "failed"
     LEASE_LOST = "lease_lost"
     RELEASED = "released"
+    #: The server stopped it: its sweep was cancelled, and it stays cancelled (the final
+    #: metrics the worker sent are recorded).
+    CANCELLED = "cancelled"
     #: The server could not be told how the trial ended; its lease will lapse.
     UNDELIVERED = "undelivered"
 
@@ -143,10 +147,14 @@ class _TrialChannel(threading.Thread):
     :attr:`lease_lost` and :attr:`stop_requested`, which the training thread reads at its
     next epoch end."""
 
-    def __init__(self, client: ServiceClient, trial_id: int, lease_token: str, every: float, report_every: float):
+    def __init__(
+        self, client: ServiceClient, trial_id: int, lease_token: str, every: float, report_every: float, *, name: str
+    ):
         super().__init__(name=f"trial-{trial_id}", daemon=True)
         self.client = client
         self.trial_id = trial_id
+        #: How the logs name the trial (``trial 7 (id 42)``).
+        self.label = name
         self.lease_token = lease_token
         self.every = every
         # Points never wait so long that the lease would lapse meanwhile.
@@ -211,13 +219,13 @@ class _TrialChannel(threading.Thread):
         try:
             answer = call(*args)
         except LeaseLost as exc:
-            logger.warning("trial %s: lease lost: %s", self.trial_id, exc.detail)
+            logger.warning("%s: lease lost: %s", self.label, exc.detail)
             self.lease_lost.set()
             return True
         except ServiceError as exc:
             # The server may be back before the lease runs out, so training goes on; the
             # points go again with the next report or the finish.
-            logger.warning("trial %s: %s", self.trial_id, exc)
+            logger.warning("%s: %s", self.label, exc)
             return False
         if answer.stop:
             self.stop_requested.set()
@@ -227,7 +235,13 @@ class _TrialChannel(threading.Thread):
 def _channel_for(client: ServiceClient, trial: ClaimedTrial, report_every: float) -> _TrialChannel:
     """A channel for a claimed trial, heartbeating every third of what is left of its lease."""
     every = max(MIN_HEARTBEAT_SECONDS, lease_seconds_left(trial.lease_expires_at) / 3)
-    return _TrialChannel(client, trial.id, trial.lease_token, every, report_every)
+    return _TrialChannel(client, trial.id, trial.lease_token, every, report_every, name=_name(trial))
+
+
+def _name(trial: ClaimedTrial) -> str:
+    """How the logs name a trial: by its number in the sweep (what the CLI and the
+    dashboard show), then its id (what the API takes)."""
+    return f"trial {trial.number} (id {trial.id})"
 
 
 class Agent:
@@ -307,6 +321,8 @@ class Agent:
         # a lock that the interrupted main thread may be holding.
         self._stop_requested = False
         self.outcomes: list[Outcome] = []
+        #: The numbers of the trials this agent holds, by id, for the logs.
+        self._numbers: dict[int, int] = {}
         #: Trials leased with the last finish, to run next (``[]``: that claim found none).
         self._claimed_ahead: list[ClaimedTrial] | None = None
 
@@ -347,6 +363,7 @@ class Agent:
                 self._idle(self.backoff.next_delay())
                 continue
             self.backoff.reset()
+            self._numbers = {trial.id: trial.number for trial in trials}
             groups = [[trial] for trial in trials] if self.runner is not None else group_trials(trials)
             for position, group in enumerate(groups):
                 if self.stopping:
@@ -382,7 +399,8 @@ class Agent:
         With ``claim_next``, the finish also claims the trials :meth:`run` goes on with,
         in the same request, unless the agent is stopping."""
         channel = _channel_for(self.client, trial, self.report_every)
-        logger.info("trial %s: starting with %s", trial.id, trial.params)
+        self._numbers[trial.id] = trial.number
+        logger.info("%s: starting with %s", _name(trial), trial.params)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
             channel.report(epoch, metrics)
@@ -394,7 +412,7 @@ class Agent:
             result = self.train_fn(trial.config, on_epoch=on_epoch, data_dir=self.data_dir, device=self.device)
         except Exception as exc:
             if not channel.lease_lost.is_set():
-                logger.exception("trial %s: training raised", trial.id)
+                logger.exception("%s: training raised", _name(trial))
             return self._end_failed(trial, channel, exc, claim_next=claim_next)
         return self._end(trial, channel, result, claim_next=claim_next)
 
@@ -403,6 +421,7 @@ class Agent:
         as :meth:`run_trial` does for the built-in trainer."""
         assert self.runner is not None
         channel = _channel_for(self.client, trial, self.report_every)
+        self._numbers[trial.id] = trial.number
         metric, factor = divergence_settings(trial.settings)
 
         def interrupted() -> Stop | None:
@@ -420,9 +439,9 @@ class Agent:
             metric=metric,
             factor=factor,
             timeout=self.timeout,
-            label=f"trial {trial.number} (id {trial.id})",
+            label=_name(trial),
         )
-        logger.info("trial %s (id %s): starting with %s", trial.number, trial.id, trial.params)
+        logger.info("%s: starting with %s", _name(trial), trial.params)
         channel.start()
         run = TrialRun(
             id=trial.id,
@@ -435,7 +454,7 @@ class Agent:
         try:
             result = self.runner.run(run, watch)
         except Exception as exc:  # a runner's own failure, not the program's
-            logger.exception("trial %s: the runner raised", trial.id)
+            logger.exception("%s: the runner raised", _name(trial))
             result = RunResult("failed", dict(watch.latest), error=_error_text(exc))
         if getattr(self.runner, "stuck", False):
             self.gave_up = "a function did not return after it was told to stop; its thread still runs"
@@ -448,7 +467,7 @@ class Agent:
         status: FinishStatus = "completed" if result.status == "stopped" else result.status
         ending = Ending(trial.id, trial.lease_token, status, result.metrics, error=result.error, points=unsent)
         if result.stop is not None and result.status == "stopped":
-            logger.info("trial %s (id %s): %s", trial.number, trial.id, result.stop.detail)
+            logger.info("%s: %s", _name(trial), result.stop.detail)
         outcome = self._finish(ending, claim_next=claim_next and self.gave_up is None)
         self._count_failure(outcome, result)
         return outcome
@@ -477,7 +496,9 @@ class Agent:
         loaded, say), every trial still running is finished as ``failed`` with the error.
         """
         channels = [_channel_for(self.client, trial, self.report_every) for trial in trials]
-        logger.info("trials %s: training %d fused", ", ".join(str(t.id) for t in trials), len(trials))
+        self._numbers.update((trial.id, trial.number) for trial in trials)
+        names = ", ".join(_name(trial) for trial in trials)
+        logger.info("training %d trials fused: %s", len(trials), names)
 
         def epoch_callback(channel: _TrialChannel) -> EpochCallback:
             def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
@@ -509,7 +530,7 @@ class Agent:
                     device=self.device,
                 )
             except Exception as exc:
-                logger.exception("trials %s: fused training raised", ", ".join(str(t.id) for t in trials))
+                logger.exception("fused training raised: %s", names)
                 for member, (trial, channel) in enumerate(zip(trials, channels, strict=True)):
                     if member not in endings and member not in completed:
                         endings[member] = pool.submit(self._end_failed, trial, channel, exc)
@@ -600,7 +621,7 @@ class Agent:
                 # retry: a finish would fare no better. The results are lost, not the
                 # trials; their leases lapse and they run again.
                 for ending in endings:
-                    logger.error("trial %s: could not deliver its result: %s", ending.trial_id, exc)
+                    logger.error("%s: could not deliver its result: %s", self._name(ending.trial_id), exc)
                 return [Outcome.UNDELIVERED] * len(endings)
             logger.warning("the claim carrying %d results failed (%s); finishing them one by one", len(endings), exc)
             return [self._finish_alone(ending) for ending in endings]
@@ -610,17 +631,17 @@ class Agent:
         outcomes = []
         for ending, answer in zip(endings, answers, strict=True):
             if answer.code == httpx.codes.OK:
-                outcomes.append(self._delivered(ending))
+                outcomes.append(self._delivered(ending, answer.status))
             elif answer.code == httpx.codes.CONFLICT:
                 outcomes.append(self._abandon(ending.trial_id))
             else:
-                logger.error("trial %s: could not deliver its result: %s", ending.trial_id, answer.detail)
+                logger.error("%s: could not deliver its result: %s", self._name(ending.trial_id), answer.detail)
                 outcomes.append(Outcome.UNDELIVERED)
         return outcomes
 
     def _finish_alone(self, ending: Ending) -> Outcome:
         try:
-            self.client.finish(
+            trial = self.client.finish(
                 ending.trial_id,
                 lease_token=ending.lease_token,
                 status=ending.status,
@@ -632,14 +653,23 @@ class Agent:
             return self._abandon(ending.trial_id)
         except ServiceError as exc:
             # The result is lost, not the trial: its lease lapses and it is run again.
-            logger.error("trial %s: could not deliver its result: %s", ending.trial_id, exc)
+            logger.error("%s: could not deliver its result: %s", self._name(ending.trial_id), exc)
             return Outcome.UNDELIVERED
-        return self._delivered(ending)
+        return self._delivered(ending, trial.status)
 
-    @staticmethod
-    def _delivered(ending: Ending) -> Outcome:
-        logger.info("trial %s: %s %s", ending.trial_id, ending.status, _summary(ending.metrics))
+    def _delivered(self, ending: Ending, status: str | None) -> Outcome:
+        """Log how a delivered ending left the trial: ``status`` is the server's word for it."""
+        name = self._name(ending.trial_id)
+        if status == "cancelled":
+            # Trained until the server's stop: what was sent as its end is not how it ended.
+            logger.info("%s: stopped by the server, its sweep was cancelled: %s", name, _summary(ending.metrics))
+            return Outcome.CANCELLED
+        logger.info("%s: %s %s", name, status or ending.status, _summary(ending.metrics))
         return Outcome(ending.status)
+
+    def _name(self, trial_id: int) -> str:
+        number = self._numbers.get(trial_id)
+        return f"trial id {trial_id}" if number is None else f"trial {number} (id {trial_id})"
 
     def _release(self, trial: ClaimedTrial) -> Outcome:
         try:
@@ -648,12 +678,12 @@ class Agent:
             return self._abandon(trial.id)
         except ServiceError as exc:
             # Not fatal: the lease will lapse and the server re-queues the trial then.
-            logger.warning("trial %s: release failed: %s", trial.id, exc)
-        logger.info("trial %s: released for another worker", trial.id)
+            logger.warning("%s: release failed: %s", _name(trial), exc)
+        logger.info("%s: released for another worker", _name(trial))
         return Outcome.RELEASED
 
     def _abandon(self, trial_id: int) -> Outcome:
-        logger.warning("trial %s: abandoned, the lease is no longer ours", trial_id)
+        logger.warning("%s: abandoned, the lease is no longer ours", self._name(trial_id))
         return Outcome.LEASE_LOST
 
     def _idle(self, seconds: float) -> None:
