@@ -60,8 +60,8 @@ class Client:
 
     ``server`` defaults to ``HYPERSWEEP_SERVER``, then ``http://127.0.0.1:8000``;
     ``token`` to ``HYPERSWEEP_TOKEN`` (sent as ``Authorization: Bearer``; none when empty).
-    Requests that fail for want of the server (no connection, a timeout, a 5xx) are
-    retried by ``retry`` (by default for up to a minute), each waiting at most
+    Requests that fail for want of the server (no connection, a timeout, a 502, 503 or
+    504) are retried by ``retry`` (by default for up to a minute), each waiting at most
     ``timeout`` seconds for an answer. ``http`` replaces the connection with a given
     ``httpx.Client`` (a test's ``TestClient`` on the app, say); ``server``, ``token`` and
     ``timeout`` are then its business.

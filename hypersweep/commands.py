@@ -57,13 +57,15 @@ def connected(server: str, token: str | None) -> Iterator[Client]:
     except ServiceUnavailable:
         raise fail(f"cannot reach the hypersweep server at {server} (is 'hypersweep serve' running?)") from None
     except ServiceError as exc:
-        raise fail(_explain(exc, server)) from None
+        raise fail(_explain(exc, server, token)) from None
     finally:
         client.close()
 
 
-def _explain(exc: ServiceError, server: str) -> str:
+def _explain(exc: ServiceError, server: str, token: str | None) -> str:
     if exc.status_code == 401:
+        if token:
+            return f"the server at {server} refused the token: it is wrong (check HYPERSWEEP_TOKEN or --token)"
         return f"the server at {server} needs a token: set HYPERSWEEP_TOKEN or pass --token"
     if exc.status_code == 422 and isinstance(exc.detail, list):
         problems = [f"{e.get('path') or '.'.join(map(str, e.get('loc', [])[1:]))}: {e.get('msg')}" for e in exc.detail]
@@ -106,6 +108,15 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _full(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+#: The width tables are laid out in when the output is not a terminal: wide enough that no
+#: value is cut to fit.
+_UNCUT = 1_000_000
+
+
 def _space_line(space: dict[str, Any] | None) -> str:
     if not space:
         return "(derived when it starts)"
@@ -127,12 +138,13 @@ def status(sweep_id: SweepArg, server: ServerOpt = DEFAULT_SERVER, token: TokenO
     objective = sweep.objective
     out.print(f"sweep [bold]{sweep.id}[/] {sweep.name}: [bold]{sweep.status}[/]")
     out.print(f"objective: {objective.mode} {objective.metric}")
-    table = Table("stage", "status", "done", "epochs", "search", "space")
+    table = Table("stage", "status", "done", "best", "epochs", "search", "space")
     for stage in sweep.stages:
         table.add_row(
             str(stage.index),
             stage.status,
             f"{stage.finished_trials}/{stage.trials}",
+            _fmt(stage.best_value),
             str(stage.epochs),
             stage.search["kind"],
             _space_line(stage.space),
@@ -161,25 +173,28 @@ def trials(
     server: ServerOpt = DEFAULT_SERVER,
     token: TokenOpt = None,
 ) -> None:
-    """A table of a sweep's trials, best first by default."""
+    """A table of a sweep's trials, best first by default. Piped or redirected, no value is
+    shortened: numbers are printed in full and the table is as wide as they need."""
     with connected(server, token) as client:
         sweep = client.get_sweep(sweep_id)
         rows = client.trials(sweep, status=status_filter, stage=stage, sort=sort, limit=limit)
     names = list(sweep.spec["space"])
     metric = sweep.objective.metric
+    terminal = out.is_terminal
+    fmt = _fmt if terminal else _full
     table = Table("#", "stage", "status", metric, "test_accuracy", *names, "epochs", "attempt")
     for t in rows:
         table.add_row(
             str(t.number),
             str(t.stage),
             t.status,
-            _fmt(t.value),
-            _fmt(t.metrics.get("test_accuracy")),
-            *(_fmt(t.params.get(n)) for n in names),
-            _fmt(t.metrics.get("epochs_run")),
+            fmt(t.value),
+            fmt(t.metrics.get("test_accuracy")),
+            *(fmt(t.params.get(n)) for n in names),
+            fmt(t.metrics.get("epochs_run")),
             str(t.attempt),
         )
-    out.print(table)
+    (out if terminal else Console(width=_UNCUT)).print(table)
 
 
 def watch(
@@ -188,7 +203,7 @@ def watch(
     server: ServerOpt = DEFAULT_SERVER,
     token: TokenOpt = None,
 ) -> None:
-    """Live progress: one bar per stage with the best value so far, until the sweep ends."""
+    """Live progress: one bar per stage with that stage's best value so far, until the sweep ends."""
     with connected(server, token) as client:
         sweep = follow(client, sweep_id, interval=interval, console=out)
     out.print(f"sweep {sweep_id} {sweep.status}")
@@ -220,14 +235,27 @@ def export(
     if format not in FORMATS:
         raise fail(f"unknown format {format!r}; use csv or json")
     chosen: ExportFormat = "json" if format == "json" else "csv"
+    if output is not None:
+        _check_writable(output, f"trials.{chosen}")
     with connected(server, token) as client:
         rows = client.trials(sweep_id, sort="number")
     text = export_trials(rows, chosen)
     if output is None:
         sys.stdout.write(text)
-    else:
+        return
+    try:
         output.write_text(text, encoding="utf-8")
-        err.print(f"wrote {len(rows)} trials to {output}")
+    except OSError as exc:
+        raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
+    err.print(f"wrote {len(rows)} trials to {output}")
+
+
+def _check_writable(output: Path, example: str) -> None:
+    """Refuse, before asking the server, a file that cannot be written where it is named."""
+    if output.is_dir():
+        raise fail(f"{output} is a directory; name a file in it, such as {output / example}")
+    if not output.parent.is_dir():
+        raise fail(f"cannot write {output}: there is no directory {output.parent}")
 
 
 def cancel(sweep_id: SweepArg, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None) -> None:

@@ -1,4 +1,4 @@
-"""Live progress of a sweep in a terminal: one bar per stage, with the best value so far."""
+"""Live progress of a sweep in a terminal: one bar per stage, with that stage's best value so far."""
 
 from __future__ import annotations
 
@@ -38,9 +38,10 @@ class SweepProgress:
         self._progress.__exit__(exc_type, exc, tb)
 
     def update(self, sweep: Sweep) -> None:
-        best = sweep.best
-        best_text = f"best {sweep.objective.metric} {_fmt(best.value)}" if best else "no result yet"
+        metric = sweep.objective.metric
         for stage in sweep.stages:
+            # Each stage's own best: the sweep's may come from another stage.
+            best_text = f"best {metric} {_fmt(stage.best_value)}" if stage.best_value is not None else "no result yet"
             task = self._tasks.get(stage.index)
             if task is None:
                 task = self._tasks[stage.index] = self._progress.add_task(f"stage {stage.index}", total=stage.trials)

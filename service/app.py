@@ -10,23 +10,26 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hypersweep.service.api import api_router
 from hypersweep.service.api.deps import require_token
 from hypersweep.service.api.responses import ANY_ROUTE
+from hypersweep.service.api.sweeps import submit_sweep
 from hypersweep.service.claims import Claims
 from hypersweep.service.config import Settings
 from hypersweep.service.dashboard.assets import ASSETS_PATH, assets_app, index_html
-from hypersweep.service.db import Database
+from hypersweep.service.db import Database, lasting_problem
 from hypersweep.service.errors import Conflict, NotFound
 from hypersweep.service.metrics import ServiceMetrics
 from hypersweep.service.store import Store
-from hypersweep.service.validation import SpecError
+from hypersweep.service.validation import SpecError, cross_field_errors
 
 __all__ = ["create_app"]
 
@@ -104,11 +107,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(OperationalError)
-    async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> Response:
+        cause = f"{type(exc.orig).__name__}: {_first_line(exc.orig)}"
+        problem = lasting_problem(exc)
+        if problem is not None:
+            # Asking again changes nothing until someone acts: 500 (which workers do not
+            # retry) with what is wrong, and the same in the log.
+            log.error("%s %s: %s (%s)", request.method, request.url.path, problem, cause)
+            return JSONResponse({"detail": problem}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)
+        if not isinstance(exc, OperationalError):
+            raise exc  # a fault of ours: the server's own 500, with the traceback logged
         # A lost or refused connection (a database restart): nothing was changed, and the
         # caller may try again; workers do so by themselves.
-        log.warning("%s %s: database unavailable: %s", request.method, request.url.path, type(exc.orig).__name__)
+        log.warning("%s %s: database unavailable: %s", request.method, request.url.path, cause)
         return JSONResponse(
             {"detail": "the database is unavailable; try again shortly"},
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -133,8 +145,57 @@ def _add_error_handlers(app: FastAPI) -> None:
         errors = []
         for err in exc.errors():
             msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-            errors.append({"loc": list(_clean_loc(err.get("loc", ()))), "msg": msg, "type": err.get("type")})
+            loc = _clean_loc(err.get("loc", ()))
+            if err.get("type") == "json_invalid":
+                # FastAPI puts the character's position in the location: it goes in the sentence.
+                position = f" at character {loc[1]}" if len(loc) > 1 else ""
+                msg = f"the body is not valid JSON: {err.get('ctx', {}).get('error', msg)}{position}"
+                loc = ["body"]
+            elif loc == ["body"] and not _sent_as_json(request):
+                msg = f"{msg}; {_json_hint(request)}"
+            errors.append({"loc": loc, "msg": msg, "type": err.get("type")})
+        if request.scope.get("endpoint") is submit_sweep and isinstance(exc.body, dict):
+            # Field errors and the cross-field checks in one answer, not one fix at a time.
+            invalid = [tuple(err["loc"][1:]) for err in errors if err["loc"][:1] == ["body"]]
+            for where, problem in cross_field_errors(exc.body, invalid):
+                errors.append({"loc": ["body", *where], "msg": problem, "type": "value_error"})
         return _unprocessable(errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.__cause__ is not None:
+            # FastAPI's answer to a body it could not parse for a reason other than bad JSON
+            # syntax (nested too deeply, not UTF-8): 422 with a sentence, as bad JSON gets.
+            msg = _unreadable(exc.__cause__)
+            if not _sent_as_json(request):
+                msg = f"{msg}; {_json_hint(request)}"
+            return _unprocessable([{"loc": ["body"], "msg": msg, "type": "json_invalid"}])
+        return await http_exception_handler(request, exc)
+
+
+def _sent_as_json(request: Request) -> bool:
+    """Whether the request says its body is JSON (``application/json`` or ``+json``), or
+    says nothing (FastAPI reads such a body as JSON)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind in ("", "application/json") or (kind.startswith("application/") and kind.endswith("+json"))
+
+
+def _json_hint(request: Request) -> str:
+    kind = request.headers.get("content-type", "")
+    return f"send the body as JSON with 'Content-Type: application/json' (this request said {kind!r})"
+
+
+def _unreadable(cause: BaseException) -> str:
+    if isinstance(cause, RecursionError):
+        return "the body is nested too deeply to read"
+    if isinstance(cause, UnicodeError):
+        return "the body is not UTF-8 text"
+    return f"the body cannot be read as JSON ({type(cause).__name__})"
+
+
+def _first_line(error: BaseException | None) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else ""
 
 
 def _clean_loc(loc: Any) -> list[str | int]:

@@ -9,6 +9,7 @@ On PostgreSQL, connections are checked before use so a restarted server is ridde
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -16,9 +17,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Database", "is_sqlite"]
+__all__ = ["Database", "is_sqlite", "lasting_problem"]
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
@@ -28,6 +30,36 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+#: Errors that last until someone changes the database or its host, each with what a
+#: person should know: by PostgreSQL's SQLSTATE, and by the words of SQLite's message.
+_LASTING_SQLSTATES = {
+    "25006": "the database is read-only (a standby, or default_transaction_read_only is on): "
+    "the server can read but not record anything",
+    "53100": "the database's disk is full: the server cannot record anything until space is freed",
+    "42501": "the database user lacks a privilege the server needs",
+}
+_LASTING_SQLITE = {
+    "readonly database": "the SQLite database is read-only: the server can read but not record anything; "
+    "make the database file and its directory writable by the server",
+    "database or disk is full": "the SQLite database's disk is full: the server cannot record anything "
+    "until space is freed",
+}
+
+
+def lasting_problem(exc: DBAPIError) -> str | None:
+    """What is wrong, in a sentence, when ``exc`` will happen again on every try until
+    someone acts (a read-only database, a full disk, a missing privilege); ``None`` for
+    an error that may pass (a lost connection, a restarting server, a busy file)."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate in _LASTING_SQLSTATES:
+        return _LASTING_SQLSTATES[sqlstate]
+    message = str(exc.orig)
+    for words, problem in _LASTING_SQLITE.items():
+        if words in message:
+            return problem
+    return None
+
+
 def _configure_sqlite_connections(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -35,7 +67,13 @@ def _configure_sqlite_connections(engine: Engine) -> None:
         # issue its own deferred BEGIN before the first write; Database issues its own.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            # A read-only file cannot change its journal: it is still read, and every write
+            # fails with what is wrong (see ``lasting_problem``) instead of every request.
+            if "readonly" not in str(exc):
+                raise
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")

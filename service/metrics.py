@@ -37,7 +37,11 @@ class ServiceMetrics:
         self.registry = CollectorRegistry()
         self.claimed = Counter("hypersweep_trials_claimed", "Trials handed to workers.", registry=self.registry)
         self.finished = Counter(
-            "hypersweep_trials_finished", "Trials finished by workers, by status.", ["status"], registry=self.registry
+            "hypersweep_trials_finished",
+            "Trials ended by their workers' finish, by the status they ended with; a finish sent again, "
+            "or one of a trial cancelled meanwhile, does not count.",
+            ["status"],
+            registry=self.registry,
         )
         self.expired = Counter(
             "hypersweep_leases_expired", "Leases that ran out and were re-queued or failed.", registry=self.registry

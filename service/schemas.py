@@ -28,6 +28,7 @@ __all__ = [
     "ReportIn",
     "StageOut",
     "StageSpec",
+    "StageStatus",
     "SweepOut",
     "SweepSpec",
     "TrialDetail",
@@ -153,9 +154,16 @@ class TrialDetail(TrialOut):
     curve: list[CurvePointOut]
 
 
+#: A stage's status: ``cancelled`` for the stages a cancel stopped or kept from starting.
+StageStatus = Literal["pending", "running", "completed", "cancelled"]
+
+
 class StageOut(BaseModel):
     index: int
-    status: Literal["pending", "running", "completed"]
+    status: StageStatus
+    best_value: float | None = Field(
+        default=None, description="The best objective value among the stage's completed trials (null before one)."
+    )
     space: dict[str, Any] | None
     search: dict[str, Any]
     trials: int

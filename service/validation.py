@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -16,10 +17,10 @@ from pydantic import TypeAdapter, ValidationError
 from hypersweep.service.schemas import SweepSpec
 from hypersweep.service.search.base import MAX_GRID_POINTS, SearchConfig
 from hypersweep.service.search.registry import make_designer
-from hypersweep.service.search.space import CategoricalParam, FloatParam, IntParam
+from hypersweep.service.search.space import CategoricalParam, FloatParam, IntParam, Space
 from hypersweep.trainer.config import SETTINGS, TrainerConfig
 
-__all__ = ["DEFAULT_TOP_K", "Loc", "PlannedStage", "SpecError", "check_spec"]
+__all__ = ["DEFAULT_TOP_K", "Loc", "PlannedStage", "SpecError", "check_spec", "cross_field_errors"]
 
 Loc = tuple[str | int, ...]
 #: A later stage without ``top_k`` narrows around this many best trials of the stage before
@@ -29,6 +30,7 @@ DEFAULT_TOP_K = 3
 
 _trainer_adapter: TypeAdapter[TrainerConfig] = TypeAdapter(TrainerConfig)
 _trainer_types = typing.get_type_hints(TrainerConfig)
+_space_adapter: TypeAdapter[Space] = TypeAdapter(Space)
 
 
 class SpecError(ValueError):
@@ -212,3 +214,59 @@ def _check_space_names(spec: SweepSpec, errors: list[tuple[Loc, str]]) -> None:
 
 def _unknown_setting(name: str) -> str:
     return f"the built-in trainer does not understand {name!r}; it understands {', '.join(SETTINGS)}"
+
+
+#: The parts of a document the stages are planned from: when one of them fails field
+#: validation, the planning checks are left out.
+_PLANNED_FROM = {"space", "search", "stages"}
+
+
+def cross_field_errors(document: dict[str, Any], invalid: Sequence[Loc]) -> list[tuple[Loc, str]]:
+    """The problems :func:`check_spec` finds in a document that failed field validation at
+    ``invalid``, so that one answer reports them all.
+
+    They are looked for in the rest of the document: the top-level fields that failed are
+    left out (required ones replaced by stand-ins whose problems are not reported), a
+    space keeps the axes that are valid on their own, and the stages are not planned when
+    the space, the search or the stages failed."""
+    if not invalid or not all(invalid):
+        return []  # the body as a whole is wrong: nothing to check in it
+    failed = {loc[0] for loc in invalid}
+    stand_in = {key: value for key, value in document.items() if key not in failed}
+    if "name" in failed:
+        stand_in["name"] = "-"
+    if "stages" in failed:
+        stand_in["stages"] = [{"trials": 1}]
+    axes: set[str] = set()
+    if "space" in failed:
+        space = document.get("space")
+        kept = (
+            {name: axis for name, axis in space.items() if _valid_axis(name, axis)} if isinstance(space, dict) else {}
+        )
+        axes = set(kept)
+        stand_in["space"] = kept or {"_": {"type": "float", "low": 0.0, "high": 1.0}}
+    try:
+        spec = SweepSpec.model_validate(stand_in)
+    except ValidationError:
+        return []
+    try:
+        check_spec(spec)
+    except SpecError as exc:
+        errors = exc.errors
+    else:
+        return []
+    planned = not (failed & _PLANNED_FROM)
+    return [
+        (loc, msg)
+        for loc, msg in errors
+        if (loc[0] not in failed or (loc[0] == "space" and loc[1:2] and loc[1] in axes))
+        and (planned or loc[0] not in ("search", "stages"))
+    ]
+
+
+def _valid_axis(name: Any, axis: Any) -> bool:
+    try:
+        _space_adapter.validate_python({name: axis})
+    except ValidationError:
+        return False
+    return True

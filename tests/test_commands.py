@@ -172,3 +172,77 @@ def test_demo_runs_the_bundled_sweep_to_the_end(tmp_path: Path) -> None:
     # The best trial learned digits: the first row of the table is above 0.9 validation accuracy.
     rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
     assert float(rows[0].split("│")[3]) > 0.9
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("name: n\nspace: &s {lr: *s}\n", "recursive YAML anchor"),
+        ("name: n\nspace: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+        ("name: n\nspace: " + "[" * 70 + "]" * 70 + "\n", "nested more than 64 levels"),
+        ("name: n\nstarted: !!timestamp 2024-01-01\n", "the date at started"),
+        ("name: n\n!!timestamp 2024-01-01: c\n", "keys must be text"),
+    ],
+    ids=["recursive-anchor", "deep-for-the-parser", "deep", "explicit-date", "date-key"],
+)
+def test_a_file_json_cannot_carry_is_one_line_and_exit_1(tmp_path: Path, content: str, words: str) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(content)
+    # Refused before the server is asked: none answers here.
+    result = hs("submit", str(path), server=f"http://127.0.0.1:{free_port()}")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    assert result.output.strip().count("\n") == 0
+    assert words in result.output
+
+
+def test_a_date_in_a_name_is_read_as_the_text_it_is(live_server: str, tmp_path: Path) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep_doc()).replace("name: test-sweep", "name: 2024-01-01"))
+    result = hs("submit", str(path), server=live_server)
+    assert result.exit_code == 0, result.output
+    assert httpx.get(f"{live_server}/api/v1/sweeps/1").json()["name"] == "2024-01-01"
+
+
+def test_export_to_a_place_it_cannot_write_is_one_line(live_server: str, sweep_file: Path, tmp_path: Path) -> None:
+    assert hs("submit", str(sweep_file), server=live_server).exit_code == 0
+    for output, words in [
+        (tmp_path / "missing" / "trials.csv", "there is no directory"),
+        (tmp_path, "is a directory"),
+    ]:
+        result = hs("export", "1", "-o", str(output), server=live_server)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+        assert "Traceback" not in result.output
+        assert words in result.output and result.output.strip().count("\n") == 0
+
+
+def test_a_wrong_token_is_called_wrong(start_server: Callable[..., str], sweep_file: Path) -> None:
+    server = start_server(token="secret")
+    result = hs("submit", str(sweep_file), "--token", "wrong", server=server)
+    assert result.exit_code == 1
+    assert "token: it is wrong" in result.output and "needs a token" not in result.output
+
+
+def test_trials_prints_values_in_full_when_the_output_is_not_a_terminal(live_server: str, sweep_file: Path) -> None:
+    assert hs("submit", str(sweep_file), server=live_server).exit_code == 0
+    run_sweep(live_server, 1, [0.961234567, 0.5, 0.7])
+    # Piped, at a narrow width: nothing is cut to fit.
+    result = runner.invoke(app, ["trials", "1", "--server", live_server], env={"HYPERSWEEP_TOKEN": "", "COLUMNS": "60"})
+    assert result.exit_code == 0, result.output
+    assert "0.961234567" in result.output
+    assert "…" not in result.output
+    lr = httpx.get(f"{live_server}/api/v1/sweeps/1/trials", params={"sort": "-metric"}).json()[0]["params"]["lr"]
+    assert repr(lr) in result.output
+
+
+def test_watch_shows_each_stages_own_best(live_server: str, tmp_path: Path) -> None:
+    path = tmp_path / "sweep.yaml"
+    stages = [{"trials": 3, "epochs": 1}, {"trials": 2, "epochs": 1, "top_k": 2}]
+    path.write_text(yaml.safe_dump(sweep_doc(stages=stages)))
+    assert hs("submit", str(path), server=live_server).exit_code == 0
+    run_sweep(live_server, 1, [0.5, 0.9, 0.7, 0.6, 0.65])
+    watch = hs("watch", "1", server=live_server)
+    assert watch.exit_code == 0, watch.output
+    lines = {line.split("(")[0].strip(): line for line in watch.output.splitlines() if line.startswith("stage ")}
+    assert "best val_accuracy 0.9 " in lines["stage 0"]
+    assert "best val_accuracy 0.65 " in lines["stage 1"]

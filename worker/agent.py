@@ -35,7 +35,7 @@ lease) and the agent's own stop into the end of the run. After ``max_failures`` 
 trials in a row the agent stops claiming, gives back what it holds, and says why in
 :attr:`Agent.gave_up`: a broken program must not burn a sweep.
 
-The module is longer than most (about 580 lines) because it is one class: its loop and its
+The module is longer than most (about 600 lines) because it is one class: its loop and its
 three ways to run a trial (alone, fused, a program) share the ways a trial ends (a finish
 carried by the next claim, a finish alone, a release, an abandoned lease), and splitting
 them would scatter that one protocol. The channel each trial talks through is
@@ -61,6 +61,7 @@ from hypersweep.limits import MAX_CLAIM as MAX_FUSE
 from hypersweep.worker.channel import TrialChannel, channel_for
 from hypersweep.worker.client import (
     REPORT_EVERY_SECONDS,
+    RETRIED_STATUSES,
     Ending,
     FinishStatus,
     LeaseLost,
@@ -88,7 +89,7 @@ IDLE_SLICE = 0.1
 CARRIED_POINTS = 2000
 #: What a request ends with when the server cannot be reached: no answer, or a gateway's or
 #: the server's own "unavailable" (its database is down).
-_UNREACHABLE = frozenset({None, 502, 503, 504})
+_UNREACHABLE = frozenset({None, *RETRIED_STATUSES})
 
 
 class Outcome(StrEnum):
@@ -99,6 +100,9 @@ class Outcome(StrEnum):
     FAILED = "failed"
     LEASE_LOST = "lease_lost"
     RELEASED = "released"
+    #: The server stopped it: its sweep was cancelled, and it stays cancelled (the final
+    #: metrics the worker sent are recorded).
+    CANCELLED = "cancelled"
     #: The server could not be told how the trial ended; its lease will lapse.
     UNDELIVERED = "undelivered"
 
@@ -121,6 +125,12 @@ class IdleBackoff:
 
     def reset(self) -> None:
         self._failures = 0
+
+
+def _name(trial: ClaimedTrial) -> str:
+    """How the logs name a trial: by its number in the sweep (what the CLI and the
+    dashboard show), then its id (what the API takes)."""
+    return f"trial {trial.number} (id {trial.id})"
 
 
 class Agent:
@@ -200,6 +210,8 @@ class Agent:
         # a lock that the interrupted main thread may be holding.
         self._stop_requested = False
         self.outcomes: list[Outcome] = []
+        #: The numbers of the trials this agent holds, by id, for the logs.
+        self._numbers: dict[int, int] = {}
         #: Trials leased with the last finish, to run next (``[]``: that claim found none).
         self._claimed_ahead: list[ClaimedTrial] | None = None
 
@@ -240,6 +252,7 @@ class Agent:
                 self._idle(self.backoff.next_delay())
                 continue
             self.backoff.reset()
+            self._numbers = {trial.id: trial.number for trial in trials}
             groups = [[trial] for trial in trials] if self.runner is not None else group_trials(trials)
             for position, group in enumerate(groups):
                 if self.stopping:
@@ -275,7 +288,8 @@ class Agent:
         With ``claim_next``, the finish also claims the trials :meth:`run` goes on with,
         in the same request, unless the agent is stopping."""
         channel = channel_for(self.client, trial, self.report_every)
-        logger.info("trial %s: starting with %s", trial.id, trial.params)
+        self._numbers[trial.id] = trial.number
+        logger.info("%s: starting with %s", _name(trial), trial.params)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
             channel.report(epoch, metrics)
@@ -287,7 +301,7 @@ class Agent:
             result = self.train_fn(trial.config, on_epoch=on_epoch, data_dir=self.data_dir, device=self.device)
         except Exception as exc:
             if not channel.lease_lost.is_set():
-                logger.exception("trial %s: training raised", trial.id)
+                logger.exception("%s: training raised", _name(trial))
             return self._end_failed(trial, channel, exc, claim_next=claim_next)
         return self._end(trial, channel, result, claim_next=claim_next)
 
@@ -296,6 +310,7 @@ class Agent:
         as :meth:`run_trial` does for the built-in trainer."""
         assert self.runner is not None
         channel = channel_for(self.client, trial, self.report_every)
+        self._numbers[trial.id] = trial.number
         metric, factor = divergence_settings(trial.settings)
 
         def interrupted() -> Stop | None:
@@ -313,9 +328,9 @@ class Agent:
             metric=metric,
             factor=factor,
             timeout=self.timeout,
-            label=f"trial {trial.number} (id {trial.id})",
+            label=_name(trial),
         )
-        logger.info("trial %s (id %s): starting with %s", trial.number, trial.id, trial.params)
+        logger.info("%s: starting with %s", _name(trial), trial.params)
         channel.start()
         run = TrialRun(
             id=trial.id,
@@ -328,7 +343,7 @@ class Agent:
         try:
             result = self.runner.run(run, watch)
         except Exception as exc:  # a runner's own failure, not the program's
-            logger.exception("trial %s: the runner raised", trial.id)
+            logger.exception("%s: the runner raised", _name(trial))
             result = RunResult("failed", dict(watch.latest), error=_error_text(exc))
         if getattr(self.runner, "stuck", False):
             self.gave_up = "a function did not return after it was told to stop; its thread still runs"
@@ -341,7 +356,7 @@ class Agent:
         status: FinishStatus = "completed" if result.status == "stopped" else result.status
         ending = Ending(trial.id, trial.lease_token, status, result.metrics, error=result.error, points=unsent)
         if result.stop is not None and result.status == "stopped":
-            logger.info("trial %s (id %s): %s", trial.number, trial.id, result.stop.detail)
+            logger.info("%s: %s", _name(trial), result.stop.detail)
         outcome = self._finish(ending, claim_next=claim_next and self.gave_up is None)
         self._count_failure(outcome, result)
         return outcome
@@ -352,8 +367,7 @@ class Agent:
             self._failures_in_a_row += 1
             # The last line says what went wrong (the exception, or the program's last words);
             # the whole text is the trial's ``error``.
-            lines = [line for line in (result.error or "").splitlines() if line.strip()]
-            self._last_error = lines[-1].strip() if lines else None
+            self._last_error = _last_line(result.error)
         elif outcome in (Outcome.COMPLETED, Outcome.DIVERGED):
             self._failures_in_a_row = 0
         if self.max_failures is not None and self._failures_in_a_row >= self.max_failures and self.gave_up is None:
@@ -371,7 +385,9 @@ class Agent:
         loaded, say), every trial still running is finished as ``failed`` with the error.
         """
         channels = [channel_for(self.client, trial, self.report_every) for trial in trials]
-        logger.info("trials %s: training %d fused", ", ".join(str(t.id) for t in trials), len(trials))
+        self._numbers.update((trial.id, trial.number) for trial in trials)
+        names = ", ".join(_name(trial) for trial in trials)
+        logger.info("training %d trials fused: %s", len(trials), names)
 
         def epoch_callback(channel: TrialChannel) -> EpochCallback:
             def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
@@ -403,7 +419,7 @@ class Agent:
                     device=self.device,
                 )
             except Exception as exc:
-                logger.exception("trials %s: fused training raised", ", ".join(str(t.id) for t in trials))
+                logger.exception("fused training raised: %s", names)
                 for member, (trial, channel) in enumerate(zip(trials, channels, strict=True)):
                     if member not in endings and member not in completed:
                         endings[member] = pool.submit(self._end_failed, trial, channel, exc)
@@ -494,7 +510,7 @@ class Agent:
                 # retry: a finish would fare no better. The results are lost, not the
                 # trials; their leases lapse and they run again.
                 for ending in endings:
-                    logger.error("trial %s: could not deliver its result: %s", ending.trial_id, exc)
+                    logger.error("%s: could not deliver its result: %s", self._name(ending.trial_id), exc)
                 return [Outcome.UNDELIVERED] * len(endings)
             logger.warning("the claim carrying %d results failed (%s); finishing them one by one", len(endings), exc)
             return [self._finish_alone(ending) for ending in endings]
@@ -504,17 +520,17 @@ class Agent:
         outcomes = []
         for ending, answer in zip(endings, answers, strict=True):
             if answer.code == httpx.codes.OK:
-                outcomes.append(self._delivered(ending))
+                outcomes.append(self._delivered(ending, answer.status))
             elif answer.code == httpx.codes.CONFLICT:
                 outcomes.append(self._abandon(ending.trial_id))
             else:
-                logger.error("trial %s: could not deliver its result: %s", ending.trial_id, answer.detail)
+                logger.error("%s: could not deliver its result: %s", self._name(ending.trial_id), answer.detail)
                 outcomes.append(Outcome.UNDELIVERED)
         return outcomes
 
     def _finish_alone(self, ending: Ending) -> Outcome:
         try:
-            self.client.finish(
+            trial = self.client.finish(
                 ending.trial_id,
                 lease_token=ending.lease_token,
                 status=ending.status,
@@ -526,18 +542,24 @@ class Agent:
             return self._abandon(ending.trial_id)
         except ServiceError as exc:
             # The result is lost, not the trial: its lease lapses and it is run again.
-            logger.error("trial %s: could not deliver its result: %s", ending.trial_id, exc)
+            logger.error("%s: could not deliver its result: %s", self._name(ending.trial_id), exc)
             return Outcome.UNDELIVERED
-        return self._delivered(ending)
+        return self._delivered(ending, trial.status)
 
-    @staticmethod
-    def _delivered(ending: Ending) -> Outcome:
-        if ending.error:
-            lines = [line for line in ending.error.splitlines() if line.strip()]
-            logger.info("trial %s: %s: %s", ending.trial_id, ending.status, lines[-1].strip() if lines else "")
-        else:
-            logger.info("trial %s: %s %s", ending.trial_id, ending.status, _summary(ending.metrics))
+    def _delivered(self, ending: Ending, status: str | None) -> Outcome:
+        """Log how a delivered ending left the trial: ``status`` is the server's word for it."""
+        name = self._name(ending.trial_id)
+        if status == "cancelled":
+            # Trained until the server's stop: what was sent as its end is not how it ended.
+            logger.info("%s: stopped by the server, its sweep was cancelled: %s", name, _summary(ending.metrics))
+            return Outcome.CANCELLED
+        said = f": {_last_line(ending.error)}" if ending.error else f" {_summary(ending.metrics)}"
+        logger.info("%s: %s%s", name, status or ending.status, said)
         return Outcome(ending.status)
+
+    def _name(self, trial_id: int) -> str:
+        number = self._numbers.get(trial_id)
+        return f"trial id {trial_id}" if number is None else f"trial {number} (id {trial_id})"
 
     def _release(self, trial: ClaimedTrial) -> Outcome:
         try:
@@ -546,12 +568,12 @@ class Agent:
             return self._abandon(trial.id)
         except ServiceError as exc:
             # Not fatal: the lease will lapse and the server re-queues the trial then.
-            logger.warning("trial %s: release failed: %s", trial.id, exc)
-        logger.info("trial %s: released for another worker", trial.id)
+            logger.warning("%s: release failed: %s", _name(trial), exc)
+        logger.info("%s: released for another worker", _name(trial))
         return Outcome.RELEASED
 
     def _abandon(self, trial_id: int) -> Outcome:
-        logger.warning("trial %s: abandoned, the lease is no longer ours", trial_id)
+        logger.warning("%s: abandoned, the lease is no longer ours", self._name(trial_id))
         return Outcome.LEASE_LOST
 
     def _idle(self, seconds: float) -> None:
@@ -571,6 +593,11 @@ class Agent:
 
 def _unused(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("an agent that runs a program does not train with the built-in trainer")
+
+
+def _last_line(text: str | None) -> str | None:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else None
 
 
 def _error_text(exc: BaseException) -> str:

@@ -52,10 +52,14 @@ class TrialChannel(threading.Thread):
     :attr:`lease_lost` and :attr:`stop_requested`, which the training thread reads at its
     next epoch end."""
 
-    def __init__(self, client: ServiceClient, trial_id: int, lease_token: str, every: float, report_every: float):
+    def __init__(
+        self, client: ServiceClient, trial_id: int, lease_token: str, every: float, report_every: float, *, name: str
+    ):
         super().__init__(name=f"trial-{trial_id}", daemon=True)
         self.client = client
         self.trial_id = trial_id
+        #: How the logs name the trial (``trial 7 (id 42)``).
+        self.label = name
         self.lease_token = lease_token
         self.every = every
         # Points never wait so long that the lease would lapse meanwhile.
@@ -120,13 +124,13 @@ class TrialChannel(threading.Thread):
         try:
             answer = call(*args)
         except LeaseLost as exc:
-            logger.warning("trial %s: lease lost: %s", self.trial_id, exc.detail)
+            logger.warning("%s: lease lost: %s", self.label, exc.detail)
             self.lease_lost.set()
             return True
         except ServiceError as exc:
             # The server may be back before the lease runs out, so training goes on; the
             # points go again with the next report or the finish.
-            logger.warning("trial %s: %s", self.trial_id, exc)
+            logger.warning("%s: %s", self.label, exc)
             return False
         if answer.stop:
             self.stop_requested.set()
@@ -136,4 +140,6 @@ class TrialChannel(threading.Thread):
 def channel_for(client: ServiceClient, trial: ClaimedTrial, report_every: float) -> TrialChannel:
     """A channel for a claimed trial, heartbeating every third of what is left of its lease."""
     every = max(MIN_HEARTBEAT_SECONDS, lease_seconds_left(trial.lease_expires_at) / 3)
-    return TrialChannel(client, trial.id, trial.lease_token, every, report_every)
+    return TrialChannel(
+        client, trial.id, trial.lease_token, every, report_every, name=f"trial {trial.number} (id {trial.id})"
+    )

@@ -9,12 +9,15 @@ Answers come back as the typed objects of :mod:`hypersweep.worker.wire` (``Sweep
 
 Error contract, for every method:
 
-* a connection error, a timeout or a 5xx answer is retried with capped exponential
-  backoff and full jitter, within :class:`RetryPolicy`'s attempts and time budget; when
-  that runs out, :class:`ServiceUnavailable` is raised;
+* a connection error, a timeout or a 502, 503 or 504 answer (the server or its database
+  out of reach for now) is retried with capped exponential backoff and full jitter,
+  within :class:`RetryPolicy`'s attempts and time budget; when that runs out,
+  :class:`ServiceUnavailable` is raised;
 * 409 raises :class:`LeaseLost` (the lease token is stale: another worker may own the
   trial now, so the caller must abandon it without finishing);
-* any other 4xx raises :class:`ServiceError` carrying the server's ``detail``;
+* any other 4xx, and a 500 or another 5xx (the server failed in a way that asking again
+  does not mend, such as a read-only database), raises :class:`ServiceError` at once,
+  carrying the server's ``detail``;
 * an answer that is not the expected shape raises :class:`ServiceError` too.
 
 JSON has no NaN or infinity, so non-finite floats in request bodies are sent as the
@@ -42,6 +45,7 @@ __all__ = [
     "API_PREFIX",
     "MAX_POINTS",
     "REPORT_EVERY_SECONDS",
+    "RETRIED_STATUSES",
     "Ending",
     "FinishStatus",
     "LeaseLost",
@@ -61,12 +65,16 @@ FinishStatus = Literal["completed", "diverged", "failed"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: Answers that say the server, or what it stands on, is out of reach for now.
+RETRIED_STATUSES = frozenset({502, 503, 504})
 _SWEEPS: TypeAdapter[list[Sweep]] = TypeAdapter(list[Sweep])
 _TRIALS: TypeAdapter[list[Trial]] = TypeAdapter(list[Trial])
+_OBJECT: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
 
 
 class ServiceError(Exception):
-    """The service refused a request (a 4xx other than 409) or could not be reached.
+    """The service refused a request (a 4xx other than 409), failed on it (a 5xx that is
+    not retried), answered what this client cannot read, or could not be reached.
 
     ``status_code`` is the HTTP status (``None`` when no answer came), ``detail`` the
     server's ``detail`` field (FastAPI's error body) or the raw text of the answer.
@@ -83,7 +91,7 @@ class LeaseLost(ServiceError):
 
 
 class ServiceUnavailable(ServiceError):
-    """Connection errors, timeouts or 5xx answers persisted through every retry."""
+    """Connection errors, timeouts or 502, 503 and 504 answers persisted through every retry."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -308,8 +316,7 @@ class ServiceClient:
 
     def healthz(self) -> dict[str, Any]:
         """``GET /healthz`` (outside ``/api/v1``): liveness and database reachability."""
-        answer = self._request("GET", "/healthz", prefix="").json()
-        return dict(answer)
+        return _parsed(_OBJECT.validate_json, self._request("GET", "/healthz", prefix=""), "GET /healthz")
 
     # Plumbing
 
@@ -347,7 +354,7 @@ class ServiceClient:
                 failure = f"{type(exc).__name__}: {exc}"
                 status_code = None
             else:
-                if response.status_code < 500:
+                if response.status_code not in RETRIED_STATUSES:
                     return _checked(response, method, url)
                 failure = f"HTTP {response.status_code}"
                 status_code = response.status_code
@@ -377,13 +384,14 @@ def _parsed(parse: Callable[[bytes], T], response: httpx.Response, what: str) ->
 
 
 def _checked(response: httpx.Response, method: str, url: str) -> httpx.Response:
-    """Pass a 1xx-3xx answer through; turn a 4xx into LeaseLost or ServiceError."""
+    """Pass a 1xx-3xx answer through; turn a 409 into LeaseLost, another 4xx or 5xx into
+    ServiceError."""
     if response.status_code < 400:
         return response
     try:
         detail = response.json().get("detail", response.text)
     except (ValueError, AttributeError):
-        detail = response.text
+        detail = response.text[:200]
     message = f"{method} {url} answered {response.status_code}: {detail}"
     if response.status_code == httpx.codes.CONFLICT:
         raise LeaseLost(message, status_code=response.status_code, detail=detail)

@@ -49,7 +49,7 @@ __all__ = [
 
 SweepStatus = Literal["running", "completed", "cancelled"]
 TrialStatus = Literal["queued", "running", "completed", "diverged", "pruned", "failed", "cancelled"]
-StageStatus = Literal["pending", "running", "completed"]
+StageStatus = Literal["pending", "running", "completed", "cancelled"]
 
 #: Trial statuses that are not final: the trial may still run.
 UNFINISHED: frozenset[str] = frozenset({"queued", "running"})
@@ -192,11 +192,15 @@ class Stage(_Answer):
 
     ``space`` is the stage's search space as derived (None until the stage starts: a later
     stage's space is narrowed around the best trials of the one before); ``search`` its
-    search settings; ``trials`` and ``epochs`` its budget; ``counts`` its trials by status.
+    search settings; ``trials`` and ``epochs`` its budget; ``counts`` its trials by status;
+    ``best_value`` the best objective value among its completed trials (None before one).
+    ``status`` is ``cancelled`` for the stages a cancel of the sweep stopped or kept from
+    starting.
     """
 
     index: int
     status: StageStatus
+    best_value: float | None = None
     space: dict[str, Any] | None
     search: dict[str, Any]
     trials: int

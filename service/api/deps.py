@@ -79,7 +79,7 @@ async def require_token(
     if not (user or worker):
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="missing or wrong bearer token",
+            detail="wrong bearer token" if given else "missing bearer token: this server needs one",
             headers={"WWW-Authenticate": "Bearer"},
         )
     request.state.by_worker_token = not user

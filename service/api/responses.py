@@ -22,6 +22,11 @@ def _error(description: str) -> dict[str, Any]:
 ANY_ROUTE: dict[int | str, dict[str, Any]] = {
     401: _error("Missing or wrong bearer token (when the server has HYPERSWEEP_TOKEN set)."),
     413: _error("The request body is larger than HYPERSWEEP_MAX_BODY_BYTES."),
+    500: _error(
+        "The database refuses to record anything until someone acts (it is read-only, its disk is full): "
+        "'detail' says what is wrong; asking again does not help."
+    ),
+    503: _error("The database is out of reach for now; try again after Retry-After seconds."),
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _error("No such sweep or trial.")}
 CONFLICT: dict[int | str, dict[str, Any]] = {

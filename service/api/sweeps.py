@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import BeforeValidator
 
 from hypersweep.limits import MAX_ID
 from hypersweep.service.api.deps import StoreDep, SweepId, require_user_token
@@ -17,6 +18,17 @@ from hypersweep.service.validation import check_spec
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
 _SORT_PATTERN = "^-?(" + "|".join(SORT_KEYS) + ")$"
+
+
+def _split_commas(values: Any) -> Any:
+    """``["completed,failed", "pruned"]`` -> ``["completed", "failed", "pruned"]``."""
+    if isinstance(values, list):
+        return [part.strip() for value in values for part in str(value).split(",") if part.strip()]
+    return values
+
+
+#: Trial statuses, each given as its own ``status=`` or several comma-separated in one.
+StatusFilter = Annotated[list[TrialStatus], BeforeValidator(_split_commas)]
 
 
 @router.post(
@@ -63,7 +75,7 @@ def list_trials(
     sweep_id: SweepId,
     store: StoreDep,
     response: Response,
-    status: Annotated[list[TrialStatus] | None, Query(description="Repeat or comma-separate to match several.")] = None,
+    status: Annotated[StatusFilter | None, Query(description="Repeat or comma-separate to match several.")] = None,
     stage: Annotated[int | None, Query(ge=0)] = None,
     sort: Annotated[
         str, Query(pattern=_SORT_PATTERN, description=f"One of {', '.join(SORT_KEYS)}; '-' in front for descending.")

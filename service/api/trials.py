@@ -24,7 +24,7 @@ from hypersweep.service.schemas import (
     TrialDetail,
     TrialOut,
 )
-from hypersweep.service.store import Ended
+from hypersweep.service.store import AlreadyEnded, Ended
 
 router = APIRouter(prefix="/trials", tags=["trials"])
 
@@ -50,11 +50,12 @@ def claim(body: ClaimIn, claims: ClaimsDep, request: Request) -> Response:
             program=body.program,
         )
         finished = finish_outcomes(body.finished, ended)
+        for out in ended:
+            # Only the results that ended their trial: not one sent again, nor a cancelled one.
+            if isinstance(out, TrialOut):
+                metrics.finished.labels(status=out.status).inc()
     else:
         trials = claims.claim(worker_id=body.worker_id, sweep_id=body.sweep_id, count=body.count, program=body.program)
-    for outcome in finished:
-        if outcome.status is not None:
-            metrics.finished.labels(status=outcome.status).inc()
     metrics.claimed.inc(len(trials))
     if not trials and not finished:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -96,6 +97,9 @@ def finish(trial_id: TrialId, body: FinishIn, store: StoreDep, request: Request)
         error=body.error,
         points=[(point.step, point.metrics) for point in body.points],
     )
+    if isinstance(trial, AlreadyEnded):
+        # Finishing again is harmless, and a cancelled trial stays cancelled: neither counts.
+        return json_response(trial.trial)
     request.app.state.metrics.finished.labels(status=trial.status).inc()
     return json_response(trial)
 
@@ -116,5 +120,6 @@ def finish_outcomes(results: Sequence[FinishedIn], ended: Sequence[Ended]) -> li
         elif isinstance(out, LeaseConflict):
             outcomes.append(FinishOutcome(trial_id=result.trial_id, code=409, detail=str(out)))
         else:
-            outcomes.append(FinishOutcome(trial_id=result.trial_id, code=200, status=out.status))
+            trial = out.trial if isinstance(out, AlreadyEnded) else out
+            outcomes.append(FinishOutcome(trial_id=result.trial_id, code=200, status=trial.status))
     return outcomes

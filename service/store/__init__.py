@@ -23,8 +23,8 @@ trial not held with the token given, ``Conflict`` for a request the sweep's stat
 
 from __future__ import annotations
 
-from hypersweep.service.store.leases import Ended, Ending, objective_value
+from hypersweep.service.store.leases import AlreadyEnded, Ended, Ending, objective_value
 from hypersweep.service.store.transactions import Store
 from hypersweep.service.store.views import SORT_KEYS
 
-__all__ = ["SORT_KEYS", "Ended", "Ending", "Store", "objective_value"]
+__all__ = ["SORT_KEYS", "AlreadyEnded", "Ended", "Ending", "Store", "objective_value"]

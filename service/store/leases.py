@@ -25,6 +25,7 @@ from hypersweep.service.schemas import FinishedIn, TrialOut
 from hypersweep.service.statuses import FINISHED, TrialStatus
 
 __all__ = [
+    "AlreadyEnded",
     "Ended",
     "Ending",
     "SweepFacts",
@@ -37,8 +38,19 @@ __all__ = [
     "requeue",
 ]
 
-#: What happened to one ending: the trial as it ended, or why it could not.
-Ended = TrialOut | NotFound | LeaseConflict
+
+@dataclass(frozen=True)
+class AlreadyEnded:
+    """An ending of a trial that had ended before it: a finish sent again (nothing changes),
+    or the first finish of a trial cancelled while it ran (it records the final metrics,
+    once; the trial stays cancelled). ``trial`` is the trial as it is now."""
+
+    trial: TrialOut
+
+
+#: What happened to one ending: the trial as this ending ended it, the trial as it is when
+#: it had ended already, or why the ending could not be taken.
+Ended = TrialOut | AlreadyEnded | NotFound | LeaseConflict
 
 
 @dataclass(frozen=True)
@@ -125,7 +137,8 @@ def finish(
 ) -> tuple[list[Ended], set[int]]:
     """End trials, in a fixed number of statements however many (read and lock them,
     record their curve points, update them). Returns, per ending in order, the trial as
-    it ends or why it cannot (a later ending of the same trial sees the earlier one); and
+    it ends, :class:`AlreadyEnded` for a trial that had ended before, or why it cannot (a
+    later ending of the same trial sees the earlier one); and
     the sweeps whose current stage may have ended with them (its budget was handed out and
     an active trial ended). ``facts`` gives a sweep's objective metric and program.
 
@@ -145,22 +158,29 @@ def finish(
             continue
         try:
             _check_token(trial_id, row["lease_token"], ending.lease_token)
-            if row["status"] in FINISHED and row["status"] != TrialStatus.cancelled:
-                outs.append(TrialOut.model_validate(row))
-                continue
-            cancelled = row["status"] == TrialStatus.cancelled
-            values: dict[str, Any] = {}
-            latest = row["metrics"]
-            if not cancelled:
-                _check_lease(trial_id, row["lease_expires_at"], now)
-                values = {"status": ending.status, "error": ending.error, "finished_at": now}
-                values["lease_expires_at"] = None
-                for step, point in ending.points:
-                    new_points[trial_id, step] = point
-                latest = _merged(latest, ending.points)
         except LeaseConflict as exc:
             outs.append(exc)
             continue
+        # An ended trial keeps what it ended with. The one exception: a trial cancelled
+        # while it ran still has its lease's end set until its holder's finish, which
+        # records the final metrics (not its points, as reports after the cancel are not
+        # recorded either) and clears it.
+        cancelled = row["status"] == TrialStatus.cancelled
+        if row["status"] in FINISHED and not (cancelled and row["lease_expires_at"] is not None):
+            outs.append(AlreadyEnded(TrialOut.model_validate(row)))
+            continue
+        values: dict[str, Any] = {"lease_expires_at": None}
+        latest = row["metrics"]
+        if not cancelled:
+            try:
+                _check_lease(trial_id, row["lease_expires_at"], now)
+            except LeaseConflict as exc:
+                outs.append(exc)
+                continue
+            values.update(status=ending.status, error=ending.error, finished_at=now)
+            for step, point in ending.points:
+                new_points[trial_id, step] = point
+            latest = _merged(latest, ending.points)
         values["metrics"] = {**latest, **ending.metrics}
         sweep = facts(row["sweep_id"])
         values["value"] = objective_value(values["metrics"], sweep.objective_metric)
@@ -172,7 +192,8 @@ def finish(
             )
         row.update(values)
         updates[trial_id] = {**updates.get(trial_id, {}), **values}
-        outs.append(TrialOut.model_validate(row))
+        trial = TrialOut.model_validate(row)
+        outs.append(AlreadyEnded(trial) if cancelled else trial)
         if row["budget_used"] and not cancelled:
             stages_may_end.add(row["sweep_id"])
     if new_points:

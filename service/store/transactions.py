@@ -22,7 +22,7 @@ from hypersweep.service.search.policy import SearchPolicy
 from hypersweep.service.search.space import dump_space
 from hypersweep.service.statuses import ACTIVE, SweepStatus, TrialStatus
 from hypersweep.service.store import leases, stages
-from hypersweep.service.store.leases import Ended, Ending, SweepFacts
+from hypersweep.service.store.leases import AlreadyEnded, Ended, Ending, SweepFacts
 from hypersweep.service.store.stages import TrialsIn
 from hypersweep.service.store.views import SORT_KEYS, sweep_outs
 from hypersweep.service.validation import Plan
@@ -204,11 +204,13 @@ class Store:
         metrics: dict[str, Any],
         error: str | None = None,
         points: Sequence[tuple[int, dict[str, Any]]] = (),
-    ) -> TrialOut:
-        """End a running trial, first recording ``points`` of its curve not reported yet.
-        Finishing again with the same token returns the trial as it is; a trial cancelled
-        while it ran keeps ``cancelled`` and gets its final metrics (not its last points, as
-        reports after the cancel are not recorded either).
+    ) -> TrialOut | AlreadyEnded:
+        """End a running trial, first recording ``points`` of its curve not reported yet;
+        returns the trial as it ended. An ended trial does not change: finishing again with
+        the same token returns :class:`AlreadyEnded` with the trial as it is. The one
+        exception is a trial cancelled while it ran: it keeps ``cancelled``, and its
+        holder's first finish records its final metrics (not its last points, as reports
+        after the cancel are not recorded either), then returns ``AlreadyEnded`` too.
 
         Only the trial's row is locked to record the result; when that may have been the
         last active trial of its stage, a second transaction takes the sweep's lock and

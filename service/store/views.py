@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hypersweep.service.models import Stage, Sweep, Trial
-from hypersweep.service.schemas import Objective, StageOut, SweepOut, TrialOut
+from hypersweep.service.schemas import Objective, StageOut, StageStatus, SweepOut, TrialOut
 from hypersweep.service.statuses import SweepStatus, TrialStatus
 
 __all__ = ["SORT_KEYS", "sweep_outs"]
@@ -36,13 +36,18 @@ def sweep_outs(s: Session, sweeps: Sequence[Sweep]) -> list[SweepOut]:
     if not sweeps:
         return []
     ids = [sw.id for sw in sweeps]
+    minimize = {sw.id: sw.minimize for sw in sweeps}
     counts: dict[int, dict[int, dict[str, int]]] = {i: {} for i in ids}
-    for sweep_id, stage, status, n in s.execute(
-        select(Trial.sweep_id, Trial.stage, Trial.status, func.count())
+    # Each stage's best objective value: the lowest or highest of its completed trials'.
+    bests: dict[int, dict[int, float | None]] = {i: {} for i in ids}
+    for sweep_id, stage, status, n, low, high in s.execute(
+        select(Trial.sweep_id, Trial.stage, Trial.status, func.count(), func.min(Trial.value), func.max(Trial.value))
         .where(Trial.sweep_id.in_(ids))
         .group_by(Trial.sweep_id, Trial.stage, Trial.status)
     ):
         counts[sweep_id].setdefault(stage, {})[status] = n
+        if status == TrialStatus.completed:
+            bests[sweep_id][stage] = low if minimize[sweep_id] else high
     stages: dict[int, list[Stage]] = {i: [] for i in ids}
     for st in s.scalars(select(Stage).where(Stage.sweep_id.in_(ids)).order_by(Stage.sweep_id, Stage.index)):
         stages[st.sweep_id].append(st)
@@ -65,7 +70,10 @@ def sweep_outs(s: Session, sweeps: Sequence[Sweep]) -> list[SweepOut]:
                 current_stage=sw.current_stage,
                 counts=total,
                 best=TrialOut.model_validate(best_trial) if best_trial is not None else None,
-                stages=[_stage_out(st, counts[sw.id].get(st.index, {})) for st in stages[sw.id]],
+                stages=[
+                    _stage_out(st, counts[sw.id].get(st.index, {}), bests[sw.id].get(st.index), sw.status)
+                    for st in stages[sw.id]
+                ],
                 warnings=list(sw.warnings),
                 spec=sw.spec,
                 created_at=sw.created_at,
@@ -87,8 +95,17 @@ def _best(s: Session, sweep: Sweep) -> Trial | None:
     )
 
 
-def _stage_out(stage: Stage, counts: dict[str, int]) -> StageOut:
-    if stage.finished_at is not None:
+def _stage_out(stage: Stage, counts: dict[str, int], best_value: float | None, sweep_status: str) -> StageOut:
+    """A stage as the API shows it. A stage is ``completed`` when it handed out all of its
+    trials and each ended by itself; once the sweep is cancelled, every other stage (the
+    one the cancel stopped, and those that never started) is ``cancelled``."""
+    status: StageStatus
+    ran_out = stage.finished_at is not None and stage.generated >= stage.trials and not counts.get("cancelled")
+    if ran_out:
+        status = "completed"
+    elif sweep_status == SweepStatus.cancelled:
+        status = "cancelled"
+    elif stage.finished_at is not None:
         status = "completed"
     elif stage.started_at is not None:
         status = "running"
@@ -97,6 +114,7 @@ def _stage_out(stage: Stage, counts: dict[str, int]) -> StageOut:
     return StageOut(
         index=stage.index,
         status=status,
+        best_value=best_value,
         space=stage.space,
         search=stage.search,
         trials=stage.trials,

@@ -7,6 +7,7 @@ known epoch, through the same public calls a user or a signal handler would make
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -83,6 +84,20 @@ def test_agent_runs_a_sweep_to_completion(service: ServiceClient) -> None:
         assert 0.0 <= trial.metrics["test_accuracy"] <= 1.0
 
 
+def test_the_log_names_each_trial_by_its_number_and_its_id(
+    service: ServiceClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    sweep = submit(service, trials=2, epochs=1)
+    with caplog.at_level(logging.INFO, logger="hypersweep.worker.agent"):
+        agent_for(service, sweep.id).run()
+    ids = {trial.number: trial.id for trial in service.list_trials(sweep.id)}
+    lines = [record.getMessage() for record in caplog.records]
+    for number, trial_id in ids.items():
+        name = f"trial {number} (id {trial_id}): "
+        assert [line.split(": ")[1].split()[0] for line in lines if line.startswith(name)] == ["starting", "completed"]
+    assert all(line.startswith("trial ") and " (id " in line for line in lines)
+
+
 def test_a_diverging_trial_is_finished_as_diverged(service: ServiceClient) -> None:
     sweep = submit(
         service,
@@ -114,7 +129,9 @@ def test_a_trainer_error_is_reported_as_failed(service: ServiceClient, tmp_path:
     assert service.get_sweep(sweep.id).status == "completed"
 
 
-def test_agent_stops_training_when_the_sweep_is_cancelled(service: ServiceClient) -> None:
+def test_agent_stops_training_when_the_sweep_is_cancelled(
+    service: ServiceClient, caplog: pytest.LogCaptureFixture
+) -> None:
     # Digits epochs take long enough that the "stop" answer to epoch 1's report, which the
     # agent reads at the next epoch end, arrives long before the last epoch.
     epochs = 50
@@ -126,7 +143,13 @@ def test_agent_stops_training_when_the_sweep_is_cancelled(service: ServiceClient
 
     # Every epoch is reported as it ends, so the cancel is seen at the next epoch end.
     agent = agent_for(service, sweep.id, train_fn=train_with(cancel_after_first_epoch), report_every=0)
-    assert agent.run() == 1
+    with caplog.at_level(logging.INFO, logger="hypersweep.worker.agent"):
+        assert agent.run() == 1
+    # It ended as the server says, not as the trainer returned: cancelled, never "completed".
+    assert agent.outcomes == [Outcome.CANCELLED]
+    [ended] = [r.getMessage() for r in caplog.records if "starting" not in r.getMessage()]
+    assert ended.startswith("trial 0 (id ") and "stopped by the server, its sweep was cancelled" in ended
+    assert "completed" not in ended
 
     # Trials are generated as they are claimed, so the cancelled sweep has just the one.
     [listed] = service.list_trials(sweep.id)

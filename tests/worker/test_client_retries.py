@@ -124,3 +124,49 @@ def test_an_answer_of_the_wrong_shape_is_a_service_error_not_a_crash() -> None:
         client.heartbeat(1, lease_token="t")
     assert info.value.status_code == 200
     assert slept == []
+
+
+def test_a_500_is_not_retried_and_carries_what_is_wrong() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(500, json={"detail": "the SQLite database is read-only: ..."})
+
+    client, slept = _client(httpx.MockTransport(handler))
+    with pytest.raises(ServiceError) as info:
+        client.claim(worker_id="w")
+    assert not isinstance(info.value, ServiceUnavailable)
+    assert (info.value.status_code, calls, slept) == (500, 1, [])
+    assert "read-only" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>proxy error</html>",
+        b"",
+        b"null",
+        b'"text"',
+        b"[]",
+        b'[{"action": "continue", "trials": []}]',
+        b"\xff\xfe",
+    ],
+    ids=["html", "empty", "null", "string", "list", "wrong-shape", "not-utf8"],
+)
+def test_a_200_that_is_not_the_expected_json_is_a_service_error(body: bytes) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    client, _ = _client(httpx.MockTransport(handler))
+    for call in (
+        lambda: client.claim(worker_id="w"),
+        lambda: client.heartbeat(1, lease_token="t"),
+        lambda: client.finish(1, lease_token="t", status="completed", metrics={}),
+        lambda: client.get_sweep(1),
+        lambda: client.healthz(),
+    ):
+        with pytest.raises(ServiceError, match="not what this client expects") as info:
+            call()
+        assert info.value.status_code == 200

@@ -147,3 +147,56 @@ def test_best_is_the_best_completed_trial_for_the_mode(client: TestClient) -> No
     assert body["best"]["id"] == trials[1]["id"]
     assert body["best"]["value"] == 0.1
     assert body["status"] == "completed"
+
+
+def test_a_status_filter_takes_comma_separated_statuses(client: TestClient) -> None:
+    sweep = submit(client, stages=[{"trials": 4, "epochs": 1}])
+    trials = claim(client, sweep["id"], count=4)
+    finish(client, trials[0], 0.5)
+    finish(client, trials[1], 0.6, status="failed")
+    url = f"{API}/sweeps/{sweep['id']}/trials"
+    both = client.get(url, params={"status": "completed,failed"})
+    assert both.status_code == 200, both.text
+    assert sorted(t["status"] for t in both.json()) == ["completed", "failed"]
+    mixed = client.get(url, params=[("status", "completed, failed"), ("status", "running")]).json()
+    assert len(mixed) == 4
+    unknown = client.get(url, params={"status": "completed,exploded"})
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["loc"][:2] == ["query", "status"]
+
+
+def test_each_stage_shows_its_own_best_value(client: TestClient) -> None:
+    sweep = submit(client, stages=[{"trials": 3, "epochs": 1}, {"trials": 2, "epochs": 1, "top_k": 2}])
+    for trial, value in zip(claim(client, sweep["id"], count=3), [0.5, 0.9, 0.7], strict=True):
+        finish(client, trial, value)
+    [first] = claim(client, sweep["id"])
+    finish(client, first, 0.6)
+    now = client.get(f"{API}/sweeps/{sweep['id']}").json()
+    assert [stage["best_value"] for stage in now["stages"]] == [0.9, 0.6]
+    assert now["best"]["value"] == 0.9
+
+    low = submit(client, objective={"metric": "val_accuracy", "mode": "min"}, stages=[{"trials": 2, "epochs": 1}])
+    for trial, value in zip(claim(client, low["id"], count=2), [0.5, 0.2], strict=True):
+        finish(client, trial, value)
+    assert client.get(f"{API}/sweeps/{low['id']}").json()["stages"][0]["best_value"] == 0.2
+
+
+def test_after_a_cancel_no_stage_it_stopped_shows_completed(client: TestClient) -> None:
+    three = [{"trials": 2, "epochs": 1}, {"trials": 2, "epochs": 1, "top_k": 1}, {"trials": 2, "epochs": 1}]
+    sweep = submit(client, stages=three)
+    for trial, value in zip(claim(client, sweep["id"], count=2), [0.5, 0.9], strict=True):
+        finish(client, trial, value)
+    claim(client, sweep["id"])  # stage 1 runs
+    cancelled = client.post(f"{API}/sweeps/{sweep['id']}/cancel").json()
+    # Stage 0 ran to its end; the cancel stopped stage 1 and kept stage 2 from starting.
+    assert [stage["status"] for stage in cancelled["stages"]] == ["completed", "cancelled", "cancelled"]
+    assert [stage["status"] for stage in client.get(f"{API}/sweeps/{sweep['id']}").json()["stages"]] == [
+        "completed",
+        "cancelled",
+        "cancelled",
+    ]
+
+    # A stage cancelled before any of its trials ran is cancelled too, not completed.
+    early = submit(client, stages=[{"trials": 2, "epochs": 1}])
+    stopped = client.post(f"{API}/sweeps/{early['id']}/cancel").json()
+    assert [stage["status"] for stage in stopped["stages"]] == ["cancelled"]

@@ -458,3 +458,34 @@ def test_request_bodies_over_the_limit_are_413(make_client: Any) -> None:
     )
     assert response.status_code == 413
     assert client.get(f"{API}/sweeps").json() == []
+
+
+def test_an_ended_trial_never_changes_again(client: TestClient) -> None:
+    sweep = submit(client, stages=[{"trials": 2, "epochs": 1}])
+    trial = claim(client, sweep["id"])[0]
+    first = post(client, trial, "finish", status="completed", metrics={"val_accuracy": 0.5})
+    again = post(client, trial, "finish", status="failed", metrics={"val_accuracy": 0.9}, error="late")
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    carried = {"trial_id": trial["id"], "lease_token": trial["lease_token"], "status": "diverged", "metrics": {}}
+    answer = client.post(f"{API}/trials/claim", json={"worker_id": "w", "finished": [carried]}).json()
+    assert answer["finished"] == [{"trial_id": trial["id"], "code": 200, "status": "completed", "detail": None}]
+    after = client.get(f"{API}/trials/{trial['id']}").json()
+    assert (after["status"], after["metrics"], after["error"]) == ("completed", {"val_accuracy": 0.5}, None)
+
+
+def test_a_trial_cancelled_while_it_ran_takes_its_final_metrics_once(client: TestClient) -> None:
+    sweep = submit(client, stages=[{"trials": 2, "epochs": 1}])
+    trial = claim(client, sweep["id"])[0]
+    client.post(f"{API}/sweeps/{sweep['id']}/cancel")
+    first = post(client, trial, "finish", status="completed", metrics={"val_accuracy": 0.5})
+    assert (first.status_code, first.json()["status"]) == (200, "cancelled")
+    assert first.json()["metrics"] == {"val_accuracy": 0.5}
+    # Later finishes, alone or carried by a claim, are harmless and change nothing.
+    later = post(client, trial, "finish", status="completed", metrics={"val_accuracy": 0.9})
+    assert (later.status_code, later.json()) == (200, first.json())
+    carried = {"trial_id": trial["id"], "lease_token": trial["lease_token"], "status": "failed", "metrics": {}}
+    answer = client.post(f"{API}/trials/claim", json={"worker_id": "w", "finished": [carried]}).json()
+    assert answer["finished"][0]["status"] == "cancelled"
+    after = client.get(f"{API}/trials/{trial['id']}").json()
+    assert (after["status"], after["metrics"], after["value"]) == ("cancelled", {"val_accuracy": 0.5}, 0.5)
