@@ -4,7 +4,7 @@ holds."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -64,7 +64,7 @@ def sweep_outs(s: Session, sweeps: Sequence[Sweep]) -> list[SweepOut]:
                 current_stage=sw.current_stage,
                 counts=total,
                 best=TrialOut.model_validate(best_trial) if best_trial is not None else None,
-                stages=[_stage_out(st, counts[sw.id].get(st.index, {})) for st in stages[sw.id]],
+                stages=[_stage_out(sw, st, counts[sw.id].get(st.index, {})) for st in stages[sw.id]],
                 warnings=list(sw.warnings),
                 spec=sw.spec,
                 created_at=sw.created_at,
@@ -86,8 +86,11 @@ def _best(s: Session, sweep: Sweep) -> Trial | None:
     )
 
 
-def _stage_out(stage: Stage, counts: dict[str, int]) -> StageOut:
-    if stage.finished_at is not None:
+def _stage_out(sweep: Sweep, stage: Stage, counts: dict[str, int]) -> StageOut:
+    status: Literal["pending", "running", "completed", "failed"]
+    if sweep.status == SweepStatus.failed and stage.index == sweep.current_stage:
+        status = "failed"
+    elif stage.finished_at is not None:
         status = "completed"
     elif stage.started_at is not None:
         status = "running"
