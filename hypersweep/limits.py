@@ -7,7 +7,16 @@ the worker's command line can read it without loading the server or torch.
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_LEASE_SECONDS", "MAX_CLAIM", "MAX_ID", "MAX_POINTS"]
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "MAX_CLAIM",
+    "MAX_ID",
+    "MAX_LEASE_SECONDS",
+    "MAX_POINTS",
+    "MAX_REPORT_EVERY",
+    "MIN_LEASE_SECONDS",
+    "TOKEN_PATTERN",
+]
 
 #: The most trials one claim may ask for, and the most results it may carry; also the
 #: largest number of trials a worker fuses into one batched model.
@@ -21,3 +30,13 @@ MAX_ID = 2**31 - 1
 #: configured otherwise (``HYPERSWEEP_LEASE_SECONDS``); a worker that cannot read the
 #: lease's end from an answer assumes this.
 DEFAULT_LEASE_SECONDS = 60.0
+#: The range of ``HYPERSWEEP_LEASE_SECONDS``: a second at least (workers renew a lease a
+#: few times within it), a week at most.
+MIN_LEASE_SECONDS = 1.0
+MAX_LEASE_SECONDS = 7 * 24 * 3600.0
+#: The most seconds a worker may wait between sending a trial's metrics
+#: (``HYPERSWEEP_REPORT_EVERY``).
+MAX_REPORT_EVERY = 3600.0
+#: What a bearer token may hold (``HYPERSWEEP_TOKEN``, ``HYPERSWEEP_WORKER_TOKEN``): visible
+#: ASCII characters without spaces, which an HTTP header carries as they are.
+TOKEN_PATTERN = r"[!-~]+"

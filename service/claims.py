@@ -46,6 +46,7 @@ from hypersweep.service import queries as q
 from hypersweep.service.errors import Conflict
 from hypersweep.service.models import utcnow
 from hypersweep.service.schemas import ClaimedTrial, FinishedIn
+from hypersweep.service.search.policy import SearchFailed
 from hypersweep.service.statuses import SweepStatus, TrialStatus
 from hypersweep.service.store import Ended, Ending, Store
 from hypersweep.trainer.config import TrainerConfig
@@ -104,7 +105,9 @@ class _ClaimLine:
 class Claims:
     """The claims of one process, on ``store``: its database, lease length and search
     policy. Errors: :class:`~hypersweep.service.errors.NotFound` for a sweep that does not
-    exist; a claim that fails for any other reason fails every claim of its batch."""
+    exist; a claim that fails for any other reason fails every claim of its batch. A sweep
+    whose search raises is not an error of the claim: the sweep ends ``failed``
+    (``Store.fail_sweep``) and the claim is served by the other sweeps, or gets nothing."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -176,7 +179,15 @@ class Claims:
         with line.lock:
             batch, line.waiting = line.waiting, []
         try:
-            served = self._claim_batch(sweep_id, batch)
+            try:
+                served = self._claim_batch(sweep_id, batch)
+            except SearchFailed as failure:
+                # The sweep cannot produce trials. Instead of failing this claim, and every
+                # claim after it: the results the batch carries are finished (the
+                # transaction that failed took them back), then the sweep ends, and the
+                # batch gets no trials from it.
+                served = self._claim_batch(sweep_id, batch, serve=False)
+                self.store.fail_sweep(failure)
         except BaseException as exc:  # every claim of the batch shares its fate
             for waiting in batch:
                 waiting.error = exc
@@ -194,11 +205,12 @@ class Claims:
                 line.busy = False
         return ask.outcome()
 
-    def _claim_batch(self, sweep_id: int, asks: Sequence[_Ask]) -> list[list[ClaimedTrial]]:
+    def _claim_batch(self, sweep_id: int, asks: Sequence[_Ask], *, serve: bool = True) -> list[list[ClaimedTrial]]:
         """Serve ``asks`` in one transaction, in order: first the results they carry (each
-        ask's ``ended``), then the claims, each up to its ``count``. A stage of this sweep
-        that the results end is moved on by the claim itself, or after the commit when the
-        claim hands out nothing; other sweeps' after the commit."""
+        ask's ``ended``), then the claims, each up to its ``count`` (unless not ``serve``:
+        then only the results, and this sweep's stage is left as it is). A stage of this
+        sweep that the results end is moved on by the claim itself, or after the commit when
+        the claim hands out nothing; other sweeps' after the commit."""
         now = utcnow()
         stages_may_end: set[int] = set()
         with self.store.db.transaction() as conn:
@@ -209,9 +221,10 @@ class Claims:
                 if ask.endings:
                     ask.ended, ending = self.store.finish_in(conn, ask.endings, now)
                     stages_may_end |= ending
-            served = self._serve(conn, sweep, asks, now)
-        if any(served):
-            # This sweep has trials running again: its stage is not done.
+            served = self._serve(conn, sweep, asks, now) if serve else [[] for _ in asks]
+        if any(served) or not serve:
+            # This sweep has trials running again, so its stage is not done; or its stage
+            # is the caller's to deal with.
             stages_may_end.discard(sweep_id)
         for ended in sorted(stages_may_end):
             # After the commit, as a plain finish does: a finish that committed while this

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hypersweep.limits import MAX_CLAIM, MAX_ID, MAX_POINTS
 from hypersweep.service.models import SweepStatus, TrialStatus
@@ -25,6 +36,7 @@ __all__ = [
     "LeaseIn",
     "MetricValue",
     "Objective",
+    "RefusedResult",
     "ReportIn",
     "StageOut",
     "StageSpec",
@@ -36,6 +48,8 @@ __all__ = [
 ]
 
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+#: The largest magnitude of an integer in a request: a signed 64-bit integer's.
+MAX_INT = 2**63 - 1
 
 
 def _json_safe_number(value: Any) -> Any:
@@ -55,28 +69,57 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _refuse_nul(value: Any, path: str) -> None:
+def _value_errors(value: Any, loc: tuple[str | int, ...], *, finite: bool, errors: list[InitErrorDetails]) -> None:
+    """Add to ``errors`` what no field may hold, anywhere in ``value``: a NUL character in a
+    text, an integer beyond 64 bits and, when ``finite``, a float that is not finite."""
+    problem = None
     if isinstance(value, str):
         if "\x00" in value:
-            raise ValueError(f"{path or 'the body'} contains a NUL character (\\u0000), which cannot be stored")
+            problem = "contains a NUL character (\\u0000), which cannot be stored"
+    elif isinstance(value, bool):
+        pass
+    elif isinstance(value, int):
+        if not -MAX_INT <= value <= MAX_INT:
+            problem = f"is an integer of {len(str(abs(value)))} digits, beyond the 64-bit range"
+    elif isinstance(value, float):
+        if finite and not math.isfinite(value):
+            problem = f"is {value}; only finite numbers are allowed here"
     elif isinstance(value, dict):
         for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            _refuse_nul(key, where)
-            _refuse_nul(item, where)
+            _value_errors(key, (*loc, str(key)), finite=finite, errors=errors)
+            _value_errors(item, (*loc, str(key)), finite=finite, errors=errors)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _refuse_nul(item, f"{path}.{index}")
+            _value_errors(item, (*loc, index), finite=finite, errors=errors)
+    if problem is not None:
+        # The input is left out: an integer of thousands of digits has no short form.
+        errors.append(InitErrorDetails(type=PydanticCustomError("value_error", problem), loc=loc, input=None))
 
 
 class _Body(_Strict):
     """A request body. No text in it may hold a NUL character: PostgreSQL stores none in
-    text or JSON (it would fail there with a server error), so every backend refuses it."""
+    text or JSON (it would fail there with a server error), so every backend refuses it.
+    No integer in it may lie beyond 64 bits (``MAX_INT``), where the databases' numbers and
+    float conversions end; a sweep document (``_finite``) holds no NaN or infinity either.
+    Each such value is an error at its own path. Fields in ``_checked_apart`` are checked
+    by their own model."""
+
+    _finite: ClassVar[bool] = False
+    _checked_apart: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        _refuse_nul(data, "")
+    def _check_body(cls, data: Any) -> Any:
+        errors: list[InitErrorDetails] = []
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if key not in cls._checked_apart:
+                    _value_errors(key, (str(key),), finite=cls._finite, errors=errors)
+                    _value_errors(value, (str(key),), finite=cls._finite, errors=errors)
+        else:
+            _value_errors(data, (), finite=cls._finite, errors=errors)
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
         return data
 
 
@@ -107,6 +150,8 @@ ProgramName = Annotated[str, Field(min_length=1, max_length=100, pattern=PROGRAM
 class SweepSpec(_Body):
     """A sweep document. Checks that need more than one field (trainer names, grid sizes,
     stage budgets) are made by ``service.validation.check_spec``."""
+
+    _finite: ClassVar[bool] = True
 
     name: str = Field(min_length=1, max_length=200)
     program: ProgramName | None = Field(
@@ -155,7 +200,7 @@ class TrialDetail(TrialOut):
 
 
 #: A stage's status: ``cancelled`` for the stages a cancel stopped or kept from starting.
-StageStatus = Literal["pending", "running", "completed", "cancelled"]
+StageStatus = Literal["pending", "running", "completed", "cancelled", "failed"]
 
 
 class StageOut(BaseModel):
@@ -239,7 +284,40 @@ class FinishedIn(FinishIn):
     trial_id: int = Field(ge=0, le=MAX_ID)
 
 
+@dataclass(frozen=True)
+class RefusedResult:
+    """A result carried by a claim that is not a valid finish: refused on its own (its
+    outcome is a 422 with ``detail``), while the claim and its other results go on.
+    ``trial_id`` is ``None`` when the result names no valid trial."""
+
+    trial_id: int | None
+    detail: str
+
+
+_finished_adapter: TypeAdapter[FinishedIn] = TypeAdapter(FinishedIn)
+
+
+def _result_alone(value: Any) -> FinishedIn | RefusedResult:
+    try:
+        return _finished_adapter.validate_python(value)
+    except ValidationError as exc:
+        trial_id = value.get("trial_id") if isinstance(value, dict) else None
+        if isinstance(trial_id, bool) or not isinstance(trial_id, int) or not 0 <= trial_id <= MAX_ID:
+            trial_id = None
+        detail = "; ".join(
+            f"{'.'.join(map(str, err['loc'])) or 'result'}: {str(err['msg']).removeprefix('Value error, ')}"
+            for err in exc.errors()
+        )
+        return RefusedResult(trial_id, detail)
+
+
+#: A result carried by a claim, validated on its own: a bad one fails only itself.
+CarriedResult = Annotated[FinishedIn | RefusedResult, PlainValidator(_result_alone, json_schema_input_type=FinishedIn)]
+
+
 class ClaimIn(_Body):
+    _checked_apart: ClassVar[frozenset[str]] = frozenset({"finished"})
+
     worker_id: str = Field(min_length=1, max_length=200)
     program: ProgramName | None = Field(
         default=None,
@@ -248,21 +326,23 @@ class ClaimIn(_Body):
     )
     sweep_id: int | None = Field(default=None, ge=0, le=MAX_ID)
     count: int = Field(default=1, ge=1, le=MAX_CLAIM)
-    finished: list[FinishedIn] = Field(
+    finished: list[CarriedResult] = Field(
         default_factory=list,
         max_length=MAX_CLAIM,
         description="Trials this worker has ended, each finished (as POST /trials/{id}/finish would) before "
-        "the claim: a worker tells how its last trials went and asks for the next ones in one request.",
+        "the claim: a worker tells how its last trials went and asks for the next ones in one request. A "
+        "result that is not a valid finish is refused on its own (its outcome is a 422).",
     )
 
 
 class FinishOutcome(BaseModel):
     """How one result carried by a claim was taken: ``code`` 200 (finished; ``status`` is
-    the trial's status now), 404 (no such trial) or 409 (not held with that lease token:
-    nothing changed), with the reason in ``detail``."""
+    the trial's status now), 404 (no such trial), 409 (not held with that lease token:
+    nothing changed) or 422 (not a valid finish: nothing changed; ``trial_id`` is null
+    when it named no valid trial), with the reason in ``detail``."""
 
-    trial_id: int
-    code: Literal[200, 404, 409]
+    trial_id: int | None
+    code: Literal[200, 404, 409, 422]
     status: TrialStatus | None = None
     detail: str | None = None
 

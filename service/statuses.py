@@ -12,9 +12,13 @@ __all__ = ["ACTIVE", "FINISHED", "SweepStatus", "TrialStatus"]
 
 
 class SweepStatus(enum.StrEnum):
+    """``failed``: the sweep's search could not produce trials (its designer, or the
+    narrowing that derives a stage's space, raised); its ``warnings`` say why."""
+
     running = "running"
     completed = "completed"
     cancelled = "cancelled"
+    failed = "failed"
 
 
 class TrialStatus(enum.StrEnum):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from hypersweep.service.schemas import SweepSpec
 from hypersweep.service.search.base import MAX_GRID_POINTS, SearchConfig
@@ -28,7 +28,6 @@ Loc = tuple[str | int, ...]
 #: separate good regions, leaving the next stage nearly the whole space.
 DEFAULT_TOP_K = 3
 
-_trainer_adapter: TypeAdapter[TrainerConfig] = TypeAdapter(TrainerConfig)
 _trainer_types = typing.get_type_hints(TrainerConfig)
 _space_adapter: TypeAdapter[Space] = TypeAdapter(Space)
 
@@ -59,16 +58,19 @@ def check_spec(spec: SweepSpec) -> Plan:
     """Validate what pydantic cannot see field by field and plan the stages.
 
     Raises ``SpecError`` with every problem found; returns the stages with their budgets
-    resolved (a grid stage without ``trials`` runs its whole grid) and warnings."""
+    resolved (a grid stage without ``trials`` runs its whole grid) and warnings. ``spec``
+    is normalised in place to what was checked, so that what is stored is what runs: its
+    ``trainer`` settings and categorical values as the trainer reads them (``lr: 1`` is
+    stored as ``1.0``)."""
     errors: list[tuple[Loc, str]] = []
+    plan = Plan(stages=[])
     if spec.program is None:
-        _check_trainer(spec.trainer, errors)
+        _check_trainer(spec, errors, plan.warnings)
         _check_space_names(spec, errors)
     else:
         # The user's program understands its own settings and params; the worker reads
         # only the divergence rule's two.
         _check_program_settings(spec.trainer, errors)
-    plan = Plan(stages=[])
     for i, stage in enumerate(spec.stages):
         search = stage.search or spec.search
         search_loc: Loc = ("stages", i, "search") if stage.search else ("search",)
@@ -159,18 +161,57 @@ def _check_program_settings(trainer: dict[str, Any], errors: list[tuple[Loc, str
         )
 
 
-def _check_trainer(trainer: dict[str, Any], errors: list[tuple[Loc, str]]) -> None:
-    unknown = [name for name in trainer if name not in SETTINGS]
-    for name in unknown:
-        errors.append((("trainer", name), _unknown_setting(name)))
-    known = {k: v for k, v in trainer.items() if k in SETTINGS}
+def _check_trainer(spec: SweepSpec, errors: list[tuple[Loc, str]], warnings: list[str]) -> None:
+    """Check the ``trainer`` section strictly against the built-in trainer's settings and
+    replace it with the checked values."""
+    checked: dict[str, Any] = {}
+    for name, value in spec.trainer.items():
+        loc: Loc = ("trainer", name)
+        if name not in SETTINGS:
+            errors.append((loc, _unknown_setting(name)))
+        elif name == "epochs":
+            errors.append((loc, _EPOCHS_BY_STAGE))
+        else:
+            try:
+                checked[name] = _setting(name, value)
+            except ValueError as exc:
+                errors.append((loc, str(exc)))
+                continue
+            if name in spec.space:
+                warnings.append(f"trainer.{name} is not used: the space tunes {name}, and a tuned value wins")
+    spec.trainer = checked
+
+
+_EPOCHS_BY_STAGE = "epochs is set by each stage (stages[].epochs), which would override it here; remove it from trainer"
+_trainer_hints = typing.get_type_hints(TrainerConfig, include_extras=True)
+#: One strict validator per setting: a setting takes its own type only (``batchnorm:
+#: "false"`` and ``hidden: 64.0`` are refused), except that a float setting takes an integer.
+_strict_settings: dict[str, TypeAdapter[Any]] = {
+    name: TypeAdapter(_trainer_hints[name], config=ConfigDict(strict=True)) for name in SETTINGS
+}
+#: How to write a value of each type, for a value of another type.
+_TYPE_HINTS = {
+    bool: "write true or false, unquoted",
+    int: "write a whole number, without a decimal point (64, not 64.0)",
+    float: "write a number, unquoted",
+    str: "write a text",
+}
+
+
+def _setting(name: str, value: Any) -> Any:
+    """``value`` as setting ``name`` of the built-in trainer holds it; ``ValueError`` with a
+    sentence when it cannot."""
+    if name == "dataset" and _leaves_data_dir(value):
+        raise ValueError(_NPZ_PATH)
     try:
-        _trainer_adapter.validate_python(known)
+        return _strict_settings[name].validate_python(value)
     except ValidationError as exc:
-        for err in exc.errors():
-            errors.append((("trainer", *err["loc"]), err["msg"]))
-    if _leaves_data_dir(known.get("dataset")):
-        errors.append((("trainer", "dataset"), _NPZ_PATH))
+        error = exc.errors()[0]
+        message = f"{name} = {value!r} is not a valid setting: {error['msg']}"
+        hint = _TYPE_HINTS.get(_trainer_types[name])
+        if hint is not None and error["type"].endswith(("_type", "_parsing")):
+            message += f"; {hint}"
+        raise ValueError(message) from None
 
 
 _NPZ_PATH = "an npz path is relative to the workers' data directory, without '..'"
@@ -185,6 +226,8 @@ def _leaves_data_dir(dataset: Any) -> bool:
 
 
 def _check_space_names(spec: SweepSpec, errors: list[tuple[Loc, str]]) -> None:
+    """Check each axis against the setting it tunes: its kind, its bounds and each of its
+    values as values of that setting; categorical values are replaced with the checked ones."""
     for name, param in spec.space.items():
         loc: Loc = ("space", name)
         if name not in SETTINGS:
@@ -197,19 +240,35 @@ def _check_space_names(spec: SweepSpec, errors: list[tuple[Loc, str]]) -> None:
         if isinstance(param, FloatParam | IntParam) and expected not in (int, float):
             errors.append(((*loc, "type"), f"{name} is not numeric; use type: categorical"))
             continue
-        samples: list[tuple[Loc, Any]]
         if isinstance(param, CategoricalParam):
-            samples = [((*loc, "values", i), v) for i, v in enumerate(param.values)]
-        else:
-            samples = [((*loc, "low"), param.low), ((*loc, "high"), param.high)]
-        for sample_loc, value in samples:
-            if name == "dataset" and _leaves_data_dir(value):
-                errors.append((sample_loc, _NPZ_PATH))
-                continue
+            values = _checked_values(name, param.values, (*loc, "values"), errors)
+            if values is not None:
+                spec.space[name] = CategoricalParam(type="categorical", values=values)
+            continue
+        for end in ("low", "high"):
             try:
-                _trainer_adapter.validate_python({name: value})
-            except ValidationError as exc:
-                errors.append((sample_loc, f"{name} = {value!r} is not a valid setting: {exc.errors()[0]['msg']}"))
+                _setting(name, getattr(param, end))
+            except ValueError as exc:
+                errors.append(((*loc, end), str(exc)))
+
+
+def _checked_values(name: str, values: list[Any], loc: Loc, errors: list[tuple[Loc, str]]) -> list[Any] | None:
+    """The values of a categorical axis as setting ``name`` holds them, or ``None`` (with
+    errors) when one is not a value of it or two become the same."""
+    checked: list[Any] = []
+    failed = False
+    for index, value in enumerate(values):
+        try:
+            value = _setting(name, value)
+        except ValueError as exc:
+            errors.append(((*loc, index), str(exc)))
+            failed = True
+            continue
+        if value in checked:
+            errors.append(((*loc, index), f"{value!r} appears twice among the values of {name}"))
+            failed = True
+        checked.append(value)
+    return None if failed else checked
 
 
 def _unknown_setting(name: str) -> str:
@@ -235,6 +294,8 @@ def cross_field_errors(document: dict[str, Any], invalid: Sequence[Loc]) -> list
     stand_in = {key: value for key, value in document.items() if key not in failed}
     if "name" in failed:
         stand_in["name"] = "-"
+    if "program" in failed:
+        stand_in["program"] = "program"  # still a program's sweep: its checks, not the built-in trainer's
     if "stages" in failed:
         stand_in["stages"] = [{"trials": 1}]
     axes: set[str] = set()

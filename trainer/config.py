@@ -56,7 +56,8 @@ class TrainerConfig:
     batchnorm: bool = False
     init: Init = "kaiming"
     divergence_factor: Annotated[float, Field(gt=1, allow_inf_nan=False)] = 3.0
-    seed: int = 0
+    #: Seeds PyTorch and scikit-learn's split, which takes 0 .. 2**32 - 1.
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> TrainerConfig:

@@ -4,16 +4,27 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import re
+from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
-from hypersweep.limits import MAX_CLAIM
+from hypersweep.limits import MAX_CLAIM, MAX_REPORT_EVERY, TOKEN_PATTERN
 from hypersweep.worker.client import REPORT_EVERY_SECONDS
 from hypersweep.worker.slots import Program, parse_devices, run_worker
 
-__all__ = ["DEFAULT_SERVER", "WORKER_PACKAGES", "missing_worker_packages", "run_worker", "worker_command"]
+__all__ = [
+    "DEFAULT_SERVER",
+    "WORKER_PACKAGES",
+    "WorkerSettings",
+    "check_settings",
+    "missing_worker_packages",
+    "run_worker",
+    "worker_command",
+]
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
@@ -101,16 +112,16 @@ def worker_command(
         ),
     ] = 1,
     report_every: Annotated[
-        float,
+        str,
         typer.Option(
             "--report-every",
             metavar="SECONDS",
-            min=0.0,
             envvar="HYPERSWEEP_REPORT_EVERY",
             help="Send each trial's new per-epoch metrics at most this often, all epochs since the last "
-            "send in one request (the last ones go with the finish). 0 sends every epoch as it ends.",
+            f"send in one request (the last ones go with the finish). 0 sends every epoch as it ends; "
+            f"at most {MAX_REPORT_EVERY:g}.",
         ),
-    ] = REPORT_EVERY_SECONDS,
+    ] = str(REPORT_EVERY_SECONDS),
     program: Annotated[
         str | None,
         typer.Option(
@@ -193,6 +204,7 @@ def worker_command(
     or hypersweep worker --program NAME -- python train.py {args}
     """
     try:
+        settings = check_settings(server=server, token=token, report_every=report_every)
         chosen = _program(program, function, command or [], timeout, max_failures, grace, fuse)
         device_list = parse_devices(devices)
     except ValueError as exc:
@@ -207,19 +219,57 @@ def worker_command(
         )
         raise typer.Exit(1)
     code = run_worker(
-        server=server,
-        token=token,
+        server=settings.server,
+        token=settings.token,
         sweep_id=sweep,
         concurrency=concurrency,
         worker_id=worker_id,
         data_dir=data_dir,
         once=once,
         fuse=fuse,
-        report_every=report_every,
+        report_every=settings.report_every,
         program=chosen,
         devices=device_list,
     )
     raise typer.Exit(code)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The worker's settings from its environment (or the flags that stand for them),
+    checked: the server's URL, the token (``None``: none) and the report interval."""
+
+    server: str
+    token: str | None
+    report_every: float
+
+
+def check_settings(*, server: str, token: str | None, report_every: str) -> WorkerSettings:
+    """Check the settings a worker reads from ``HYPERSWEEP_*`` variables (or their flags);
+    ``ValueError`` with one line naming the variable for a value outside its range."""
+    url = urlsplit(server)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(f"HYPERSWEEP_SERVER (--server): {server!r} is not an http:// or https:// URL")
+    try:
+        url.port  # noqa: B018 - reading it checks it
+    except ValueError:
+        raise ValueError(f"HYPERSWEEP_SERVER (--server): {server!r} has no valid port") from None
+    if token is not None and not token:
+        raise ValueError(
+            "HYPERSWEEP_TOKEN (--token): the token is empty; set the server's token, or unset the variable"
+        )
+    if token is not None and not re.fullmatch(TOKEN_PATTERN, token):
+        raise ValueError("HYPERSWEEP_TOKEN (--token): a token holds only visible ASCII characters, without spaces")
+    try:
+        every = float(report_every)
+    except ValueError:
+        every = math.nan
+    if not 0 <= every <= MAX_REPORT_EVERY:
+        raise ValueError(
+            f"HYPERSWEEP_REPORT_EVERY (--report-every): {report_every!r} is not a number of seconds "
+            f"from 0 to {MAX_REPORT_EVERY:g}"
+        )
+    return WorkerSettings(server, token, every)
 
 
 def _program(

@@ -47,9 +47,9 @@ __all__ = [
     "encode_floats",
 ]
 
-SweepStatus = Literal["running", "completed", "cancelled"]
+SweepStatus = Literal["running", "completed", "cancelled", "failed"]
 TrialStatus = Literal["queued", "running", "completed", "diverged", "pruned", "failed", "cancelled"]
-StageStatus = Literal["pending", "running", "completed", "cancelled"]
+StageStatus = Literal["pending", "running", "completed", "cancelled", "failed"]
 
 #: Trial statuses that are not final: the trial may still run.
 UNFINISHED: frozenset[str] = frozenset({"queued", "running"})
@@ -271,10 +271,11 @@ class Action(_Answer):
 
 class FinishOutcome(_Answer):
     """How one result carried by a claim was taken: ``code`` 200 (finished; ``status`` is
-    the trial's status now), 404 (no such trial) or 409 (not held with that lease token:
-    nothing changed), with the reason in ``detail``."""
+    the trial's status now), 404 (no such trial), 409 (not held with that lease token:
+    nothing changed) or 422 (not a valid finish: nothing changed), with the reason in
+    ``detail``."""
 
-    trial_id: int
+    trial_id: int | None
     code: int
     status: TrialStatus | None = None
     detail: str | None = None

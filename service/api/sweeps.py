@@ -76,7 +76,7 @@ def list_trials(
     store: StoreDep,
     response: Response,
     status: Annotated[StatusFilter | None, Query(description="Repeat or comma-separate to match several.")] = None,
-    stage: Annotated[int | None, Query(ge=0)] = None,
+    stage: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     sort: Annotated[
         str, Query(pattern=_SORT_PATTERN, description=f"One of {', '.join(SORT_KEYS)}; '-' in front for descending.")
     ] = "number",

@@ -19,6 +19,7 @@ from hypersweep.service.schemas import (
     FinishIn,
     FinishOutcome,
     LeaseIn,
+    RefusedResult,
     ReportIn,
     ReportsIn,
     TrialDetail,
@@ -42,8 +43,9 @@ def claim(body: ClaimIn, claims: ClaimsDep, request: Request) -> Response:
     metrics = request.app.state.metrics
     finished: list[FinishOutcome] = []
     if body.finished:
+        results = [result for result in body.finished if isinstance(result, FinishedIn)]
         ended, trials = claims.finish_and_claim(
-            results=body.finished,
+            results=results,
             worker_id=body.worker_id,
             sweep_id=body.sweep_id,
             count=body.count,
@@ -110,11 +112,17 @@ def release(trial_id: TrialId, body: LeaseIn, store: StoreDep) -> TrialOut:
     return store.release(trial_id=trial_id, lease_token=body.lease_token)
 
 
-def finish_outcomes(results: Sequence[FinishedIn], ended: Sequence[Ended]) -> list[FinishOutcome]:
+def finish_outcomes(results: Sequence[FinishedIn | RefusedResult], ended: Sequence[Ended]) -> list[FinishOutcome]:
     """What the API answers for each result a claim carried, in order: finished (200, with
-    the trial's status now), no such trial (404) or not held with that token (409)."""
+    the trial's status now), no such trial (404), not held with that token (409) or not a
+    valid finish (422). ``ended`` holds what happened to each valid result, in order."""
     outcomes = []
-    for result, out in zip(results, ended, strict=True):
+    taken = iter(ended)
+    for result in results:
+        if isinstance(result, RefusedResult):
+            outcomes.append(FinishOutcome(trial_id=result.trial_id, code=422, detail=result.detail))
+            continue
+        out = next(taken)
         if isinstance(out, NotFound):
             outcomes.append(FinishOutcome(trial_id=result.trial_id, code=404, detail=str(out)))
         elif isinstance(out, LeaseConflict):

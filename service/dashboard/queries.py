@@ -66,7 +66,7 @@ def sweep_points(*, db: Database, sweep_id: int) -> SweepPoints:
         status=list(columns[3]),
         value=list(columns[4]),
         attempt=list(columns[5]),
-        epochs_run=[int(e) if _is_number(e) and math.isfinite(e) else None for e in epochs],
+        epochs_run=[_whole(e) for e in epochs],
         seconds=[None if t is None else float(t) for t in columns[8]],
         params={name: [p.get(name) for p in params] for name in names},
     )
@@ -129,10 +129,39 @@ def _is_number(value: Any) -> bool:
 
 
 def _finite(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
+    """``value`` as a float, or ``None`` when it is not finite or no float holds it (an
+    integer beyond the float range, which older versions stored)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _whole(value: Any) -> int | None:
+    """``value`` as a whole number within 64 bits, or ``None``."""
+    if isinstance(value, float) and math.isfinite(value):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) < value < 2**63:
+        return value
+    return None
 
 
 def _json_many(texts: Iterable[str | None]) -> list[Any]:
     """Decode many JSON texts (SQL NULL as None) in one call to the decoder rather than one
-    call each."""
-    return list(json.loads("[" + ",".join("null" if t is None else t for t in texts) + "]"))
+    call each. A text that is not JSON (SQLite gives ``Inf`` for a number beyond the float
+    range, which older versions stored) decodes to None, without spoiling the others."""
+    texts = list(texts)
+    try:
+        return list(json.loads("[" + ",".join("null" if t is None else t for t in texts) + "]"))
+    except ValueError:
+        return [_json_or_none(t) for t in texts]
+
+
+def _json_or_none(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None

@@ -21,7 +21,7 @@ from scipy.stats import qmc  # type: ignore[import-untyped]
 from hypersweep.service.search.base import Designer, Observation, Params, SearchConfig
 from hypersweep.service.search.space import CategoricalParam, FloatParam, IntParam, Param, ParamValue, Space
 
-__all__ = ["N_STARTUP_TRIALS", "BayesDesigner"]
+__all__ = ["GP_INT_VALUES", "N_STARTUP_TRIALS", "BayesDesigner"]
 
 #: Results the model needs before it proposes; until then trials follow a Sobol sequence.
 N_STARTUP_TRIALS = 10
@@ -62,11 +62,17 @@ def _use_compiled_log_ndtr() -> bool:
 _use_compiled_log_ndtr()
 
 
-def distribution(param: Param) -> BaseDistribution:
+#: The most values an int axis may have for the GP sampler to model it as integers; a wider
+#: one is modelled as a float axis, and its suggestions rounded. Optuna's GP lists every
+#: value of a discrete axis (an axis of 2**40 integers asks for terabytes).
+GP_INT_VALUES = 10_000
+
+
+def distribution(param: Param, *, sampler: str = "tpe") -> BaseDistribution:
     """The Optuna distribution of one axis: log axes stay in log space."""
     if isinstance(param, CategoricalParam):
         return CategoricalDistribution(param.values)
-    if isinstance(param, IntParam):
+    if isinstance(param, IntParam) and not (sampler == "gp" and param.high - param.low >= GP_INT_VALUES):
         return IntDistribution(param.low, param.high, log=param.scale == "log")
     return FloatDistribution(param.low, param.high, log=param.scale == "log")
 
@@ -122,7 +128,9 @@ class BayesDesigner(Designer):
 
     def __init__(self, space: Space, *, config: SearchConfig, stage: int, minimize: bool) -> None:
         super().__init__(space, config=config, stage=stage, minimize=minimize)
-        self._distributions = {name: distribution(param) for name, param in sorted(space.items())}
+        self._distributions = {
+            name: distribution(param, sampler=config.sampler) for name, param in sorted(space.items())
+        }
         self._storage = optuna.storages.InMemoryStorage()
         self._study = optuna.create_study(
             storage=self._storage,

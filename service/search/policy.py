@@ -13,13 +13,20 @@ transaction holds it), so one claim at a time asks each designer and tells it wh
 changed; calls about different sweeps run at once, and the tables of designers are guarded
 by a lock of their own. Nothing here is persisted: a process that starts afresh, or that
 evicted a designer, rebuilds it by showing it every finished trial again.
+
+Errors: whatever a designer or the narrowing raises (a space it cannot model, a memory it
+cannot allocate) comes out as :class:`SearchFailed`, naming the sweep and the stage: that
+sweep cannot produce trials, and the caller ends it instead of failing the request (and
+every other sweep's claims with it). What the ``Trials`` reads raise (a database error)
+passes through unchanged: it says nothing about the sweep.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence, Set
+from collections.abc import Iterator, Sequence, Set
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,6 +41,7 @@ __all__ = [
     "PLANS_KEPT",
     "FinishedTrial",
     "NextStage",
+    "SearchFailed",
     "SearchPolicy",
     "StageChange",
     "StagePlan",
@@ -45,6 +53,30 @@ __all__ = [
 LEARNERS_KEPT = 64
 #: Started stages whose plan is kept in memory (all are dropped once this many are).
 PLANS_KEPT = 4096
+#: The most characters of a designer's error kept in the sweep's warning.
+_ERROR_CHARS = 500
+
+
+class SearchFailed(Exception):
+    """The search of stage ``stage`` of sweep ``sweep_id`` raised: the sweep cannot produce
+    trials. ``str()`` is a sentence for the sweep's warnings, with the error's text."""
+
+    def __init__(self, sweep_id: int, stage: int, cause: BaseException) -> None:
+        text = f"{type(cause).__name__}: {cause}"
+        if len(text) > _ERROR_CHARS:
+            text = text[: _ERROR_CHARS - 1] + "…"
+        super().__init__(f"stage {stage}: the search could not produce trials, so the sweep failed ({text})")
+        self.sweep_id = sweep_id
+        self.stage = stage
+
+
+@contextmanager
+def _searching(sweep_id: int, stage: int) -> Iterator[None]:
+    """Turn what a designer or the narrowing raises into :class:`SearchFailed`."""
+    try:
+        yield
+    except Exception as exc:
+        raise SearchFailed(sweep_id, stage, exc) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +182,12 @@ class SearchPolicy:
         plan = self._plans.get(key)
         if plan is None:
             setup = trials.stage_setup(sweep_id, stage)
-            space = load_space(setup.space)
-            config = SearchConfig.model_validate(setup.search)
-            designer = None
-            if not DESIGNERS[config.kind].learns:
-                designer = make_designer(space, config=config, stage=stage, minimize=minimize)
+            with _searching(sweep_id, stage):
+                space = load_space(setup.space)
+                config = SearchConfig.model_validate(setup.search)
+                designer = None
+                if not DESIGNERS[config.kind].learns:
+                    designer = make_designer(space, config=config, stage=stage, minimize=minimize)
             plan = StagePlan(sweep_id, stage, setup.epochs, minimize, space, config, designer)
             if len(self._plans) >= PLANS_KEPT:
                 self._plans.clear()
@@ -167,11 +200,14 @@ class SearchPolicy:
         before that finished since it last looked (every finished trial, in ``number``
         order, when it is built afresh), and this stage's queued and running trials."""
         if plan.designer is not None:
-            return plan.designer.suggest(start, count)
+            with _searching(plan.sweep_id, plan.stage):
+                return plan.designer.suggest(start, count)
         learner = self._learner(plan)
-        observations = self._observations(trials.finished_since(plan.sweep_id, plan.stage, learner.seen), learner)
-        learner.designer.update(observations, trials.active_params(plan.sweep_id, plan.stage))
-        return learner.designer.suggest(start, count)
+        finished = trials.finished_since(plan.sweep_id, plan.stage, learner.seen)
+        active = trials.active_params(plan.sweep_id, plan.stage)
+        with _searching(plan.sweep_id, plan.stage):
+            learner.designer.update(self._observations(finished, learner), active)
+            return learner.designer.suggest(start, count)
 
     def next_stage(
         self,
@@ -190,13 +226,14 @@ class SearchPolicy:
         space; its budget, cut to what its grid holds; and warnings for a best value on a
         border and for a budget cut."""
         top = trials.top_params(sweep_id, ended, following.top_k, minimize=minimize)
-        narrowed = narrow(load_space(ended_space), original=load_space(original), top=top, stage=ended)
-        capacity = make_designer(
-            narrowed.space,
-            config=SearchConfig.model_validate(following.search),
-            stage=following.index,
-            minimize=minimize,
-        ).capacity()
+        with _searching(sweep_id, following.index):
+            narrowed = narrow(load_space(ended_space), original=load_space(original), top=top, stage=ended)
+            capacity = make_designer(
+                narrowed.space,
+                config=SearchConfig.model_validate(following.search),
+                stage=following.index,
+                minimize=minimize,
+            ).capacity()
         warnings = list(narrowed.warnings)
         budget = following.trials
         if capacity is not None and budget > capacity:
@@ -215,7 +252,8 @@ class SearchPolicy:
             if learner is not None:
                 self._learners.move_to_end(key)
                 return learner
-        designer = make_designer(plan.space, config=plan.config, stage=plan.stage, minimize=plan.minimize)
+        with _searching(plan.sweep_id, plan.stage):
+            designer = make_designer(plan.space, config=plan.config, stage=plan.stage, minimize=plan.minimize)
         learner = _Learner(designer)
         with self._learners_lock:
             for earlier in range(plan.stage):

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
 
 __all__ = [
+    "MAX_INT_BOUND",
     "MAX_PARAMS",
     "PARAM_NAME_PATTERN",
     "CategoricalParam",
@@ -29,6 +30,9 @@ __all__ = [
 
 #: The most parameters a space may have.
 MAX_PARAMS = 32
+#: The largest bound of an int axis, either sign: designers work in float64, which holds
+#: every integer up to 2**53 exactly.
+MAX_INT_BOUND = 2**53
 PARAM_NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
 
 ParamValue = str | int | float | bool
@@ -47,6 +51,13 @@ class _Numeric(BaseModel):
             raise ValueError(f"low ({low}) must be less than high ({high})")
         if self.scale == "log" and low <= 0:
             raise ValueError(f"a log-scale axis needs low > 0, got low = {low}")
+        # Sampling and narrowing map the axis to [0, 1] through its scale: its width there
+        # must be a finite number above zero.
+        scaled_low, scaled_high = self._scaled_bounds()
+        if not math.isfinite(scaled_high - scaled_low):
+            raise ValueError(f"the axis from {low} to {high} is too wide to sample: high - low must be finite")
+        if not scaled_high > scaled_low:
+            raise ValueError(f"the axis from {low} to {high} is too narrow to sample in {self.scale} scale")
         return self
 
     def bounds(self) -> tuple[float, float]:
@@ -91,8 +102,8 @@ class FloatParam(_Numeric):
 
 class IntParam(_Numeric):
     type: Literal["int"]
-    low: int
-    high: int
+    low: int = Field(ge=-MAX_INT_BOUND, le=MAX_INT_BOUND)
+    high: int = Field(ge=-MAX_INT_BOUND, le=MAX_INT_BOUND)
 
     def bounds(self) -> tuple[float, float]:
         return float(self.low), float(self.high)

@@ -37,7 +37,8 @@ def narrow(
     """The space of the stage after ``stage``: each axis of ``space`` narrowed, in its own
     scale, to the span of ``top`` (best first) widened by ``margin`` of that span on each
     side and clipped to ``original``. When the best value lies on the border of ``space``,
-    that side is extended (up to the original bound) instead, and a warning says so.
+    that side is extended (up to the original bound) instead, and a warning says so. An
+    axis is never narrowed to nothing: where rounding would close it, it is kept.
     Categorical axes keep the values seen among ``top``. With no ``top`` trials the space
     is kept as it is."""
     if not top:
@@ -92,15 +93,20 @@ def _narrow_numeric(
     orig_lo, orig_hi = (param.to_unit(b) for b in original.bounds())
     new_lo, new_hi = max(new_lo, orig_lo), min(new_hi, orig_hi)
     low, high = (_from_unit_unclipped(param, u) for u in (new_lo, new_hi))
-    if isinstance(param, IntParam):
-        assert isinstance(original, IntParam)
-        ilow = max(original.low, round(low))
-        ihigh = min(original.high, round(high))
-        if ihigh <= ilow:
-            ilow, ihigh = max(original.low, ilow - 1), min(original.high, ilow + 1)
-        return IntParam(type="int", low=ilow, high=ihigh, scale=param.scale)
-    low, high = max(low, original.low), min(high, original.high)
-    return FloatParam(type="float", low=low, high=high, scale=param.scale)
+    try:
+        if isinstance(param, IntParam):
+            assert isinstance(original, IntParam)
+            ilow = max(original.low, round(low))
+            ihigh = min(original.high, round(high))
+            if ihigh <= ilow:
+                ilow, ihigh = max(original.low, ilow - 1), min(original.high, ilow + 1)
+            return IntParam(type="int", low=ilow, high=ihigh, scale=param.scale)
+        low, high = max(low, original.low), min(high, original.high)
+        return FloatParam(type="float", low=low, high=high, scale=param.scale)
+    except ValueError:
+        # Rounding closed the narrowed axis (the axis is only a few floats wide, or its
+        # ends meet in log scale): the next stage keeps this one, which is valid.
+        return param
 
 
 def _from_unit_unclipped(param: FloatParam | IntParam, u: float) -> float:

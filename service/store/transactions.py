@@ -7,18 +7,20 @@ locks are taken in, the errors) is the package's (``store``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, func, select, update
+from sqlalchemy.orm import Session
 
 from hypersweep.service import queries as q
 from hypersweep.service.db import Database
 from hypersweep.service.errors import Conflict, NotFound
 from hypersweep.service.models import CurvePoint, Stage, Sweep, Trial, utcnow
 from hypersweep.service.schemas import ActionOut, CurvePointOut, FinishedIn, SweepOut, SweepSpec, TrialDetail, TrialOut
-from hypersweep.service.search.policy import SearchPolicy
+from hypersweep.service.search.policy import SearchFailed, SearchPolicy
 from hypersweep.service.search.space import dump_space
 from hypersweep.service.statuses import ACTIVE, SweepStatus, TrialStatus
 from hypersweep.service.store import leases, stages
@@ -28,6 +30,8 @@ from hypersweep.service.store.views import SORT_KEYS, sweep_outs
 from hypersweep.service.validation import Plan
 
 __all__ = ["Store"]
+
+log = logging.getLogger(__name__)
 
 
 class Store:
@@ -106,26 +110,35 @@ class Store:
     def cancel_sweep(self, *, sweep_id: int) -> SweepOut:
         """No new trials; queued ones are cancelled, running ones are told to stop at their
         next heartbeat or report. Cancelling a cancelled sweep changes nothing; a completed
-        sweep cannot be cancelled."""
+        or failed sweep cannot be cancelled."""
         now = utcnow()
         with self.db.write() as s:
             sweep = s.get(Sweep, sweep_id, with_for_update=True, populate_existing=True)
             if sweep is None:
                 raise NotFound("sweep", sweep_id)
-            if sweep.status == SweepStatus.completed:
-                raise Conflict(f"sweep {sweep_id} is already completed")
+            if sweep.status in (SweepStatus.completed, SweepStatus.failed):
+                raise Conflict(f"sweep {sweep_id} is already {sweep.status}")
             if sweep.status == SweepStatus.running:
-                sweep.status = SweepStatus.cancelled
-                sweep.finished_at = now
-                s.execute(
-                    update(Trial)
-                    .where(Trial.sweep_id == sweep_id, Trial.status.in_(ACTIVE))
-                    .values(status=TrialStatus.cancelled, finished_at=now)
-                )
-                for stage in s.scalars(select(Stage).where(Stage.sweep_id == sweep_id, Stage.finished_at.is_(None))):
-                    if stage.started_at is not None:
-                        stage.finished_at = now
+                _end_sweep(s, sweep, SweepStatus.cancelled, now)
             return sweep_outs(s, [sweep])[0]
+
+    def fail_sweep(self, failure: SearchFailed) -> None:
+        """End the sweep whose search raised (``failure``): ``failed``, with the error in its
+        warnings; stage ``failure.stage`` is its current stage, and the stages before it
+        that were running are done. Its trials end as a cancel ends them. A sweep that is
+        no longer running is left as it is."""
+        now = utcnow()
+        log.warning("sweep %s: %s", failure.sweep_id, failure, exc_info=failure.__cause__)
+        with self.db.write() as s:
+            sweep = s.get(Sweep, failure.sweep_id, with_for_update=True, populate_existing=True)
+            if sweep is None or sweep.status != SweepStatus.running:
+                return
+            sweep.warnings = [*sweep.warnings, str(failure)]
+            stage = s.scalar(select(Stage).where(Stage.sweep_id == sweep.id, Stage.index == failure.stage))
+            if stage is not None:
+                sweep.current_stage = failure.stage
+                stage.started_at = stage.started_at or now
+            _end_sweep(s, sweep, SweepStatus.failed, now)
 
     # -- trials: reading ---------------------------------------------------------------
 
@@ -266,10 +279,16 @@ class Store:
             )
         touched = 0
         for sweep_id in sweep_ids:
-            with self.db.transaction() as conn:
-                sweep = self.lock_sweep(conn, sweep_id)
-                touched += self.expire_in(conn, sweep_id, max_attempts=sweep.max_attempts, now=now)
-                self.advance_in(conn, sweep_id, now)
+            try:
+                with self.db.transaction() as conn:
+                    sweep = self.lock_sweep(conn, sweep_id)
+                    expired = self.expire_in(conn, sweep_id, max_attempts=sweep.max_attempts, now=now)
+                    self.advance_in(conn, sweep_id, now)
+            except SearchFailed as failure:
+                # Its trials end with the sweep; the other sweeps' leases are still due.
+                self.fail_sweep(failure)
+                continue
+            touched += expired
         return touched
 
     def advance_after(self, sweep_id: int, now: datetime) -> None:
@@ -282,9 +301,12 @@ class Store:
             running, queued, _ = s.connection().execute(q.ACTIVE_COUNTS, {"b_sweep_id": sweep_id, "b_now": now}).one()
         if running or queued:
             return
-        with self.db.transaction() as conn:
-            self.lock_sweep(conn, sweep_id)
-            self.advance_in(conn, sweep_id, now)
+        try:
+            with self.db.transaction() as conn:
+                self.lock_sweep(conn, sweep_id)
+                self.advance_in(conn, sweep_id, now)
+        except SearchFailed as failure:
+            self.fail_sweep(failure)
 
     # -- metrics -------------------------------------------------------------------------------
 
@@ -328,7 +350,8 @@ class Store:
     def advance_in(self, conn: Connection, sweep_id: int, now: datetime) -> bool:
         """Start the sweep's next stage, or complete the sweep, if its current stage is done
         (:func:`stages.advance`); the caller holds the sweep's lock. Returns whether a new
-        stage started."""
+        stage started. Raises ``SearchFailed`` when the next stage's space cannot be
+        derived: the caller rolls back and ends the sweep (:meth:`fail_sweep`)."""
         return stages.advance(conn, sweep_id, now, policy=self.policy)
 
     def facts(self, sweep_id: int) -> SweepFacts:
@@ -353,3 +376,19 @@ class Store:
             facts = SweepFacts(row.objective_metric, row.program, dict(row.spec.get("trainer", {})))
             self._facts[sweep_id] = facts
         return facts
+
+
+def _end_sweep(s: Session, sweep: Sweep, status: SweepStatus, now: datetime) -> None:
+    """End a running sweep with ``status``: its queued and running trials are cancelled
+    (a running one's holder is told to stop at its next heartbeat or report), and its
+    started stages are done."""
+    sweep.status = status
+    sweep.finished_at = now
+    s.execute(
+        update(Trial)
+        .where(Trial.sweep_id == sweep.id, Trial.status.in_(ACTIVE))
+        .values(status=TrialStatus.cancelled, finished_at=now)
+    )
+    for stage in s.scalars(select(Stage).where(Stage.sweep_id == sweep.id, Stage.finished_at.is_(None))):
+        if stage.started_at is not None:
+            stage.finished_at = now

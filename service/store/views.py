@@ -71,7 +71,7 @@ def sweep_outs(s: Session, sweeps: Sequence[Sweep]) -> list[SweepOut]:
                 counts=total,
                 best=TrialOut.model_validate(best_trial) if best_trial is not None else None,
                 stages=[
-                    _stage_out(st, counts[sw.id].get(st.index, {}), bests[sw.id].get(st.index), sw.status)
+                    _stage_out(sw, st, counts[sw.id].get(st.index, {}), bests[sw.id].get(st.index))
                     for st in stages[sw.id]
                 ],
                 warnings=list(sw.warnings),
@@ -95,15 +95,18 @@ def _best(s: Session, sweep: Sweep) -> Trial | None:
     )
 
 
-def _stage_out(stage: Stage, counts: dict[str, int], best_value: float | None, sweep_status: str) -> StageOut:
+def _stage_out(sweep: Sweep, stage: Stage, counts: dict[str, int], best_value: float | None) -> StageOut:
     """A stage as the API shows it. A stage is ``completed`` when it handed out all of its
-    trials and each ended by itself; once the sweep is cancelled, every other stage (the
-    one the cancel stopped, and those that never started) is ``cancelled``."""
+    trials and each ended by itself; the stage a failed sweep was in is ``failed``; once
+    the sweep is cancelled, every other stage (the one the cancel stopped, and those that
+    never started) is ``cancelled``."""
     status: StageStatus
     ran_out = stage.finished_at is not None and stage.generated >= stage.trials and not counts.get("cancelled")
-    if ran_out:
+    if sweep.status == SweepStatus.failed and stage.index == sweep.current_stage:
+        status = "failed"
+    elif ran_out:
         status = "completed"
-    elif sweep_status == SweepStatus.cancelled:
+    elif sweep.status == SweepStatus.cancelled:
         status = "cancelled"
     elif stage.finished_at is not None:
         status = "completed"

@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, insert, update
 
 from hypersweep.service.dashboard.queries import sweep_curves, sweep_points
 from hypersweep.service.dashboard.schemas import MAX_CURVES
+from hypersweep.service.models import CurvePoint, Trial, utcnow
 from tests.conftest import sweep_doc
 from tests.service.api.test_sweeps import API, claim, submit
 
@@ -52,3 +54,28 @@ def test_the_endpoints_need_the_token_when_one_is_set(make_client: Any) -> None:
     for path in (f"/sweeps/{sweep['id']}/points", f"/sweeps/{sweep['id']}/curves?trials=1"):
         assert secured.get(f"{API}{path}").status_code == 401
         assert secured.get(f"{API}{path}", headers=auth).status_code == 200
+
+
+def test_numbers_no_float_holds_stored_by_older_versions_read_as_null(client: TestClient, database_url: str) -> None:
+    # Today such numbers are refused at the edge; older versions stored them as sent, and
+    # a sweep holding one must still draw.
+    sweep = submit(client, stages=[{"trials": 2, "epochs": 1}])
+    first, second = claim(client, sweep["id"], count=2)
+    huge = 10**400
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(update(Trial).where(Trial.id == first["id"]).values(metrics={"epochs_run": huge, "loss": huge}))
+        conn.execute(update(Trial).where(Trial.id == second["id"]).values(metrics={"epochs_run": 3}))
+        conn.execute(
+            insert(CurvePoint).values(
+                trial_id=first["id"], step=1, metrics={"loss": huge, "acc": 0.5}, created_at=utcnow()
+            )
+        )
+    engine.dispose()
+    points = client.get(f"{API}/sweeps/{sweep['id']}/points")
+    assert points.status_code == 200, points.text
+    assert points.json()["epochs_run"] == [None, 3]
+    curves = client.get(f"{API}/sweeps/{sweep['id']}/curves", params={"trials": str(first["id"])})
+    assert curves.status_code == 200, curves.text
+    [curve] = curves.json()["trials"]
+    assert (curve["metrics"], curve["final"]) == ({"loss": [None], "acc": [0.5]}, {"epochs_run": None, "loss": None})

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from hypersweep.service.schemas import SweepSpec
 from hypersweep.service.search.space import CategoricalParam, FloatParam, IntParam, Param, Space
 from hypersweep.service.search.stages import narrow
+from hypersweep.service.validation import check_spec
+from tests.conftest import sweep_doc
 
 API = "/api/v1"
 EXAMPLES = 150
@@ -97,11 +99,19 @@ def valid_documents(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+#: Numbers past what the fields, the databases or a float hold: beyond 64 bits, past 2**53,
+#: past an id, at the ends of the float range.
+huge_numbers = st.one_of(
+    st.integers(min_value=2**63, max_value=10**400),
+    st.integers(min_value=-(10**400), max_value=-(2**63) - 1),
+    st.sampled_from([2**31, 2**53 + 1, 2**64, 1e308, -1.7976931348623157e308, 5e-324, math.inf, -math.inf]),
+)
 json_scalars = (
     st.none()
     | st.booleans()
     | st.integers()
     | st.floats()
+    | huge_numbers
     | st.text(max_size=20)
     | st.sampled_from(["npz:../x", "npz:/x"])
 )
@@ -164,7 +174,10 @@ def test_random_documents_get_201_or_a_clear_422_and_valid_ones_round_trip(clien
             return
         assert after == before + 1
         stored = client.get(f"{API}/sweeps/{response.json()['id']}").json()
-        assert stored["spec"] == SweepSpec.model_validate(doc).model_dump(mode="json")
+        # What is stored is what was checked: the document as validated and normalised.
+        checked = SweepSpec.model_validate(doc)
+        check_spec(checked)
+        assert stored["spec"] == checked.model_dump(mode="json")
         assert stored["name"] == doc["name"]
         assert len(stored["stages"]) == len(doc["stages"])
         assert stored["status"] == "running"
@@ -177,12 +190,106 @@ def test_random_documents_get_201_or_a_clear_422_and_valid_ones_round_trip(clien
     assert statuses == {201, 422}
 
 
+# -- numbers of any size in worker calls and query strings -------------------------------------
+
+any_number = st.integers() | st.floats() | huge_numbers
+metric_values = any_number | st.booleans() | st.none() | st.text(max_size=5)
+metrics = st.dictionaries(st.sampled_from(["val_accuracy", "epochs_run", "train_loss", "x"]), metric_values, max_size=3)
+points = st.lists(st.fixed_dictionaries({"step": st.integers() | huge_numbers, "metrics": metrics}), max_size=3)
+
+
+def _still_readable(client: TestClient, sweep_id: int, trial_ids: list[int]) -> None:
+    for path in (f"/sweeps/{sweep_id}", f"/sweeps/{sweep_id}/points", f"/sweeps/{sweep_id}/trials?sort=-metric"):
+        assert client.get(f"{API}{path}").status_code == 200, path
+    curves = client.get(f"{API}/sweeps/{sweep_id}/curves", params={"trials": ",".join(map(str, trial_ids))})
+    assert curves.status_code == 200, curves.text
+    assert client.get(f"{API}/sweeps/{sweep_id}/trials").headers["X-Total-Count"]
+
+
+def test_worker_calls_with_numbers_of_any_size_are_taken_or_refused_and_the_sweep_stays_readable(
+    client: TestClient,
+) -> None:
+    sweep = client.post(f"{API}/sweeps", json=sweep_doc(stages=[{"trials": 1000, "epochs": 1}])).json()
+    codes: set[int] = set()
+
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(
+        verb=st.sampled_from(["report", "reports", "finish", "claim"]),
+        step=st.integers() | huge_numbers,
+        values=metrics,
+        curve=points,
+        count=st.integers(-5, 70) | huge_numbers,
+    )
+    def check(verb: str, step: Any, values: dict[str, Any], curve: list[dict[str, Any]], count: Any) -> None:
+        [trial] = client.post(f"{API}/trials/claim", json={"worker_id": "w", "sweep_id": sweep["id"]}).json()["trials"]
+        token = trial["lease_token"]
+        if verb == "report":
+            body: dict[str, Any] = {"lease_token": token, "step": step, "metrics": values}
+        elif verb == "reports":
+            body = {"lease_token": token, "points": curve}
+        elif verb == "finish":
+            body = {"lease_token": token, "status": "completed", "metrics": values, "points": curve}
+        else:
+            ended = {"trial_id": trial["id"], "lease_token": token, "status": "completed", "metrics": values}
+            body = {"worker_id": "w", "sweep_id": sweep["id"], "count": count, "finished": [ended]}
+        path = "/trials/claim" if verb == "claim" else f"/trials/{trial['id']}/{verb}"
+        response = client.post(f"{API}{path}", content=json.dumps(body), headers={"content-type": "application/json"})
+        assert response.status_code in (200, 204, 422), response.text
+        codes.add(response.status_code)
+        _still_readable(client, sweep["id"], [trial["id"]])
+        # Whatever happened, the trial ends so that the sweep's parallelism is never used up.
+        client.post(
+            f"{API}/trials/{trial['id']}/finish", json={"lease_token": token, "status": "failed", "metrics": {}}
+        )
+        if verb == "claim" and response.status_code == 200:
+            for extra in response.json()["trials"]:
+                body = {"lease_token": extra["lease_token"], "status": "failed", "metrics": {}}
+                client.post(f"{API}/trials/{extra['id']}/finish", json=body)
+
+    check()
+    assert {200, 422} <= codes
+
+
+def test_query_strings_with_numbers_of_any_size_are_answered_200_or_422(client: TestClient) -> None:
+    sweep = client.post(f"{API}/sweeps", json=sweep_doc()).json()
+    query_values = st.integers() | huge_numbers | st.floats() | st.text(alphabet="0123456789-+.eE", max_size=30)
+
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(
+        path=st.sampled_from(["/sweeps", f"/sweeps/{sweep['id']}/trials", f"/sweeps/{sweep['id']}/curves"]),
+        name=st.sampled_from(["limit", "offset", "stage", "trials", "status"]),
+        value=query_values,
+        ident=st.integers() | huge_numbers,
+    )
+    def check(path: str, name: str, value: Any, ident: Any) -> None:
+        response = client.get(f"{API}{path}", params={name: str(value)})
+        assert response.status_code in (200, 422), response.text
+        for template in ("/sweeps/{}", "/sweeps/{}/trials", "/sweeps/{}/points", "/trials/{}"):
+            assert client.get(f"{API}{template.format(ident)}").status_code in (200, 404, 422)
+
+    check()
+
+
 # -- narrowing -----------------------------------------------------------------------------
 
 
 @st.composite
 def numeric_axes(draw: st.DrawFn) -> FloatParam | IntParam:
     scale = draw(st.sampled_from(["linear", "log"]))
+    if draw(st.integers(0, 4)) == 0:
+        # The extremes: an axis a few floats wide, or nearly as wide as the floats go.
+        if draw(st.booleans()):
+            low = draw(st.floats(1e-300 if scale == "log" else -1e300, 1e300))
+            high = low
+            for _ in range(draw(st.integers(1, 3))):
+                high = math.nextafter(high, math.inf)
+        else:
+            low = draw(st.sampled_from([5e-324, 1e-300, 1.0])) if scale == "log" else draw(st.floats(-8e307, 0))
+            high = draw(st.floats(1e300, 8e307))
+        try:
+            return FloatParam(type="float", low=low, high=high, scale=scale)
+        except ValueError:
+            assume(False)
     if draw(st.booleans()):
         start = draw(st.integers(1 if scale == "log" else -1000, 10_000))
         return IntParam(type="int", low=start, high=start + draw(st.integers(1, 10_000)), scale=scale)

@@ -73,7 +73,7 @@ def test_a_fresh_trial_and_the_same_trial_requeued_are_claimed_with_the_same_set
     db = Database(database_url)
     store = Store(db, lease_seconds=60)
     claims = Claims(store)
-    trainer = {"dataset": "spiral", "batch_size": 32, "hidden": 16, "epochs": 7}
+    trainer = {"dataset": "spiral", "batch_size": 32, "hidden": 16}
     space = {**sweep_doc()["space"], "batch_size": {"type": "int", "low": 8, "high": 256, "scale": "log"}}
     sweep_id = create(store, space=space, trainer=trainer, stages=[{"trials": 2, "epochs": 3}])
     try:

@@ -495,7 +495,13 @@ function renderStages(node, sweep) {
                 ),
               ),
             )
-          : el("p", { class: "muted" }, `Narrowed from stage ${stage.index - 1}'s best trials when it ends.`),
+          : el(
+              "p",
+              { class: "muted" },
+              stage.status === "failed"
+                ? "Could not start: the search failed (see the warnings)."
+                : `Narrowed from stage ${stage.index - 1}'s best trials when it ends.`,
+            ),
       );
     }),
   );

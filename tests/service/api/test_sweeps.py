@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import sweep_doc
@@ -200,3 +201,28 @@ def test_after_a_cancel_no_stage_it_stopped_shows_completed(client: TestClient) 
     early = submit(client, stages=[{"trials": 2, "epochs": 1}])
     stopped = client.post(f"{API}/sweeps/{early['id']}/cancel").json()
     assert [stage["status"] for stage in stopped["stages"]] == ["cancelled"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/sweeps", {"limit": 2**70}),
+        ("/sweeps", {"offset": 2**31}),
+        ("/sweeps", {"offset": -1}),
+        ("/sweeps/1/trials", {"stage": 2**31}),
+        ("/sweeps/1/trials", {"stage": 2**70}),
+        ("/sweeps/1/trials", {"stage": 1.5}),
+        ("/sweeps/1/trials", {"limit": 10**30}),
+        ("/sweeps/1/trials", {"offset": 2**64}),
+        (f"/sweeps/{2**70}", {}),
+        (f"/sweeps/{2**31}/trials", {}),
+        (f"/trials/{2**64}", {}),
+    ],
+)
+def test_numbers_in_the_query_past_what_the_database_holds_are_422(
+    client: TestClient, path: str, params: dict[str, Any]
+) -> None:
+    submit(client)
+    response = client.get(f"{API}{path}", params=params)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["path"] == (next(iter(params)) if params else path.split("/")[1][:-1] + "_id")

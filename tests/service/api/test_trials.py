@@ -191,26 +191,43 @@ def test_a_claim_carrying_the_last_results_completes_the_sweep_and_answers_200(c
 @pytest.mark.parametrize(
     ("result", "path"),
     [
-        ({"status": "done"}, "finished.1.status"),
-        ({"trial_id": -1}, "finished.1.trial_id"),
-        ({"lease_token": ""}, "finished.1.lease_token"),
-        ({"points": [{"step": "one", "metrics": {}}]}, "finished.1.points.0.step"),
+        ({"status": "done"}, "status"),
+        ({"lease_token": ""}, "lease_token"),
+        ({"points": [{"step": "one", "metrics": {}}]}, "points.0.step"),
+        ({"metrics": {"val_accuracy": 2**64}}, "metrics.val_accuracy"),
+        ({"metrics": {"epochs_run": -(2**70)}}, "metrics.epochs_run"),
+        ({"error": "a NUL \x00 here"}, "error"),
     ],
 )
-def test_a_claim_with_a_bad_result_is_422_and_changes_nothing(
-    client: TestClient, result: dict[str, Any], path: str
-) -> None:
+def test_a_bad_result_in_a_claim_fails_only_itself(client: TestClient, result: dict[str, Any], path: str) -> None:
     sweep = submit(client, stages=[{"trials": 3, "epochs": 1}])
     a, b = claim(client, sweep["id"], count=2)
     finished = [ended(a, 0.5), {**ended(b, 0.5), **result}]
     response = client.post(
         f"{API}/trials/claim", json={"worker_id": "w", "sweep_id": sweep["id"], "finished": finished}
     )
-    assert response.status_code == 422
-    assert [error["path"] for error in response.json()["detail"]] == [path]
-    # Neither result was taken, and no trial was handed out.
-    assert {t["status"] for t in client.get(f"{API}/sweeps/{sweep['id']}/trials").json()} == {"running"}
-    assert len(client.get(f"{API}/sweeps/{sweep['id']}/trials").json()) == 2
+    assert response.status_code == 200, response.text
+    good, bad = response.json()["finished"]
+    assert (good["trial_id"], good["code"], good["status"]) == (a["id"], 200, "completed")
+    assert (bad["trial_id"], bad["code"], bad["status"]) == (b["id"], 422, None)
+    assert path in bad["detail"]
+    # The bad result changed nothing; the good one freed a slot that the claim filled.
+    assert client.get(f"{API}/trials/{b['id']}").json()["status"] == "running"
+    assert client.get(f"{API}/trials/{a['id']}").json()["metrics"] == {"val_accuracy": 0.5}
+    assert len(response.json()["trials"]) == 1
+
+
+def test_a_result_naming_no_valid_trial_is_refused_alone_without_a_trial_id(client: TestClient) -> None:
+    sweep = submit(client, stages=[{"trials": 3, "epochs": 1}])
+    [a] = claim(client, sweep["id"])
+    finished = [{**ended(a, 0.5), "trial_id": -1}, {**ended(a, 0.5), "trial_id": 2**80}, ended(a, 0.5)]
+    response = client.post(
+        f"{API}/trials/claim", json={"worker_id": "w", "sweep_id": sweep["id"], "finished": finished}
+    )
+    assert response.status_code == 200, response.text
+    outcomes = response.json()["finished"]
+    assert [(o["trial_id"], o["code"]) for o in outcomes] == [(None, 422), (None, 422), (a["id"], 200)]
+    assert "trial_id" in outcomes[0]["detail"] and "64-bit" in outcomes[1]["detail"]
 
 
 def test_a_claim_carries_at_most_64_results(client: TestClient) -> None:
@@ -489,3 +506,43 @@ def test_a_trial_cancelled_while_it_ran_takes_its_final_metrics_once(client: Tes
     assert answer["finished"][0]["status"] == "cancelled"
     after = client.get(f"{API}/trials/{trial['id']}").json()
     assert (after["status"], after["metrics"], after["value"]) == ("cancelled", {"val_accuracy": 0.5}, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("verb", "body", "path"),
+    [
+        ("report", {"step": 1, "metrics": {"val_accuracy": 10**400}}, "metrics.val_accuracy"),
+        ("report", {"step": 2**64, "metrics": {"val_accuracy": 0.5}}, "step"),
+        ("reports", {"points": [{"step": 1, "metrics": {"epochs_run": -(2**63) - 1}}]}, "points.0.metrics.epochs_run"),
+        ("finish", {"status": "completed", "metrics": {"val_accuracy": 2**64}}, "metrics.val_accuracy"),
+        ("finish", {"status": "completed", "metrics": {"epochs_run": 10**30}}, "metrics.epochs_run"),
+    ],
+)
+def test_numbers_past_64_bits_in_worker_calls_are_422_and_change_nothing(
+    client: TestClient, verb: str, body: dict[str, Any], path: str
+) -> None:
+    sweep = submit(client, stages=[{"trials": 2, "epochs": 1}])
+    [trial] = claim(client, sweep["id"])
+    before = client.get(f"{API}/trials/{trial['id']}").json()
+    response = post(client, trial, verb, **body)
+    assert response.status_code == 422, response.text
+    assert [e["path"] for e in response.json()["detail"]] == [path]
+    assert "64-bit" in response.json()["message"] or "less than or equal" in response.json()["message"]
+    assert client.get(f"{API}/trials/{trial['id']}").json() == before
+    # The sweep still reads, lists and draws.
+    assert client.get(f"{API}/sweeps/{sweep['id']}/points").status_code == 200
+    assert client.get(f"{API}/sweeps/{sweep['id']}/curves", params={"trials": str(trial["id"])}).status_code == 200
+    assert finish(client, trial, 2**53)["value"] == 2.0**53
+
+
+def test_the_largest_64_bit_numbers_are_taken_and_read_back(client: TestClient) -> None:
+    sweep = submit(client, stages=[{"trials": 1, "epochs": 1}])
+    [trial] = claim(client, sweep["id"])
+    metrics = {"val_accuracy": 2**63 - 1, "epochs_run": -(2**63 - 1), "loss": 1.7976931348623157e308}
+    assert post(client, trial, "report", step=10_000_000, metrics=metrics).status_code == 200
+    done = finish(client, trial, 0.5)
+    assert done["metrics"]["epochs_run"] == -(2**63 - 1)
+    points = client.get(f"{API}/sweeps/{sweep['id']}/points").json()
+    assert points["epochs_run"] == [-(2**63 - 1)]
+    curves = client.get(f"{API}/sweeps/{sweep['id']}/curves", params={"trials": str(trial["id"])}).json()
+    assert curves["trials"][0]["metrics"]["loss"] == [1.7976931348623157e308]

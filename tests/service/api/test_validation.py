@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -109,6 +110,60 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "without '..'",
     ),
     ("unknown data set", {"trainer": {"dataset": "imagenet"}}, "trainer.dataset", "pattern"),
+    # What is stored is what runs: a setting takes its own type, in the range the trainer takes.
+    ("boolean setting given as text", {"trainer": {"batchnorm": "false"}}, "trainer.batchnorm", "true or false"),
+    ("boolean setting given as a number", {"trainer": {"batchnorm": 0}}, "trainer.batchnorm", "valid boolean"),
+    ("whole-number setting given as a float", {"trainer": {"hidden": 64.0}}, "trainer.hidden", "not 64.0"),
+    ("number setting given as text", {"trainer": {"lr": "0.1"}}, "trainer.lr", "valid number"),
+    ("negative seed", {"trainer": {"seed": -1}}, "trainer.seed", "greater than or equal to 0"),
+    ("seed past what the trainer seeds with", {"trainer": {"seed": 2**32}}, "trainer.seed", "4294967295"),
+    ("seed past 64 bits", {"trainer": {"seed": 2**70}}, "trainer.seed", "beyond the 64-bit range"),
+    ("epochs in the trainer section", {"trainer": {"epochs": 5}}, "trainer.epochs", "set by each stage"),
+    (
+        "categorical value of another type than its setting",
+        {"space": {"batchnorm": {"type": "categorical", "values": [True, "false"]}}},
+        "space.batchnorm.values.1",
+        "true or false",
+    ),
+    (
+        "categorical values that are one value of their setting",
+        {"space": {"lr": {"type": "categorical", "values": [0.1, 1, 1.0]}}},
+        "space.lr.values.2",
+        "appears twice",
+    ),
+    (
+        "seed axis past what the trainer seeds with",
+        {"space": {"seed": {"type": "int", "low": 0, "high": 2**40}}},
+        "space.seed.high",
+        "seed = 1099511627776",
+    ),
+    # Numbers without bounds.
+    (
+        "int axis bound past 2**53",
+        {"space": {"seed": {"type": "int", "low": 0, "high": 2**62}}},
+        "space.seed.high",
+        "less than or equal to 9007199254740992",
+    ),
+    (
+        "axis bound past 64 bits",
+        {"space": {"lr": {"type": "float", "low": 0.1, "high": 10**30}}},
+        "space.lr.high",
+        "beyond the 64-bit range",
+    ),
+    (
+        "float axis too wide to sample",
+        {"space": {"reg": {"type": "float", "low": -1.5e308, "high": 1.5e308}}},
+        "space.reg",
+        "too wide to sample",
+    ),
+    (
+        "log axis too narrow to sample",
+        {"space": {"lr": {"type": "float", "low": 1e10, "high": 1e10 + 2e-6, "scale": "log"}}},
+        "space.lr",
+        "too narrow to sample",
+    ),
+    ("search seed past 64 bits", {"search": {"kind": "random", "seed": 2**64}}, "search.seed", "64-bit"),
+    ("parallelism past 64 bits", {"parallelism": -(2**65)}, "parallelism", "64-bit"),
 ]
 
 
@@ -126,6 +181,44 @@ def test_invalid_document_is_422_with_path_and_nothing_stored(
     assert entry["loc"][0] == "body"
     assert path in body["message"]
     assert client.get(f"{API}/sweeps").json() == []
+
+
+@pytest.mark.parametrize("word", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_a_number_that_is_not_finite_anywhere_in_a_sweep_is_422(client: TestClient, word: str) -> None:
+    # Python's JSON reads these words (and 1e999) as NaN and infinities; no field of a sweep,
+    # the free-form trainer section included, may hold one.
+    for doc in (sweep_doc(parallelism="PLACE"), sweep_doc(trainer={"divergence_factor": "PLACE"})):
+        body = json.dumps(doc).replace('"PLACE"', word)
+        response = client.post(f"{API}/sweeps", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 422, response.text
+        assert "finite" in response.json()["message"]
+    assert client.get(f"{API}/sweeps").json() == []
+
+
+def test_the_stored_document_is_the_checked_one(client: TestClient) -> None:
+    doc = sweep_doc(
+        trainer={"dataset": "spiral", "lr": 1, "momentum": 0, "hidden": 64, "batchnorm": True},
+        space={"reg": {"type": "categorical", "values": [0, 1, 0.5]}, "dropout": LR | {"low": 0.1, "high": 0.5}},
+    )
+    response = client.post(f"{API}/sweeps", json=doc)
+    assert response.status_code == 201, response.text
+    stored = client.get(f"{API}/sweeps/{response.json()['id']}").json()["spec"]
+    # Each value as the trainer holds it: the float settings as floats (JSON keeps 1.0 and 1 apart).
+    trainer = stored["trainer"]
+    assert trainer == {"dataset": "spiral", "lr": 1.0, "momentum": 0.0, "hidden": 64, "batchnorm": True}
+    assert [type(trainer[k]) for k in ("lr", "momentum", "hidden", "batchnorm")] == [float, float, int, bool]
+    assert stored["space"]["reg"]["values"] == [0.0, 1.0, 0.5]
+    assert all(type(v) is float for v in stored["space"]["reg"]["values"])
+    [trial] = client.post(f"{API}/trials/claim", json={"worker_id": "w"}).json()["trials"]
+    assert type(trial["params"]["reg"]) is float and type(trial["trainer"]["lr"]) is float
+
+
+def test_a_trainer_setting_the_space_tunes_is_kept_with_a_warning(client: TestClient) -> None:
+    doc = sweep_doc(trainer={"dataset": "digits", "lr": 0.5})
+    sweep = client.post(f"{API}/sweeps", json=doc).json()
+    assert sweep["warnings"] == ["trainer.lr is not used: the space tunes lr, and a tuned value wins"]
+    [trial] = client.post(f"{API}/trials/claim", json={"worker_id": "w"}).json()["trials"]
+    assert trial["trainer"]["lr"] == trial["params"]["lr"] != 0.5
 
 
 def test_a_body_that_is_not_json_is_422(client: TestClient) -> None:

@@ -188,3 +188,23 @@ def test_optunas_log_ndtr_is_left_alone_on_a_major_version_not_checked(monkeypat
     monkeypatch.setattr(optuna, "__version__", "4.0.0")
     assert _use_compiled_log_ndtr() is True
     assert _truncnorm._log_ndtr is scipy.special.log_ndtr
+
+
+@pytest.mark.parametrize("high", [10_000, 2**40, 2**53])
+def test_the_gp_models_a_wide_int_axis_as_a_float_axis_and_suggests_integers_inside_it(high: int) -> None:
+    # Optuna's GP lists every value of a discrete axis: 2**40 of them asked for terabytes.
+    space: Space = TypeAdapter(Space).validate_python(
+        {"seed": {"type": "int", "low": 0, "high": high}, "dropout": {"type": "float", "low": 0.0, "high": 0.7}}
+    )
+    designer = bayes(space, sampler="gp")
+    assert distribution(space["seed"], sampler="gp") == FloatDistribution(0, high)
+    assert distribution(space["seed"], sampler="tpe") == IntDistribution(0, high)
+    suggested = designer.suggest(0, N_STARTUP_TRIALS)
+    designer.update([Observation(p, p["seed"] / high - p["dropout"]) for p in suggested], [])
+    for params in [*suggested, *designer.suggest(N_STARTUP_TRIALS, 2)]:
+        assert isinstance(params["seed"], int) and 0 <= params["seed"] <= high
+
+
+def test_the_gp_keeps_an_int_axis_it_can_list_as_integers() -> None:
+    hidden = TypeAdapter(Space).validate_python({"hidden": {"type": "int", "low": 1, "high": 9_999}})["hidden"]
+    assert distribution(hidden, sampler="gp") == IntDistribution(1, 9_999)

@@ -104,6 +104,17 @@ def test_no_completed_trials_keeps_the_space() -> None:
     assert "no completed trial" in result.warnings[0]
 
 
+@pytest.mark.parametrize(
+    ("low", "scale"), [(0.5, "linear"), (1e10, "linear"), (-1e-300, "linear"), (0.5, "log"), (3.0, "log")]
+)
+@pytest.mark.parametrize("end", [0, 1])
+def test_an_axis_one_float_wide_is_kept_rather_than_narrowed_to_nothing(low: float, scale: str, end: int) -> None:
+    high = math.nextafter(low, math.inf)
+    axis = FloatParam(type="float", low=low, high=high, scale=scale)  # type: ignore[arg-type]
+    result = narrow({"x": axis}, original={"x": axis}, top=[{"x": (low, high)[end]}], stage=0)
+    assert result.space["x"] == axis
+
+
 def test_int_log_axis_narrows_in_log_space() -> None:
     hidden = narrow(SPACE, original=SPACE, top=top(1e-3, 1e-2, hidden=(64, 256)), stage=0).space["hidden"]
     assert isinstance(hidden, IntParam) and hidden.scale == "log"
