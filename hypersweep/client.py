@@ -147,7 +147,7 @@ class Client:
     def wait(
         self, sweep: SweepRef, *, interval: float = 1.0, timeout: float | None = None, progress: bool = False
     ) -> Sweep:
-        """Wait until the sweep ends (completed or cancelled) and return it, looking every
+        """Wait until the sweep ends (completed, cancelled or failed) and return it, looking every
         ``interval`` seconds. With ``progress``, draw a bar per stage (with rich) meanwhile.
 
         Raises ``TimeoutError`` when it still runs after ``timeout`` seconds (checked at

@@ -219,7 +219,8 @@ class Stage(_Answer):
 class Sweep(_Answer):
     """A sweep as the server reports it.
 
-    ``status`` is running until every stage is done (completed) or it was cancelled;
+    ``status`` is running until every stage is done (completed), it was cancelled, or
+    its search could not produce trials (failed: ``warnings`` says why);
     ``counts`` maps a trial status to how many trials have it; ``best`` is the best trial
     by the objective (None before any trial finished with a value); ``stages`` are in
     order; ``warnings`` are sentences about the document (a grid smaller than asked, ...);
