@@ -144,6 +144,8 @@ def _check_program_settings(trainer: dict[str, Any], errors: list[tuple[Loc, str
         errors.append(
             (("trainer",), f"the trainer section is {size:,} bytes as JSON, more than the 64 KiB a program's may hold")
         )
+    if "epochs" in trainer:
+        errors.append((("trainer", "epochs"), _EPOCHS_BY_STAGE))
     factor = trainer.get("divergence_factor")
     if factor is not None and (
         isinstance(factor, bool) or not isinstance(factor, int | float) or not math.isfinite(factor) or factor <= 1

@@ -93,9 +93,9 @@ def test_program_settings_are_bounded_and_the_divergence_settings_checked(client
     response = client.post("/api/v1/sweeps", json=program_doc(trainer=big))
     assert response.status_code == 422
     assert [e["path"] for e in response.json()["detail"]] == ["trainer"]
-    bad = program_doc(trainer={"divergence_factor": 0.5, "divergence_metric": ""})
+    bad = program_doc(trainer={"divergence_factor": 0.5, "divergence_metric": "", "epochs": 3})
     paths = {e["path"] for e in client.post("/api/v1/sweeps", json=bad).json()["detail"]}
-    assert paths == {"trainer.divergence_factor", "trainer.divergence_metric"}
+    assert paths == {"trainer.divergence_factor", "trainer.divergence_metric", "trainer.epochs"}
     for name in ("Bad Name", "-leading", "x" * 101):
         response = client.post("/api/v1/sweeps", json=program_doc(program=name))
         assert response.status_code == 422, name
