@@ -182,16 +182,17 @@ def trials(
     metric = sweep.objective.metric
     terminal = out.is_terminal
     fmt = _fmt if terminal else _full
-    table = Table("#", "stage", "status", metric, "test_accuracy", *names, "epochs", "attempt")
+    # Columns a program's trials may not report are shown only when some trial has them.
+    extra = [name for name in ("test_accuracy", "epochs_run") if any(name in t.metrics for t in rows)]
+    table = Table("#", "stage", "status", metric, *extra, *names, "attempt")
     for t in rows:
         table.add_row(
             str(t.number),
             str(t.stage),
             t.status,
             fmt(t.value),
-            fmt(t.metrics.get("test_accuracy")),
+            *(fmt(t.metrics.get(name)) for name in extra),
             *(fmt(t.params.get(n)) for n in names),
-            fmt(t.metrics.get("epochs_run")),
             str(t.attempt),
         )
     (out if terminal else Console(width=_UNCUT)).print(table)

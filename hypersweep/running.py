@@ -197,6 +197,9 @@ class _Server:
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            # Out of the terminal's process group: Ctrl-C reaches the workers, which give
+            # their trials back to this server, and the server stops only after them.
+            start_new_session=True,
         )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + STARTUP_SECONDS

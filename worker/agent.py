@@ -367,7 +367,7 @@ class Agent:
             self._failures_in_a_row += 1
             # The last line says what went wrong (the exception, or the program's last words);
             # the whole text is the trial's ``error``.
-            self._last_error = _last_line(result.error)
+            self._last_error = _last_line(result.error) or _NO_OBJECTIVE
         elif outcome in (Outcome.COMPLETED, Outcome.DIVERGED):
             self._failures_in_a_row = 0
         if self.max_failures is not None and self._failures_in_a_row >= self.max_failures and self.gave_up is None:
@@ -553,6 +553,10 @@ class Agent:
             # Trained until the server's stop: what was sent as its end is not how it ended.
             logger.info("%s: stopped by the server, its sweep was cancelled: %s", name, _summary(ending.metrics))
             return Outcome.CANCELLED
+        if status == "failed" and ending.status != "failed":
+            # A program's trial that never reported the sweep's objective.
+            logger.info("%s: failed: %s", name, _NO_OBJECTIVE)
+            return Outcome.FAILED
         said = f": {_last_line(ending.error)}" if ending.error else f" {_summary(ending.metrics)}"
         logger.info("%s: %s%s", name, status or ending.status, said)
         return Outcome(ending.status)
@@ -593,6 +597,9 @@ class Agent:
 
 def _unused(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("an agent that runs a program does not train with the built-in trainer")
+
+
+_NO_OBJECTIVE = "the server recorded it as failed: the program ended without reporting the sweep's objective"
 
 
 def _last_line(text: str | None) -> str | None:

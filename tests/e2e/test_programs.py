@@ -286,3 +286,18 @@ def test_devices_that_cannot_be_had_are_refused_at_start(server: Server) -> None
         proc = server.start_worker("--program", "toy", "--devices", devices, *COMMAND, name=f"devices-{devices}")
         assert server.wait_for_exit(proc, timeout=60) == 1
     assert "--devices takes cuda:N, N, cpu or all" in server.processes.logs()
+
+
+def test_programs_that_never_report_the_objective_fail_and_count_as_failures(server: Server) -> None:
+    client = server.client
+    (server.processes.workdir / "no_objective.py").write_text(
+        "import hypersweep\nhypersweep.report(1, train_loss=0.5)\n"
+    )
+    created = client.submit_sweep(sweep("no-objective", [0.001, 0.01, 0.1]))
+    code = run_worker(server, created.id, "--max-failures", "2", "--", sys.executable, "no_objective.py")
+    logs = server.processes.logs()
+    assert code == 1, logs
+    assert "2 trials failed in a row" in logs and "without reporting the sweep's objective" in logs
+    failed = [t for t in client.list_trials(created.id) if t.status == "failed"]
+    assert len(failed) == 2
+    assert all("without reporting 'val_accuracy'" in (t.error or "") for t in failed)

@@ -73,6 +73,10 @@ def check_template(argv: Sequence[str]) -> None:
                 )
             if name == "args" and arg != "{args}":
                 raise ProgramError(f"{{args}} must be an argument of its own, not part of {arg!r}")
+        if "{" in _PLACEHOLDER.sub("", arg) or "}" in _PLACEHOLDER.sub("", arg):
+            raise ProgramError(
+                f"the command argument {arg!r} has a lone {{ or }}; write {{{{ and }}}} for literal braces"
+            )
 
 
 def _text(value: Any) -> str:

@@ -66,7 +66,9 @@ def test_a_placeholder_the_trial_has_no_setting_for_is_a_sentence_not_a_crash(tm
     assert result.error is not None and "no setting 'momentum'" in result.error
 
 
-@pytest.mark.parametrize("argv", [[], ["python", "{not a name}"], ["python", "--x={args}"]])
+@pytest.mark.parametrize(
+    "argv", [[], ["python", "{not a name}"], ["python", "--x={args}"], ["python", "{lr"], ["python", "lr}"]]
+)
 def test_a_command_that_can_never_run_is_refused_at_worker_start(argv: list[str]) -> None:
     with pytest.raises(ProgramError):
         check_template(argv)
