@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import importlib
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy.exc import SQLAlchemyError
 
-from hypersweep.service.config import Settings
+if TYPE_CHECKING:
+    from hypersweep.service.config import Settings
 
 __all__ = ["app", "main"]
 
@@ -33,6 +32,12 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _settings() -> Settings:
+    # The server's modules are imported by the server's commands alone: a worker or a
+    # client command starts without SQLAlchemy.
+    from pydantic import ValidationError
+
+    from hypersweep.service.config import Settings
+
     try:
         return Settings()
     except ValidationError as exc:
@@ -45,6 +50,8 @@ def _settings() -> Settings:
 
 
 def _ensure_schema(settings: Settings) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
     """Bring the embedded SQLite database to head; refuse a PostgreSQL one that is behind."""
     from hypersweep.service import migrate
     from hypersweep.service.db import is_sqlite
@@ -87,6 +94,8 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Bring the database at HYPERSWEEP_DATABASE_URL to the latest schema."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from hypersweep.service import migrate
 
     settings = _settings()
