@@ -44,4 +44,4 @@ def test_a_fused_worker_trains_a_sweep_as_one_group_with_per_trial_results(serve
     # One claim handed out all eight, and the worker trained them as one fused group.
     assert counter(server, "hypersweep_trials_claimed_total") == 8
     assert counter(server, "hypersweep_trials_finished_total") == 8
-    assert "training 8 fused" in server.processes.logs()
+    assert "training 8 trials fused" in server.processes.logs()
