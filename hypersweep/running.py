@@ -81,10 +81,8 @@ def run(
             slot.start()
         try:
             return _follow(client, submitted.id, slots, progress=progress)
-        except KeyboardInterrupt:
-            _stop(slots)
-            raise
         finally:
+            # Also on Ctrl-C: the workers give their trials back before the server stops.
             _stop(slots)
 
 
