@@ -14,6 +14,7 @@ __all__ = [
     "MAX_LEASE_SECONDS",
     "MAX_POINTS",
     "MAX_REPORT_EVERY",
+    "MAX_STEP",
     "MIN_LEASE_SECONDS",
     "TOKEN_PATTERN",
 ]
@@ -40,3 +41,6 @@ MAX_REPORT_EVERY = 3600.0
 #: What a bearer token may hold (``HYPERSWEEP_TOKEN``, ``HYPERSWEEP_WORKER_TOKEN``): visible
 #: ASCII characters without spaces, which an HTTP header carries as they are.
 TOKEN_PATTERN = r"[!-~]+"
+
+#: The largest step a curve point may have (a report every training step of a long run fits).
+MAX_STEP = 10_000_000

@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from hypersweep.limits import MAX_CLAIM, MAX_ID, MAX_POINTS
+from hypersweep.limits import MAX_CLAIM, MAX_ID, MAX_POINTS, MAX_STEP
 from hypersweep.service.models import SweepStatus, TrialStatus
 from hypersweep.service.search.base import SearchConfig
 from hypersweep.service.search.space import MAX_PARAMS, Space
@@ -250,7 +250,7 @@ class LeaseIn(_Body):
 
 
 class PointIn(_Body):
-    step: int = Field(ge=0, le=10_000_000)
+    step: int = Field(ge=0, le=MAX_STEP)
     metrics: Metrics = Field(max_length=256)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
+from hypersweep.limits import MAX_STEP
 from hypersweep.program import metric_value
 
 __all__ = [
@@ -42,8 +43,6 @@ DEFAULT_DIVERGENCE_METRIC = "train_loss"
 #: A trial diverges once that metric exceeds this many times its first value.
 DEFAULT_DIVERGENCE_FACTOR = 3.0
 
-#: The largest step a report may give (what the server stores as a 64-bit integer, with room).
-MAX_STEP = 2**53
 
 RunStatus = Literal["completed", "diverged", "failed", "stopped"]
 
@@ -199,7 +198,12 @@ class Watch:
     def _clean(self, step: Any, metrics: Mapping[str, Any]) -> tuple[int, dict[str, float]] | None:
         number = metric_value(step)
         if number is None or not math.isfinite(number) or not number.is_integer() or abs(number) > MAX_STEP:
-            logger.warning("%s: a report with step %.40r left out: the step must be an integer", self.label, step)
+            logger.warning(
+                "%s: a report with step %.40r left out: the step must be an integer up to %d",
+                self.label,
+                step,
+                MAX_STEP,
+            )
             return None
         step = int(number)
         if step < 0:
