@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from hypersweep.limits import MAX_CLAIM as MAX_FUSE
-from hypersweep.worker.channel import TrialChannel, channel_for
+from hypersweep.worker.channel import TrialChannel, channel_for, trial_name
 from hypersweep.worker.client import (
     REPORT_EVERY_SECONDS,
     RETRIED_STATUSES,
@@ -128,9 +128,7 @@ class IdleBackoff:
 
 
 def _name(trial: ClaimedTrial) -> str:
-    """How the logs name a trial: by its number in the sweep (what the CLI and the
-    dashboard show), then its id (what the API takes)."""
-    return f"trial {trial.number} (id {trial.id})"
+    return trial_name(trial.number, trial.id)
 
 
 class Agent:
@@ -562,8 +560,7 @@ class Agent:
         return Outcome(ending.status)
 
     def _name(self, trial_id: int) -> str:
-        number = self._numbers.get(trial_id)
-        return f"trial id {trial_id}" if number is None else f"trial {number} (id {trial_id})"
+        return trial_name(self._numbers.get(trial_id), trial_id)
 
     def _release(self, trial: ClaimedTrial) -> Outcome:
         try:

@@ -24,6 +24,7 @@ __all__ = [
     "TrialChannel",
     "channel_for",
     "lease_seconds_left",
+    "trial_name",
 ]
 
 logger = logging.getLogger(__name__)
@@ -137,9 +138,15 @@ class TrialChannel(threading.Thread):
         return True
 
 
+def trial_name(number: int | None, trial_id: int) -> str:
+    """How the logs name a trial: by its number in the sweep (what the CLI and the
+    dashboard show), then its id (what the API takes)."""
+    return f"trial id {trial_id}" if number is None else f"trial {number} (id {trial_id})"
+
+
 def channel_for(client: ServiceClient, trial: ClaimedTrial, report_every: float) -> TrialChannel:
     """A channel for a claimed trial, heartbeating every third of what is left of its lease."""
     every = max(MIN_HEARTBEAT_SECONDS, lease_seconds_left(trial.lease_expires_at) / 3)
     return TrialChannel(
-        client, trial.id, trial.lease_token, every, report_every, name=f"trial {trial.number} (id {trial.id})"
+        client, trial.id, trial.lease_token, every, report_every, name=trial_name(trial.number, trial.id)
     )

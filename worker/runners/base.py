@@ -164,11 +164,6 @@ class Watch:
             self.stop = self._interrupted() or self._timed_out()
         return self.stop
 
-    def end(self, stop: Stop) -> None:
-        """Record a stop found outside (a runner's own time limit, say), unless one is set."""
-        if self.stop is None:
-            self.stop = stop
-
     @property
     def elapsed(self) -> float:
         return self._clock() - self._started
