@@ -11,7 +11,10 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-__all__ = ["MLP", "decayed_weights", "init_weights", "make_activation", "weight_penalty"]
+__all__ = ["MLP", "OUTPUT_INIT_STD", "decayed_weights", "init_weights", "make_activation", "weight_penalty"]
+
+OUTPUT_INIT_STD = 0.01
+"""The output layer's initial weight scale: small enough that the initial loss is about ln C."""
 
 _GAIN_NAMES: dict[str, Literal["relu", "leaky_relu", "tanh"]] = {
     "relu": "relu",
@@ -25,6 +28,8 @@ class MLP(nn.Module):
 
     ``init`` picks how every ``Linear`` weight starts: ``xavier`` (Glorot uniform, gain 1)
     or ``kaiming`` (He normal, fan-in, with the gain of ``activation``; ELU uses ReLU's).
+    The output layer starts small (normal, standard deviation 0.01), so the logits start
+    near zero and the initial loss near ln(num_classes), as the usual sanity check expects.
     Biases start at zero. ``dropout`` is the probability of zeroing a hidden unit during
     training (0 adds no dropout layer).
     """
@@ -55,6 +60,7 @@ class MLP(nn.Module):
         blocks.append(nn.Linear(width, num_classes))
         self.net = nn.Sequential(*blocks)
         init_weights(self, init=init, activation=activation)
+        nn.init.normal_(self.net[-1].weight, std=OUTPUT_INIT_STD)
 
     def forward(self, x: Tensor) -> Tensor:
         logits: Tensor = self.net(x)
