@@ -22,6 +22,7 @@ from hypersweep.service.api import api_router
 from hypersweep.service.api.deps import require_token
 from hypersweep.service.api.responses import ANY_ROUTE
 from hypersweep.service.api.sweeps import submit_sweep
+from hypersweep.service.api_docs import add_api_docs
 from hypersweep.service.claims import Claims
 from hypersweep.service.config import Settings
 from hypersweep.service.dashboard.assets import ASSETS_PATH, assets_app, index_html
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Hyperparameter search service for PyTorch.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db
@@ -97,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.mount(ASSETS_PATH, assets_app(), name="dashboard")
+    add_api_docs(app)
 
     @app.get("/", include_in_schema=False, response_class=HTMLResponse)
     def index() -> HTMLResponse:
