@@ -57,10 +57,11 @@ class MLP(nn.Module):
             if dropout > 0:
                 blocks.append(nn.Dropout(dropout))
             width = hidden
-        blocks.append(nn.Linear(width, num_classes))
+        output = nn.Linear(width, num_classes)
+        blocks.append(output)
         self.net = nn.Sequential(*blocks)
         init_weights(self, init=init, activation=activation)
-        nn.init.normal_(self.net[-1].weight, std=OUTPUT_INIT_STD)
+        nn.init.normal_(output.weight, std=OUTPUT_INIT_STD)
 
     def forward(self, x: Tensor) -> Tensor:
         logits: Tensor = self.net(x)
