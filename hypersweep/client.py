@@ -211,3 +211,27 @@ class Client:
         if format not in ("csv", "json"):
             raise ValueError(f"unknown format {format!r}; use csv or json")
         return export_trials(self.trials(sweep, sort="number"), format)
+
+    def export_study(self, sweep: SweepRef, storage: str, *, study_name: str | None = None) -> tuple[str, int]:
+        """Write the sweep's finished trials to a new Optuna study in ``storage`` (a
+        database URL such as ``sqlite:///study.db``), for optuna-dashboard,
+        ``optuna.visualization`` and ``optuna.importance``; returns the study's name and
+        how many trials it holds. See :mod:`hypersweep.export_optuna`."""
+        from hypersweep.export_optuna import export_study
+
+        found = self.get_sweep(sweep)
+        trials = [trial for trial in self.trials(found, sort="number") if trial.finished]
+        curves = self.service.sweep_curves(found.id, [trial.id for trial in trials])
+        return export_study(found, trials, curves, storage, study_name=study_name)
+
+    def export_tensorboard(self, sweep: SweepRef, directory: str | os.PathLike[str]) -> int:
+        """Write one TensorBoard run per trial of the sweep under ``directory`` (its curves
+        as scalars, its params and results as HParams); returns how many runs. Needs
+        ``tensorboardX``. See :mod:`hypersweep.export_tensorboard`."""
+        from pathlib import Path
+
+        from hypersweep.export_tensorboard import export_tensorboard
+
+        trials = self.trials(sweep, sort="number")
+        curves = self.service.sweep_curves(_sweep_id(sweep), [trial.id for trial in trials])
+        return export_tensorboard(trials, curves, Path(directory))

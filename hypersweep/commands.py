@@ -6,6 +6,7 @@ a server that is down or wants a token) ends in one line on stderr and a non-zer
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 from collections.abc import Iterator
@@ -227,15 +228,34 @@ def follow(client: Client, sweep_id: int, *, interval: float, console: Console) 
 
 def export(
     sweep_id: SweepArg,
-    format: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
+    format: Annotated[str, typer.Option("--format", help="csv, json, optuna or tensorboard.")] = "csv",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Where to write: an Optuna storage URL (sqlite:///study.db) for optuna, a directory for "
+            "tensorboard, a file for csv or json.",
+        ),
+    ] = None,
+    study: Annotated[str | None, typer.Option("--study", help="The Optuna study's name (default: NAME-ID).")] = None,
     server: ServerOpt = DEFAULT_SERVER,
     token: TokenOpt = None,
 ) -> None:
-    """Every trial of a sweep: CSV with one column per parameter and metric, or JSON."""
-    if format not in FORMATS:
-        raise fail(f"unknown format {format!r}; use csv or json")
+    """Every trial of a sweep: CSV with one column per parameter and metric, JSON, an
+    Optuna study (--format optuna --to sqlite:///study.db) or TensorBoard runs
+    (--format tensorboard --to DIR)."""
+    if format not in EXPORT_FORMATS:
+        raise fail(f"unknown format {format!r}; use {', '.join(EXPORT_FORMATS[:-1])} or {EXPORT_FORMATS[-1]}")
+    if format == "optuna":
+        _export_study(sweep_id, to, study, server, token)
+        return
+    if format == "tensorboard":
+        _export_tensorboard(sweep_id, to, server, token)
+        return
     chosen: ExportFormat = "json" if format == "json" else "csv"
+    if to is not None:
+        output = Path(to)
     if output is not None:
         _check_writable(output, f"trials.{chosen}")
     with connected(server, token) as client:
@@ -249,6 +269,50 @@ def export(
     except OSError as exc:
         raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
     err.print(f"wrote {len(rows)} trials to {output}")
+
+
+#: What ``hypersweep export --format`` takes.
+EXPORT_FORMATS = (*FORMATS, "optuna", "tensorboard")
+
+
+def _export_study(sweep_id: int, storage: str | None, study: str | None, server: str, token: str | None) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from hypersweep.export_optuna import StudyExists
+
+    if storage is None:
+        raise fail("--format optuna needs --to STORAGE, an Optuna storage URL such as sqlite:///study.db")
+    try:
+        url = make_url(storage)
+    except ArgumentError:
+        raise fail(f"--to {storage!r} is not a database URL; use one such as sqlite:///study.db") from None
+    if url.get_backend_name() == "sqlite" and url.database:
+        _check_writable(Path(url.database), "study.db")
+    with connected(server, token) as client:
+        try:
+            name, count = client.export_study(sweep_id, storage, study_name=study)
+        except StudyExists as exc:
+            raise fail(f"{exc} (--study NAME)") from None
+    err.print(f"wrote {count} trials to the Optuna study {name!r} in {storage}")
+
+
+def _export_tensorboard(sweep_id: int, directory: str | None, server: str, token: str | None) -> None:
+    from hypersweep.export_tensorboard import MISSING_WRITER
+
+    if directory is None:
+        raise fail("--format tensorboard needs --to DIRECTORY, where one run per trial is written")
+    target = Path(directory)
+    if target.exists() and not target.is_dir():
+        raise fail(f"{target} is a file; name a directory for the TensorBoard runs")
+    if importlib.util.find_spec("tensorboardX") is None:
+        raise fail(MISSING_WRITER)
+    with connected(server, token) as client:
+        try:
+            count = client.export_tensorboard(sweep_id, target)
+        except OSError as exc:
+            raise fail(f"cannot write {target}: {exc.strerror or exc}") from None
+    err.print(f"wrote {count} TensorBoard runs to {target} (tensorboard --logdir {target})")
 
 
 def _check_writable(output: Path, example: str) -> None:

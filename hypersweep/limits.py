@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "MAX_CLAIM",
+    "MAX_CURVES",
     "MAX_ID",
     "MAX_LEASE_SECONDS",
     "MAX_POINTS",
@@ -44,3 +45,6 @@ TOKEN_PATTERN = r"[!-~]+"
 
 #: The largest step a curve point may have (a report every training step of a long run fits).
 MAX_STEP = 10_000_000
+
+#: The most trials one request for curves (``GET /sweeps/{id}/curves``) may name.
+MAX_CURVES = 50

@@ -38,8 +38,18 @@ from typing import Any, Literal, Self, TypeVar
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
-from hypersweep.limits import MAX_POINTS
-from hypersweep.worker.wire import Action, ClaimAnswer, ClaimedTrial, FinishOutcome, Sweep, Trial, encode_floats
+from hypersweep.limits import MAX_CURVES, MAX_POINTS
+from hypersweep.worker.wire import (
+    Action,
+    ClaimAnswer,
+    ClaimedTrial,
+    FinishOutcome,
+    Sweep,
+    SweepCurves,
+    Trial,
+    TrialCurve,
+    encode_floats,
+)
 
 __all__ = [
     "API_PREFIX",
@@ -230,6 +240,16 @@ class ServiceClient:
     def get_trial(self, trial_id: int) -> Trial:
         """``GET /trials/{id}``: one trial with its curve."""
         return self._answer(Trial.model_validate_json, "GET", f"/trials/{trial_id}")
+
+    def sweep_curves(self, sweep_id: int, trial_ids: Sequence[int]) -> list[TrialCurve]:
+        """``GET /sweeps/{id}/curves``: the curves of the named trials of the sweep, as
+        columns, asking for at most ``MAX_CURVES`` per request."""
+        curves: list[TrialCurve] = []
+        for start in range(0, len(trial_ids), MAX_CURVES):
+            ids = ",".join(str(trial_id) for trial_id in trial_ids[start : start + MAX_CURVES])
+            path = f"/sweeps/{sweep_id}/curves"
+            curves += self._answer(SweepCurves.model_validate_json, "GET", path, params={"trials": ids}).trials
+        return curves
 
     # The worker protocol
 

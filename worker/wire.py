@@ -40,8 +40,10 @@ __all__ = [
     "Stage",
     "StageStatus",
     "Sweep",
+    "SweepCurves",
     "SweepStatus",
     "Trial",
+    "TrialCurve",
     "TrialStatus",
     "decode_floats",
     "encode_floats",
@@ -107,6 +109,24 @@ class CurvePoint(_Answer):
     @field_serializer("metrics", when_used="json")
     def _json_metrics(self, metrics: dict[str, Any]) -> dict[str, Any]:
         return dict(encode_floats(metrics))
+
+
+class TrialCurve(_Answer):
+    """One trial's curve as columns (``GET /sweeps/{id}/curves``): ``step`` and, per
+    numeric metric, its value at each step (None where that step did not report it, or
+    reported a non-finite number)."""
+
+    id: int
+    number: int
+    stage: int
+    status: TrialStatus
+    step: tuple[int, ...]
+    metrics: dict[str, tuple[float | None, ...]]
+
+
+class SweepCurves(_Answer):
+    sweep_id: int
+    trials: tuple[TrialCurve, ...]
 
 
 class Trial(_Answer):

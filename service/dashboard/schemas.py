@@ -11,12 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from hypersweep.limits import MAX_CURVES
 from hypersweep.service.models import TrialStatus
 
 __all__ = ["MAX_CURVES", "SweepCurves", "SweepPoints", "TrialCurve"]
-
-#: The most trials one curves request may ask for.
-MAX_CURVES = 50
 
 
 class SweepPoints(BaseModel):
