@@ -10,6 +10,7 @@ No cluster runs here: what is checked is the rendered objects, not a deployment.
 
 from __future__ import annotations
 
+import base64
 import functools
 import os
 import shutil
@@ -146,12 +147,12 @@ def env_names(container: dict[str, Any]) -> set[str]:
 
 
 def secret_refs(container: dict[str, Any]) -> set[tuple[str, str]]:
-    """(secret, key) pairs a container reads; a generated Secret's hash suffix removed."""
+    """(secret, key) pairs a container reads."""
     refs = set()
     for entry in container.get("env", []):
         ref = entry.get("valueFrom", {}).get("secretKeyRef")
         if ref:
-            refs.add((ref["name"].rsplit("-", 1)[0] if ref["name"].count("-") > 1 else ref["name"], ref["key"]))
+            refs.add((ref["name"], ref["key"]))
     return refs
 
 
@@ -243,16 +244,19 @@ def test_the_postgres_overlay_serves_the_database_the_secret_names() -> None:
     objects = render("overlays/postgres")
     statefulset = by_kind(objects, "StatefulSet")["hypersweep-postgres"]
     service = by_kind(objects, "Service")["hypersweep-postgres"]
-    [secret] = [s for name, s in by_kind(objects, "Secret").items() if name.startswith("hypersweep-server-")]
-    import base64
+    secrets = by_kind(objects, "Secret")
+    secret = secrets["hypersweep-server"]
 
     url = make_url(base64.b64decode(secret["data"]["database-url"]).decode())
     assert url.host == service["metadata"]["name"] and url.port == service["spec"]["ports"][0]["port"]
     [container] = containers(statefulset)
     env = {entry["name"]: entry for entry in container["env"]}
     assert env["POSTGRES_USER"]["value"] == url.username and env["POSTGRES_DB"]["value"] == url.database
-    [worker_secret] = [s for name, s in by_kind(objects, "Secret").items() if name.startswith("hypersweep-worker-")]
-    assert worker_secret["data"]["worker-token"] == secret["data"]["worker-token"]
+    assert secrets["hypersweep-worker"]["data"] == {"worker-token": secret["data"]["worker-token"]}
+    password = base64.b64decode(
+        secrets[env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]]["data"]["password"]
+    )
+    assert password.decode() == url.password
 
 
 @pytest.mark.parametrize("overlay", ["keda", "keda-jobs"])
