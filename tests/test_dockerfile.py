@@ -191,3 +191,12 @@ def test_compose_runs_the_api_on_the_server_image_and_workers_on_the_worker_imag
     assert services["worker"]["build"]["target"] == "worker"
     assert services["worker"]["image"] != services["api"]["image"]
     assert services["api"]["image"] == services["migrate"]["image"]
+
+
+def test_compose_gives_workers_time_to_give_their_trial_back() -> None:
+    """Compose sends SIGKILL 10 s after SIGTERM unless told otherwise: too soon for a worker
+    to finish its epoch and release the trial."""
+    worker = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["worker"]
+    grace = re.fullmatch(r"(\d+)(s|m)", worker["stop_grace_period"])
+    assert grace, worker["stop_grace_period"]
+    assert int(grace[1]) * (60 if grace[2] == "m" else 1) >= 60
