@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hypersweep.service.api import api_router
-from hypersweep.service.api.deps import require_token
+from hypersweep.service.api.deps import WORKER_ROUTE, require_token
 from hypersweep.service.api.responses import ANY_ROUTE
 from hypersweep.service.api.sweeps import submit_sweep
 from hypersweep.service.api_docs import add_api_docs
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(require_token)],
         response_class=Response,
         responses=ANY_ROUTE,
+        openapi_extra=WORKER_ROUTE,
     )
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -28,6 +28,16 @@ class _StatusCollector(Collector):
             trial_gauge.add_metric([status], n)
         yield sweep_gauge
         yield trial_gauge
+        slots = GaugeMetricFamily(
+            "hypersweep_worker_slots_wanted",
+            "Trial slots the running sweeps can keep busy now, by the program they run ('' for the built-in "
+            "trainer): queued and running trials plus those still to create, each sweep at most its parallelism. "
+            "What an autoscaler divides by the trials each worker runs at once.",
+            labels=["program"],
+        )
+        for program, n in sorted(self.store.slots_wanted().items(), key=lambda item: item[0] or ""):
+            slots.add_metric([program or ""], n)
+        yield slots
 
 
 class ServiceMetrics:

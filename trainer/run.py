@@ -9,7 +9,6 @@ exactly as its own run would.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Literal, NotRequired, TypedDict
 
 import torch
 
+from hypersweep.cores import cpu_cores
 from hypersweep.trainer.config import TrainerConfig
 from hypersweep.trainer.data import Splits, load_dataset
 from hypersweep.trainer.model import MLP
@@ -96,10 +96,10 @@ def default_device() -> torch.device:
 
 def set_threads(share: int) -> int:
     """Give this process its part of the CPU when ``share`` processes train side by side:
-    ``max(1, cores // share)`` intra-op threads. Returns the number set."""
-    # The cores this process may run on, which a container can limit below cpu_count().
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = max(1, (cores or 1) // max(1, share))
+    ``max(1, cores // share)`` intra-op threads, ``cores`` as :func:`hypersweep.cores.cpu_cores`
+    counts them (a container's CPU limit included). Returns the number set."""
+    # The cores this process may use, which a container limits below cpu_count().
+    threads = max(1, cpu_cores() // max(1, share))
     torch.set_num_threads(threads)
     return threads
 

@@ -74,8 +74,9 @@ def worker_command(
         str | None,
         typer.Option(
             "--token",
-            envvar="HYPERSWEEP_TOKEN",
-            help="API token, when the server was started with HYPERSWEEP_TOKEN.",
+            envvar=["HYPERSWEEP_WORKER_TOKEN", "HYPERSWEEP_TOKEN"],
+            help="API token, when the server was started with HYPERSWEEP_TOKEN: its worker token "
+            "(HYPERSWEEP_WORKER_TOKEN, read first) or its token.",
             show_default=False,
         ),
     ] = None,
@@ -244,6 +245,10 @@ class WorkerSettings:
     report_every: float
 
 
+#: Where the worker's token comes from, as its error messages name it.
+_TOKEN_SETTING = "HYPERSWEEP_WORKER_TOKEN or HYPERSWEEP_TOKEN (--token)"
+
+
 def check_settings(*, server: str, token: str | None, report_every: str) -> WorkerSettings:
     """Check the settings a worker reads from ``HYPERSWEEP_*`` variables (or their flags);
     ``ValueError`` with one line naming the variable for a value outside its range."""
@@ -255,11 +260,9 @@ def check_settings(*, server: str, token: str | None, report_every: str) -> Work
     except ValueError:
         raise ValueError(f"HYPERSWEEP_SERVER (--server): {server!r} has no valid port") from None
     if token is not None and not token:
-        raise ValueError(
-            "HYPERSWEEP_TOKEN (--token): the token is empty; set the server's token, or unset the variable"
-        )
+        raise ValueError(f"{_TOKEN_SETTING}: the token is empty; set the server's token, or unset the variable")
     if token is not None and not re.fullmatch(TOKEN_PATTERN, token):
-        raise ValueError("HYPERSWEEP_TOKEN (--token): a token holds only visible ASCII characters, without spaces")
+        raise ValueError(f"{_TOKEN_SETTING}: a token holds only visible ASCII characters, without spaces")
     try:
         every = float(report_every)
     except ValueError:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from hypersweep.cores import cpu_cores
 from hypersweep.worker.client import REPORT_EVERY_SECONDS, ServiceClient, ServiceError
 
 if TYPE_CHECKING:
@@ -84,13 +85,19 @@ def parse_devices(value: str | None) -> list[str]:
 
 def _take_device(device: str | None) -> str | None:
     """Give this process ``device`` alone: a GPU through ``CUDA_VISIBLE_DEVICES`` (it is then
-    ``cuda:0`` here and in every program this process starts), or no GPU for ``cpu``."""
+    ``cuda:0`` here and in every program this process starts), or no GPU for ``cpu``.
+
+    ``cuda:N`` counts among the GPUs this process sees, as PyTorch does: when the
+    environment already narrows them (Slurm sets ``CUDA_VISIBLE_DEVICES=3,5`` for a job
+    given GPUs 3 and 5), ``cuda:1`` is its second entry, ``5``, not the machine's GPU 1."""
     if device is None:
         return None
     if device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
         return "cpu"
-    os.environ["CUDA_VISIBLE_DEVICES"] = device.removeprefix("cuda:")
+    index = int(device.removeprefix("cuda:"))
+    visible = [part.strip() for part in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if part.strip()]
+    os.environ["CUDA_VISIBLE_DEVICES"] = visible[index] if index < len(visible) else str(index)
     return "cuda:0"
 
 
@@ -258,9 +265,8 @@ def _program_threads(share: int) -> int:
     """A program slot's share of the cores, for the programs it runs: PyTorch's threads in
     this process when it has PyTorch (a function trains here), and ``OMP_NUM_THREADS`` for
     the commands it starts, unless the environment sets that already."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = max(1, (cores or 1) // max(1, share))
-    if share > 1:
+    threads = max(1, cpu_cores() // max(1, share))
+    if threads < (os.cpu_count() or 1):  # side by side, or in a container limited to fewer cores
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     torch = sys.modules.get("torch")  # imported by a function program's module
     if torch is not None:

@@ -8,9 +8,10 @@ worker's short requests should not pay."""
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hypersweep.limits import MAX_ID
@@ -20,6 +21,7 @@ from hypersweep.service.db import Database
 from hypersweep.service.store import Store
 
 __all__ = [
+    "WORKER_ROUTE",
     "ClaimsDep",
     "DatabaseDep",
     "SettingsDep",
@@ -61,14 +63,20 @@ TrialId = Annotated[int, Path(ge=0, le=MAX_ID)]
 _bearer = HTTPBearer(auto_error=False, description="Required when the server has HYPERSWEEP_TOKEN set.")
 
 
+#: ``openapi_extra`` of the routes the worker token may call: what a worker does (claim,
+#: heartbeat, report, finish, release), the sweep it was started for, and ``/metrics`` (for
+#: an autoscaler). Every other route answers it 403, routes added later included.
+WORKER_ROUTE: dict[str, Any] = {"x-worker-token": True}
+
+
 async def require_token(
     request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """401 unless the request carries the server's token or its worker token (when one is
-    set). Both comparisons are always made, each in the same time wherever the strings
-    differ. Notes on the request whether it came with the worker token."""
+    set); 403 for the worker token on a route not marked :data:`WORKER_ROUTE`. Both
+    comparisons are always made, each in the same time wherever the strings differ."""
     if settings.token is None:
         return
     given = credentials.credentials.encode() if credentials is not None else b""
@@ -83,12 +91,24 @@ async def require_token(
             headers={"WWW-Authenticate": "Bearer"},
         )
     request.state.by_worker_token = not user
+    if not user and not _open_to_workers(request):
+        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=WORKER_TOKEN_REFUSED)
+
+
+#: What the worker token is told on a route it may not call.
+WORKER_TOKEN_REFUSED = (
+    "the worker token may only claim, heartbeat, report on, finish and release trials, read a sweep, "
+    "and read /metrics; use the user token (HYPERSWEEP_TOKEN)"
+)
+
+
+def _open_to_workers(request: Request) -> bool:
+    route = request.scope.get("route")
+    return isinstance(route, APIRoute) and bool((route.openapi_extra or {}).get("x-worker-token"))
 
 
 async def require_user_token(request: Request) -> None:
-    """403 for a request that came with the worker token: it cannot change what runs."""
+    """403 for a request that came with the worker token. :func:`require_token` already
+    refuses it on every route not open to workers; this states it on a route itself."""
     if getattr(request.state, "by_worker_token", False):
-        raise HTTPException(
-            status_code=status.HTTP_403_FORBIDDEN,
-            detail="the worker token cannot submit or cancel sweeps; use the user token",
-        )
+        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=WORKER_TOKEN_REFUSED)

@@ -21,6 +21,10 @@ def _error(description: str) -> dict[str, Any]:
 #: What any route under ``/api/v1`` (and ``/metrics``) may answer.
 ANY_ROUTE: dict[int | str, dict[str, Any]] = {
     401: _error("Missing or wrong bearer token (when the server has HYPERSWEEP_TOKEN set)."),
+    403: _error(
+        "The worker token (HYPERSWEEP_WORKER_TOKEN) on a route it may not call: it may call only the routes "
+        "marked x-worker-token."
+    ),
     413: _error("The request body is larger than HYPERSWEEP_MAX_BODY_BYTES."),
     500: _error(
         "The database refuses to record anything until someone acts (it is read-only, its disk is full): "
@@ -33,7 +37,7 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
     409: _error("The request does not fit the current state: a stale lease token, or a completed sweep.")
 }
 USER_ONLY: dict[int | str, dict[str, Any]] = {
-    403: _error("The worker token (HYPERSWEEP_WORKER_TOKEN) cannot submit or cancel sweeps.")
+    403: _error("The worker token (HYPERSWEEP_WORKER_TOKEN) cannot submit or cancel sweeps, nor read their results.")
 }
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BeforeValidator
 
 from hypersweep.limits import MAX_ID
-from hypersweep.service.api.deps import StoreDep, SweepId, require_user_token
+from hypersweep.service.api.deps import WORKER_ROUTE, StoreDep, SweepId, require_user_token
 from hypersweep.service.api.responses import CONFLICT, NOT_FOUND, USER_ONLY
 from hypersweep.service.models import TrialStatus
 from hypersweep.service.schemas import SweepOut, SweepSpec, TrialOut
@@ -55,7 +55,7 @@ def list_sweeps(
     return sweeps
 
 
-@router.get("/{sweep_id}", response_model=SweepOut, responses=NOT_FOUND)
+@router.get("/{sweep_id}", response_model=SweepOut, responses=NOT_FOUND, openapi_extra=WORKER_ROUTE)
 def get_sweep(sweep_id: SweepId, store: StoreDep) -> SweepOut:
     return store.get_sweep(sweep_id=sweep_id)
 

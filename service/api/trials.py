@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
-from hypersweep.service.api.deps import ClaimsDep, StoreDep, TrialId
+from hypersweep.service.api.deps import WORKER_ROUTE, ClaimsDep, StoreDep, TrialId
 from hypersweep.service.api.responses import CONFLICT, NOT_FOUND, json_response
 from hypersweep.service.errors import LeaseConflict, NotFound
 from hypersweep.service.schemas import (
@@ -35,7 +35,9 @@ _NO_WORK: dict[int | str, dict[str, Any]] = {204: {"description": "Nothing to do
 _LEASED = {**NOT_FOUND, **CONFLICT}
 
 
-@router.post("/claim", response_model=ClaimOut, responses={**_NO_WORK, **NOT_FOUND, **CONFLICT})
+@router.post(
+    "/claim", response_model=ClaimOut, responses={**_NO_WORK, **NOT_FOUND, **CONFLICT}, openapi_extra=WORKER_ROUTE
+)
 def claim(body: ClaimIn, claims: ClaimsDep, request: Request) -> Response:
     """Lease up to ``count`` trials. The trials in ``finished`` are finished first, so a
     worker ends its last trials and gets the next ones in one request; a claim that carries
@@ -69,19 +71,19 @@ def get_trial(trial_id: TrialId, store: StoreDep) -> TrialDetail:
     return store.get_trial(trial_id=trial_id)
 
 
-@router.post("/{trial_id}/heartbeat", response_model=ActionOut, responses=_LEASED)
+@router.post("/{trial_id}/heartbeat", response_model=ActionOut, responses=_LEASED, openapi_extra=WORKER_ROUTE)
 def heartbeat(trial_id: TrialId, body: LeaseIn, store: StoreDep) -> Response:
     return json_response(store.heartbeat(trial_id=trial_id, lease_token=body.lease_token))
 
 
-@router.post("/{trial_id}/report", response_model=ActionOut, responses=_LEASED)
+@router.post("/{trial_id}/report", response_model=ActionOut, responses=_LEASED, openapi_extra=WORKER_ROUTE)
 def report(trial_id: TrialId, body: ReportIn, store: StoreDep) -> Response:
     return json_response(
         store.report(trial_id=trial_id, lease_token=body.lease_token, points=[(body.step, body.metrics)])
     )
 
 
-@router.post("/{trial_id}/reports", response_model=ActionOut, responses=_LEASED)
+@router.post("/{trial_id}/reports", response_model=ActionOut, responses=_LEASED, openapi_extra=WORKER_ROUTE)
 def reports(trial_id: TrialId, body: ReportsIn, store: StoreDep) -> Response:
     """Several points of the curve in one request, in the order they were measured (a
     worker sending what gathered since its last report)."""
@@ -89,7 +91,7 @@ def reports(trial_id: TrialId, body: ReportsIn, store: StoreDep) -> Response:
     return json_response(store.report(trial_id=trial_id, lease_token=body.lease_token, points=points))
 
 
-@router.post("/{trial_id}/finish", response_model=TrialOut, responses=_LEASED)
+@router.post("/{trial_id}/finish", response_model=TrialOut, responses=_LEASED, openapi_extra=WORKER_ROUTE)
 def finish(trial_id: TrialId, body: FinishIn, store: StoreDep, request: Request) -> Response:
     trial = store.finish(
         trial_id=trial_id,
@@ -106,7 +108,7 @@ def finish(trial_id: TrialId, body: FinishIn, store: StoreDep, request: Request)
     return json_response(trial)
 
 
-@router.post("/{trial_id}/release", response_model=TrialOut, responses=_LEASED)
+@router.post("/{trial_id}/release", response_model=TrialOut, responses=_LEASED, openapi_extra=WORKER_ROUTE)
 def release(trial_id: TrialId, body: LeaseIn, store: StoreDep) -> TrialOut:
     """Give a running trial back at once (a worker shutting down): it is queued again."""
     return store.release(trial_id=trial_id, lease_token=body.lease_token)

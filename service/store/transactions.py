@@ -317,6 +317,41 @@ class Store:
             trials = dict(s.execute(select(Trial.status, func.count()).group_by(Trial.status)).all())
             return sweeps, trials
 
+    def slots_wanted(self) -> dict[str | None, int]:
+        """For each program named by any sweep (``None``: the built-in trainer, always
+        there), the trial slots its running sweeps can keep busy now: per sweep, its
+        queued and running trials plus those its current and later stages have yet to
+        create, at most its ``parallelism``. Workers to ask for = this / trials per worker.
+
+        Later stages count before they start, so that workers are not sent away at a stage
+        boundary only to be asked for again a moment later."""
+        running = Sweep.status == SweepStatus.running
+        with self.db.read() as s:
+            wanted: dict[str | None, int] = {program: 0 for program in s.scalars(select(Sweep.program).distinct())}
+            wanted.setdefault(None, 0)
+            active = dict(
+                s.execute(
+                    select(Trial.sweep_id, func.count())
+                    .join(Sweep, Sweep.id == Trial.sweep_id)
+                    .where(running, Trial.status.in_(ACTIVE))
+                    .group_by(Trial.sweep_id)
+                ).all()
+            )
+            to_create = dict(
+                s.execute(
+                    select(Stage.sweep_id, func.sum(Stage.trials - Stage.generated))
+                    .join(Sweep, Sweep.id == Stage.sweep_id)
+                    .where(running, Stage.index >= Sweep.current_stage)
+                    .group_by(Stage.sweep_id)
+                ).all()
+            )
+            for sweep_id, program, parallelism in s.execute(
+                select(Sweep.id, Sweep.program, Sweep.parallelism).where(running)
+            ).all():
+                left = active.get(sweep_id, 0) + max(0, int(to_create.get(sweep_id) or 0))
+                wanted[program] += min(parallelism, left)
+        return wanted
+
     def ping(self) -> None:
         with self.db.read() as s:
             s.execute(select(1))

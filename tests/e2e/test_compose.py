@@ -1,6 +1,7 @@
 """The docker-compose topology, run for real without Docker: PostgreSQL, the migration
 command, the api command and three worker commands taken from docker-compose.yml itself
-(same commands, same environment from .env.example, service hosts mapped to localhost)."""
+(same commands, same environment from .env.example, service hosts mapped to localhost,
+the workers' data volume mapped to a local folder)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import yaml
 from sqlalchemy.engine import make_url
@@ -63,6 +65,21 @@ def test_compose_topology_runs_a_sweep_to_completion(processes: Processes, tmp_p
     assert {"postgres", "migrate", "api", "worker"} <= set(compose["services"])
     worker_spec = compose["services"]["worker"]
     assert "container_name" not in worker_spec and "ports" not in worker_spec, "workers must scale"
+    # Least privilege: workers hold neither the database URL nor the user token.
+    _, worker_environment = service(compose, "worker", env)
+    assert not {"HYPERSWEEP_DATABASE_URL", "HYPERSWEEP_TOKEN"} & set(worker_environment)
+    assert worker_environment["HYPERSWEEP_WORKER_TOKEN"] == env["HYPERSWEEP_WORKER_TOKEN"] != env["HYPERSWEEP_TOKEN"]
+    # Their share of the host, and the data volume they read `npz:` data sets from.
+    assert float(interpolate(str(worker_spec["cpus"]), env)) == float(env["HYPERSWEEP_WORKER_CPUS"])
+    [volume] = [interpolate(v, env) for v in worker_spec["volumes"]]
+    host_folder, mount, mode = volume.split(":")
+    assert (host_folder, mount, mode) == (env["HYPERSWEEP_DATA"], worker_environment["HYPERSWEEP_DATA_DIR"], "ro")
+    data = tmp_path / "data"
+    data.mkdir()
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    np.savez(data / "digits.npz", x=digits.data, y=digits.target)
 
     # The postgres service: its user and a fresh database on the local server.
     postgres = compose["services"]["postgres"]["environment"]
@@ -87,6 +104,8 @@ def test_compose_topology_runs_a_sweep_to_completion(processes: Processes, tmp_p
         if "HYPERSWEEP_SERVER" in mapped:
             assert mapped["HYPERSWEEP_SERVER"] == "http://api:8000"
             mapped["HYPERSWEEP_SERVER"] = f"http://127.0.0.1:{port}"
+        if "HYPERSWEEP_DATA_DIR" in mapped:
+            mapped["HYPERSWEEP_DATA_DIR"] = str(data)
         return mapped
 
     def local_command(command: list[str]) -> list[str]:
@@ -125,7 +144,7 @@ def test_compose_topology_runs_a_sweep_to_completion(processes: Processes, tmp_p
             "space": {"lr": {"type": "float", "low": 1e-3, "high": 0.3, "scale": "log"}},
             "search": {"kind": "random", "seed": 1},
             "stages": [{"trials": 9, "epochs": 1}],
-            "trainer": {"hidden": 32},
+            "trainer": {"hidden": 32, "dataset": "npz:digits.npz"},
         }
         sweep = httpx.post(f"{url}/api/v1/sweeps", json=doc, headers=auth).json()
 

@@ -1,5 +1,5 @@
 """Security: the bearer tokens stay out of logs and answers, the worker token can run
-trials but not submit or cancel sweeps, and text full of quotes, semicolons, placeholders
+trials and do nothing else, and text full of quotes, semicolons, placeholders
 and unicode goes through the database unchanged (every query is built with bound
 parameters)."""
 
@@ -87,7 +87,7 @@ def two_tokens(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client(token=USER, worker_token=WORKER)
 
 
-def test_the_worker_token_runs_trials_but_cannot_submit_or_cancel(two_tokens: TestClient) -> None:
+def test_the_worker_token_runs_trials_and_nothing_else(two_tokens: TestClient) -> None:
     client = two_tokens
     user = {"Authorization": f"Bearer {USER}"}
     worker = {"Authorization": f"Bearer {WORKER}"}
@@ -97,7 +97,6 @@ def test_the_worker_token_runs_trials_but_cannot_submit_or_cancel(two_tokens: Te
     assert refused.status_code == 403
     assert "worker token" in refused.json()["detail"]
     assert client.post(f"{API}/sweeps/{sweep['id']}/cancel", headers=worker).status_code == 403
-    assert [s["name"] for s in client.get(f"{API}/sweeps", headers=worker).json()] == ["test-sweep"]
     assert client.get(f"{API}/sweeps/{sweep['id']}", headers=worker).json()["status"] == "running"
 
     claimed = client.post(f"{API}/trials/claim", json={"worker_id": "w", "count": 2}, headers=worker)
@@ -117,8 +116,43 @@ def test_the_worker_token_runs_trials_but_cannot_submit_or_cancel(two_tokens: Te
         f"{API}/trials/{second['id']}/release", json={"lease_token": second["lease_token"]}, headers=worker
     )
     assert released.status_code == 200
-    assert client.get(f"{API}/trials/{first['id']}", headers=worker).json()["status"] == "completed"
     assert client.get("/metrics", headers=worker).status_code == 200
+    assert client.get(f"{API}/trials/{first['id']}", headers=user).json()["status"] == "completed"
+
+    # Everything else is the user's: reading results included, and any route not marked
+    # open to workers (so an endpoint added later is closed to them until it is).
+    closed = [
+        ("GET", f"{API}/sweeps"),
+        ("GET", f"{API}/sweeps/{sweep['id']}/trials"),
+        ("GET", f"{API}/trials/{first['id']}"),
+        ("GET", f"{API}/sweeps/{sweep['id']}/points"),
+        ("GET", f"{API}/sweeps/{sweep['id']}/curves?trials={first['id']}"),
+        ("GET", f"{API}/no-such-route"),
+    ]
+    for method, path in closed:
+        answer = client.request(method, path, headers=worker)
+        assert answer.status_code in (403, 404), (path, answer.status_code)
+        if "no-such" not in path:
+            assert answer.status_code == 403 and "worker token" in answer.json()["detail"], path
+            assert client.request(method, path, headers=user).status_code == 200, path
+    # The routes open to it, as /openapi.json marks them.
+    paths = client.get("/openapi.json").json()["paths"]
+    open_routes = {
+        (method.upper(), path)
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        if operation.get("x-worker-token")
+    }
+    assert open_routes == {
+        ("POST", f"{API}/trials/claim"),
+        ("POST", f"{API}/trials/{{trial_id}}/heartbeat"),
+        ("POST", f"{API}/trials/{{trial_id}}/report"),
+        ("POST", f"{API}/trials/{{trial_id}}/reports"),
+        ("POST", f"{API}/trials/{{trial_id}}/finish"),
+        ("POST", f"{API}/trials/{{trial_id}}/release"),
+        ("GET", f"{API}/sweeps/{{sweep_id}}"),
+        ("GET", "/metrics"),
+    }
 
     assert client.post(f"{API}/sweeps/{sweep['id']}/cancel", headers=user).json()["status"] == "cancelled"
     for wrong in (f"{WORKER}x", USER.upper(), ""):

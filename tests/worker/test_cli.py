@@ -21,6 +21,7 @@ from tests.conftest import _pg_admin, sweep_doc
 def run_worker(server: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HYPERSWEEP_SERVER": server}
     env.pop("HYPERSWEEP_TOKEN", None)
+    env.pop("HYPERSWEEP_WORKER_TOKEN", None)
     return subprocess.run(
         [sys.executable, "-m", "hypersweep", "worker", "--worker-id", "w"],
         env=env,
