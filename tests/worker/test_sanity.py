@@ -1,0 +1,88 @@
+"""The sanity checks of a program (``worker.sanity``) and ``hypersweep check``: each check
+passes on a healthy program and fails on one broken for it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from hypersweep import Trial
+from hypersweep.cli import app
+from hypersweep.sanity import CheckResult
+from hypersweep.worker.runners.function import FunctionRunner
+from hypersweep.worker.sanity import run_checks
+from tests.worker import sanity_programs as programs
+
+
+def checks(function: Callable[[Trial], Any], **settings: Any) -> dict[str, CheckResult]:
+    results = run_checks({"lr": 0.1, **settings}, {}, runner=FunctionRunner(function))
+    return {result.name: result for result in results}
+
+
+def test_an_honest_program_passes_every_check() -> None:
+    results = checks(programs.honest)
+    assert all(result.passed for result in results.values()), results
+    assert results["initial_loss"].expected_value == pytest.approx(1.3863, abs=1e-4)  # ln 4
+
+
+def test_a_program_that_ignores_reg_fails_the_regularization_check() -> None:
+    results = checks(programs.ignores_reg)
+    assert not results["regularization"].passed
+    assert results["initial_loss"].passed and results["overfit"].passed
+    assert "ignores reg" in results["regularization"].detail
+
+
+def test_a_program_whose_output_is_scaled_up_fails_the_initial_loss_check() -> None:
+    results = checks(programs.scaled_output)
+    assert not results["initial_loss"].passed
+    assert results["initial_loss"].measured is not None and results["initial_loss"].measured > 1.2 * 1.3863
+
+
+def test_a_learning_rate_of_zero_fails_the_overfitting_check() -> None:
+    results = checks(programs.honest, lr=0.0)
+    assert not results["overfit"].passed
+    assert results["overfit"].measured is not None and results["overfit"].measured < 1.0
+
+
+def test_a_program_that_ignores_the_sanity_setting_fails_every_check() -> None:
+    results = checks(programs.ignores_sanity)
+    assert not any(result.passed for result in results.values())
+    assert "does the program honour the sanity setting" in results["initial_loss"].detail
+
+
+def write_sweep(tmp_path: Path, **overrides: Any) -> Path:
+    doc: dict[str, Any] = {
+        "name": "check",
+        "space": {"lr": {"type": "float", "low": 0.05, "high": 0.2, "scale": "log"}},
+        "stages": [{"trials": 4, "epochs": 1}],
+        **overrides,
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_check_prints_each_check_and_exits_non_zero_on_a_failure(tmp_path: Path) -> None:
+    sweep = write_sweep(tmp_path, program="prog")
+    runner = CliRunner()
+    good = runner.invoke(app, ["check", str(sweep), "--function", "tests.worker.sanity_programs:honest"])
+    assert good.exit_code == 0, good.output
+    for name in ("initial_loss", "regularization", "overfit"):
+        assert name in good.output
+    assert "1.386 (ln 4)" in good.output and "FAIL" not in good.output
+    bad = runner.invoke(app, ["check", str(sweep), "--function", "tests.worker.sanity_programs:ignores_reg"])
+    assert bad.exit_code == 1, bad.output
+    assert "FAIL" in bad.output and "the loss ignores reg" in bad.output
+
+
+def test_check_refuses_an_invalid_sweep_in_one_line(tmp_path: Path) -> None:
+    sweep = write_sweep(tmp_path, stages=[])
+    result = CliRunner().invoke(app, ["check", str(sweep)])
+    assert result.exit_code == 2
+    assert "is not a valid sweep: stages" in result.output
+    assert "Traceback" not in result.output
