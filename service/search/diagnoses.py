@@ -129,7 +129,7 @@ def _too_low(trials: Sequence[StageTrial], stage: int, name: str) -> list[str]:
     n = len(block)
     return [
         f"stage {stage}: {name} ≤ {threshold:.2g}: the loss fell less than {LOW_FALL:.0%} in {n} of {n} trials "
-        f"(by {max(block):.1%} at most): too low"
+        f"(the largest fall: {max(block):.1%}): too low"
     ]
 
 

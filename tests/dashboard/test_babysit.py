@@ -5,7 +5,6 @@ in a real headless Chromium against a real server."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,30 +39,38 @@ def finish(api: httpx.Client, trial: dict[str, Any], status: str, metrics: dict[
 
 def test_the_sanity_checks_and_the_diagnoses_are_shown(page: Page, base: str) -> None:
     with httpx.Client(base_url=f"{base}/api/v1", timeout=30) as api:
-        held = api.post(
-            "/sweeps",
-            json={
-                "name": "held-by-its-checks",
-                "program": PROGRAM,
-                "sanity": True,
-                "space": {"lr": {"type": "float", "low": 1e-4, "high": 1.0, "scale": "log"}},
-                "stages": [{"trials": 4}],
-            },
-        ).raise_for_status().json()
+        held = (
+            api.post(
+                "/sweeps",
+                json={
+                    "name": "held-by-its-checks",
+                    "program": PROGRAM,
+                    "sanity": True,
+                    "space": {"lr": {"type": "float", "low": 1e-4, "high": 1.0, "scale": "log"}},
+                    "stages": [{"trials": 4}],
+                },
+            )
+            .raise_for_status()
+            .json()
+        )
         [checks] = claim(api, 8)
         results = [judge_initial_loss(2.3, 10), judge_regularization(2.3, 2.3), judge_overfit(0.4, lr=1e-3)]
         finish(api, checks, "completed", to_metrics(results))
 
-        grid = api.post(
-            "/sweeps",
-            json={
-                "name": "too-high",
-                "program": PROGRAM,
-                "space": {"lr": {"type": "float", "low": 1e-4, "high": 1.0, "scale": "log"}},
-                "search": {"kind": "grid", "grid_points": 5},
-                "stages": [{"epochs": 2}],
-            },
-        ).raise_for_status().json()
+        grid = (
+            api.post(
+                "/sweeps",
+                json={
+                    "name": "too-high",
+                    "program": PROGRAM,
+                    "space": {"lr": {"type": "float", "low": 1e-4, "high": 1.0, "scale": "log"}},
+                    "search": {"kind": "grid", "grid_points": 5},
+                    "stages": [{"epochs": 2}],
+                },
+            )
+            .raise_for_status()
+            .json()
+        )
         trials = sorted(claim(api, 5), key=lambda t: t["params"]["lr"])
         for rank, trial in enumerate(trials):
             if rank >= 2:

@@ -8,8 +8,14 @@ from typing import Any
 
 import pytest
 
-from hypersweep.sanity import SANITY_INDEX, CheckResult, judge_initial_loss, judge_overfit, judge_regularization
-from hypersweep.sanity import to_metrics
+from hypersweep.sanity import (
+    SANITY_INDEX,
+    CheckResult,
+    judge_initial_loss,
+    judge_overfit,
+    judge_regularization,
+    to_metrics,
+)
 from hypersweep.service.claims import Claims
 from hypersweep.service.schemas import SweepSpec
 from hypersweep.service.store import Store

@@ -26,7 +26,12 @@ export function renderSanity(node, sweep) {
           : "A check failed: the sweep stays queued.";
   node.replaceChildren(
     el("h2", {}, "Sanity checks ", el("span", { class: `badge status-${VERDICT[state] || "queued"}`, dataset: { sanity: state } }, state)),
-    el("p", { class: "muted" }, `sanity: ${mode}. ${what}`),
+    el(
+      "p",
+      { class: "muted" },
+      `sanity: ${mode}. ${what}`,
+      sanity.trial_id ? [" ", el("a", { href: `#/trials/${sanity.trial_id}` }, "The sanity trial.")] : "",
+    ),
     sanity.checks.length
       ? el(
           "table",
@@ -43,7 +48,7 @@ export function renderSanity(node, sweep) {
                 el("td", { class: "num" }, num(check.measured)),
                 el("td", {}, check.expected),
                 el("td", {}, el("span", { class: `badge status-${check.passed ? "completed" : "failed"}` }, check.passed ? "pass" : "fail")),
-                el("td", { class: "muted" }, check.detail),
+                el("td", { class: "muted", style: "white-space: normal" }, check.detail),
               ),
             ),
           ),
