@@ -86,3 +86,29 @@ def test_check_refuses_an_invalid_sweep_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "is not a valid sweep: stages" in result.output
     assert "Traceback" not in result.output
+
+
+COMMAND_PROGRAM = """
+import json, math, os
+settings = json.loads(os.environ["HYPERSWEEP_PARAMS"])
+check = os.environ["HYPERSWEEP_SANITY"]
+assert check == settings["sanity"], (check, settings)
+if check in ("initial_loss", "regularization"):
+    # Logits all zero: the data loss is ln 10; the weights' penalty is 1.0.
+    final = {"initial_loss": math.log(10) + settings["reg"] * 1.0, "classes": 10}
+    print("@hypersweep " + json.dumps({"final": final}))
+else:
+    assert (settings["subset"], settings["steps"], settings["reg"]) == (20, 200, 0.0)
+    print("@hypersweep " + json.dumps({"step": settings["steps"], "train_accuracy": 1.0}))
+"""
+
+
+def test_check_runs_a_command_with_the_sanity_setting_in_its_environment(tmp_path: Path) -> None:
+    import sys
+
+    script = tmp_path / "train.py"
+    script.write_text(COMMAND_PROGRAM)
+    sweep = write_sweep(tmp_path, program="prog")
+    result = CliRunner().invoke(app, ["check", str(sweep), "--", sys.executable, str(script)])
+    assert result.exit_code == 0, result.output
+    assert "2.303 (ln 10)" in result.output and "FAIL" not in result.output
