@@ -317,7 +317,6 @@ class Claims:
             served[position].append(ClaimedTrial(**row, trainer=settings))
         return served
 
-
     def _serve_sanity(
         self, conn: Connection, sweep: Row[*tuple[Any, ...]], asks: Sequence[_Ask], now: datetime
     ) -> list[list[ClaimedTrial]] | None:
