@@ -405,7 +405,7 @@ class Agent:
             for result in results:
                 logger.info("sweep %s: sanity check %s: %s", trial.sweep_id, result.name, result.detail)
         except SanityInterrupted:
-            unsent = channel.close()
+            channel.close()
             if channel.lease_lost.is_set():
                 return self._abandon(trial.id)
             return self._release(trial)
