@@ -112,3 +112,44 @@ def test_check_runs_a_command_with_the_sanity_setting_in_its_environment(tmp_pat
     result = CliRunner().invoke(app, ["check", str(sweep), "--", sys.executable, str(script)])
     assert result.exit_code == 0, result.output
     assert "2.303 (ln 10)" in result.output and "FAIL" not in result.output
+
+
+@pytest.fixture
+def service(client: Any) -> Any:
+    from hypersweep.worker.client import ServiceClient
+
+    return ServiceClient(client)
+
+
+@pytest.mark.parametrize(("function", "started"), [(programs.honest, True), (programs.ignores_reg, False)])
+def test_a_program_worker_runs_the_sanity_trial_then_the_sweep_or_is_held(
+    service: Any, function: Callable[[Trial], Any], started: bool
+) -> None:
+    from hypersweep.worker.agent import Agent, IdleBackoff
+
+    sweep = service.submit_sweep(
+        {
+            "name": "program-sanity",
+            "program": "prog",
+            "sanity": True,
+            "space": {"lr": {"type": "float", "low": 0.05, "high": 0.2, "scale": "log"}},
+            "stages": [{"trials": 2}],
+        }
+    )
+    agent = Agent(
+        service,
+        worker_id="w",
+        sweep_id=sweep.id,
+        backoff=IdleBackoff(base=0.01, cap=0.05),
+        runner=FunctionRunner(function),
+        program="prog",
+    )
+    agent.run()
+    done = service.get_sweep(sweep.id)
+    assert done.sanity is not None and done.sanity["status"] == ("passed" if started else "failed")
+    if started:
+        assert done.status == "completed" and done.counts == {"completed": 2}
+    else:
+        assert done.status == "queued" and done.counts == {}
+        [check] = [c for c in done.sanity["checks"] if not c["passed"]]
+        assert check["name"] == "regularization"
