@@ -150,6 +150,13 @@ PROGRAM_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 ProgramName = Annotated[str, Field(min_length=1, max_length=100, pattern=PROGRAM_PATTERN)]
 
 
+def _sanity_mode(value: Any) -> SanityMode:
+    # One sentence for the field, instead of one per member of the union.
+    if isinstance(value, bool) or value == "warn":
+        return value  # type: ignore[no-any-return]
+    raise ValueError(f"sanity is true, warn or false, not {value!r}")
+
+
 class SweepSpec(_Body):
     """A sweep document. Checks that need more than one field (trainer names, grid sizes,
     stage budgets) are made by ``service.validation.check_spec``."""
@@ -169,7 +176,7 @@ class SweepSpec(_Body):
     trainer: dict[str, Any] = Field(default_factory=dict)
     parallelism: int = Field(default=8, ge=1, le=100_000)
     max_attempts: int = Field(default=3, ge=1, le=100)
-    sanity: SanityMode = Field(
+    sanity: Annotated[SanityMode, PlainValidator(_sanity_mode, json_schema_input_type=SanityMode)] = Field(
         default=False,
         description="Run the sanity checks before the first stage: true holds the sweep queued when one fails, "
         "warn starts it anyway with a warning, false skips them.",

@@ -116,3 +116,12 @@ def test_checks_that_could_not_run_hold_the_sweep_with_their_error(store: Store)
     assert sweep.status == "queued"
     assert sweep.sanity is not None and sweep.sanity.error == "boom"
     assert "could not run: boom" in sweep.warnings[0]
+
+
+def test_a_sanity_option_other_than_true_warn_or_false_is_refused_with_its_path(client: Any) -> None:
+    response = client.post("/api/v1/sweeps", json=sweep_doc(sanity="maybe"))
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["path"] == "sanity"
+    assert "sanity is true, warn or false, not 'maybe'" in error["msg"]
+    assert client.get("/api/v1/sweeps").json() == []
