@@ -122,6 +122,9 @@ def _register_client_commands() -> None:
     from hypersweep.demo import demo
 
     app.command()(demo)
+    from hypersweep.checking import check
+
+    app.command()(check)
 
 
 _register_client_commands()

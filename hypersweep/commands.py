@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hypersweep.checking import print_sanity
 from hypersweep.client import Client
 from hypersweep.documents import DocumentError
 from hypersweep.documents import load_document as read_document
@@ -159,6 +160,8 @@ def status(sweep_id: SweepArg, server: ServerOpt = DEFAULT_SERVER, token: TokenO
         test = best.metrics.get("test_accuracy")
         test_part = f", test_accuracy {_fmt(test)}" if test is not None else ""
         out.print(f"best: trial {best.number} {objective.metric} {_fmt(best.value)}{test_part} ({params})")
+    if sweep.sanity is not None:
+        print_sanity(sweep.sanity, out)
     for warning in sweep.warnings:
         out.print(f"[yellow]warning:[/] {warning}")
 

@@ -104,7 +104,7 @@ def _follow(client: Client, sweep_id: int, slots: list[Any], *, progress: bool) 
         while True:
             sweep = client.get_sweep(sweep_id)
             update(sweep)
-            if sweep.status != "running" or not any(slot.is_alive() for slot in slots):
+            if not sweep.running or not any(slot.is_alive() for slot in slots):
                 return sweep
             time.sleep(0.5)
 

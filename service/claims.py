@@ -47,8 +47,9 @@ from hypersweep.service.errors import Conflict
 from hypersweep.service.models import utcnow
 from hypersweep.service.schemas import ClaimedTrial, FinishedIn
 from hypersweep.service.search.policy import SearchFailed
+from hypersweep.service.search.space import dump_space
 from hypersweep.service.statuses import SweepStatus, TrialStatus
-from hypersweep.service.store import Ended, Ending, Store
+from hypersweep.service.store import Ended, Ending, Store, sanity
 from hypersweep.trainer.config import TrainerConfig
 
 __all__ = ["LINES_KEPT", "Claims", "trial_settings"]
@@ -242,6 +243,12 @@ class Claims:
         """The claim algorithm (steps 1 to 6 of the module's docstring) on ``sweep``, the
         row the caller locked: per ask, in order, the trials it gets."""
         served: list[list[ClaimedTrial]] = [[] for _ in asks]
+        if sweep.status == SweepStatus.queued:
+            # Waiting for its sanity checks: the sanity trial is all it hands out.
+            held = self._serve_sanity(conn, sweep, asks, now)
+            if held is not None:
+                return held
+            sweep = self.store.lock_sweep(conn, sweep.id)  # started just now
         if sweep.status != SweepStatus.running:
             return served
         sweep_id = sweep.id
@@ -309,6 +316,16 @@ class Claims:
             settings = trial_settings(facts.trainer, epochs[row["stage"]], row["params"], builtin=facts.program is None)
             served[position].append(ClaimedTrial(**row, trainer=settings))
         return served
+
+    def _serve_sanity(
+        self, conn: Connection, sweep: Row[*tuple[Any, ...]], asks: Sequence[_Ask], now: datetime
+    ) -> list[list[ClaimedTrial]] | None:
+        facts = self.store.sweep_facts(conn, sweep.id)
+        plan = self.store.policy.plan(self.store.trials_in(conn), sweep.id, 0, minimize=sweep.minimize)
+        settings = trial_settings(facts.trainer, plan.epochs, {}, builtin=facts.program is None)
+        # The worker tries learning rates across the space's lr axis (``hypersweep.sanity``).
+        settings["sanity_space"] = dump_space(plan.space)
+        return sanity.serve_in(conn, sweep, asks, now, lease=self.store.lease, settings=settings)
 
 
 def _take_budget(conn: Connection, sweep_id: int, stage: int, wanted: int) -> tuple[int, int]:

@@ -79,6 +79,8 @@ class Sweep(Base):
     #: Trials created so far; the next trial's ``number``.
     trials_created: Mapped[int] = mapped_column(default=0)
     warnings: Mapped[list[Any]] = mapped_column(default=list)
+    #: The sanity checks (``schemas.SanityOut`` as JSON); ``None`` when the sweep runs none.
+    sanity: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
 

@@ -20,6 +20,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hypersweep.limits import MAX_CLAIM, MAX_ID, MAX_POINTS, MAX_STEP
+from hypersweep.sanity import SanityMode
 from hypersweep.service.models import SweepStatus, TrialStatus
 from hypersweep.service.search.base import SearchConfig
 from hypersweep.service.search.space import MAX_PARAMS, Space
@@ -38,6 +39,8 @@ __all__ = [
     "Objective",
     "RefusedResult",
     "ReportIn",
+    "SanityCheckOut",
+    "SanityOut",
     "StageOut",
     "StageSpec",
     "StageStatus",
@@ -147,6 +150,13 @@ PROGRAM_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 ProgramName = Annotated[str, Field(min_length=1, max_length=100, pattern=PROGRAM_PATTERN)]
 
 
+def _sanity_mode(value: Any) -> SanityMode:
+    # One sentence for the field, instead of one per member of the union.
+    if isinstance(value, bool) or value == "warn":
+        return value  # type: ignore[no-any-return]
+    raise ValueError(f"sanity is true, warn or false, not {value!r}")
+
+
 class SweepSpec(_Body):
     """A sweep document. Checks that need more than one field (trainer names, grid sizes,
     stage budgets) are made by ``service.validation.check_spec``."""
@@ -166,6 +176,11 @@ class SweepSpec(_Body):
     trainer: dict[str, Any] = Field(default_factory=dict)
     parallelism: int = Field(default=8, ge=1, le=100_000)
     max_attempts: int = Field(default=3, ge=1, le=100)
+    sanity: Annotated[SanityMode, PlainValidator(_sanity_mode, json_schema_input_type=SanityMode)] = Field(
+        default=False,
+        description="Run the sanity checks before the first stage: true holds the sweep queued when one fails, "
+        "warn starts it anyway with a warning, false skips them.",
+    )
 
 
 class TrialOut(BaseModel):
@@ -219,6 +234,26 @@ class StageOut(BaseModel):
     finished_at: datetime | None
 
 
+class SanityCheckOut(BaseModel):
+    name: str
+    measured: float | None
+    expected: str
+    expected_value: float | None
+    passed: bool
+    detail: str
+
+
+class SanityOut(BaseModel):
+    """The sanity checks of a sweep: ``pending`` until a worker has run them, then
+    ``passed`` or ``failed`` (a check failed, or the checks could not run: ``error``)."""
+
+    mode: Literal["true", "warn"]
+    status: Literal["pending", "passed", "failed"]
+    checks: list[SanityCheckOut] = Field(default_factory=list)
+    error: str | None = None
+    trial_id: int | None = None
+
+
 class SweepOut(BaseModel):
     id: int
     name: str
@@ -235,6 +270,7 @@ class SweepOut(BaseModel):
     spec: dict[str, Any]
     created_at: datetime
     finished_at: datetime | None
+    sanity: SanityOut | None = None
 
 
 class ClaimedTrial(TrialOut):

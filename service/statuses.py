@@ -13,8 +13,11 @@ __all__ = ["ACTIVE", "FINISHED", "SweepStatus", "TrialStatus"]
 
 class SweepStatus(enum.StrEnum):
     """``failed``: the sweep's search could not produce trials (its designer, or the
-    narrowing that derives a stage's space, raised); its ``warnings`` say why."""
+    narrowing that derives a stage's space, raised); its ``warnings`` say why. ``queued``:
+    the sweep waits for its sanity checks, or they failed (``sanity: true``) and it waits
+    for a person; no trial of its stages is handed out."""
 
+    queued = "queued"
     running = "running"
     completed = "completed"
     cancelled = "cancelled"

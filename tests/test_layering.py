@@ -12,7 +12,13 @@ import sys
 import hypersweep.service
 
 #: The modules outside ``hypersweep.service`` that the server may import.
-SERVER_MAY_IMPORT = ("hypersweep", "hypersweep.limits", "hypersweep.trainer", "hypersweep.trainer.config")
+SERVER_MAY_IMPORT = (
+    "hypersweep",
+    "hypersweep.limits",
+    "hypersweep.sanity",  # the sanity checks' contract: plain Python, shared with the worker
+    "hypersweep.trainer",
+    "hypersweep.trainer.config",
+)
 #: Heavy or server-only packages the client must not import.
 NOT_FOR_THE_CLIENT = ("torch", "sklearn", "fastapi", "sqlalchemy", "alembic", "optuna", "uvicorn")
 

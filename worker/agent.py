@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from hypersweep.limits import MAX_CLAIM as MAX_FUSE
+from hypersweep.sanity import SANITY_INDEX, to_metrics
 from hypersweep.worker.channel import TrialChannel, channel_for, trial_name
 from hypersweep.worker.client import (
     REPORT_EVERY_SECONDS,
@@ -251,7 +252,10 @@ class Agent:
                 continue
             self.backoff.reset()
             self._numbers = {trial.id: trial.number for trial in trials}
+            checks = [[trial] for trial in trials if trial.number == SANITY_INDEX]
+            trials = [trial for trial in trials if trial.number != SANITY_INDEX]
             groups = [[trial] for trial in trials] if self.runner is not None else group_trials(trials)
+            groups = checks + groups
             for position, group in enumerate(groups):
                 if self.stopping:
                     # Claimed but never started: give them back rather than let leases lapse.
@@ -261,7 +265,9 @@ class Agent:
                     break
                 # The last trials of a claim ask for the next ones with their finish.
                 last = position == len(groups) - 1 and not self.once
-                if self.runner is not None:
+                if group[0].number == SANITY_INDEX:
+                    self.outcomes.append(self.run_sanity(group[0], claim_next=last))
+                elif self.runner is not None:
                     self.outcomes.append(self.run_program(group[0], claim_next=last))
                 elif len(group) == 1:
                     self.outcomes.append(self.run_trial(group[0], claim_next=last))
@@ -358,6 +364,59 @@ class Agent:
         outcome = self._finish(ending, claim_next=claim_next and self.gave_up is None)
         self._count_failure(outcome, result)
         return outcome
+
+    def run_sanity(self, trial: ClaimedTrial, *, claim_next: bool = False) -> Outcome:
+        """Run the sanity checks of the trial's sweep (``worker.sanity``) instead of training,
+        and finish the trial with their results as its metrics (``failed`` when they could
+        not run). The channel keeps the lease alive meanwhile."""
+        from hypersweep.worker.sanity import SanityInterrupted, run_checks
+
+        channel = channel_for(self.client, trial, self.report_every)
+        self._numbers[trial.id] = trial.number
+
+        def interrupted() -> Stop | None:
+            if channel.lease_lost.is_set():
+                return Stop(StopCause.LEASE_LOST, "the lease was lost")
+            if channel.stop_requested.is_set():
+                return Stop(StopCause.SERVER, "the server said stop (the sweep was cancelled)")
+            if self.stopping:
+                return Stop(StopCause.SHUTDOWN, "the worker is stopping")
+            return None
+
+        logger.info("sweep %s: running the sanity checks with %s", trial.sweep_id, trial.params)
+        channel.start()
+        status: FinishStatus = "completed"
+        metrics: dict[str, Any] = {}
+        error = None
+        try:
+            space = trial.settings.get("sanity_space") or {}
+            settings = {k: v for k, v in trial.settings.items() if k != "sanity_space"}
+            results = run_checks(
+                settings,
+                space,
+                runner=self.runner,
+                trial_id=trial.id,
+                data_dir=self.data_dir,
+                device=self.device,
+                timeout=self.timeout,
+                interrupted=interrupted,
+            )
+            metrics = to_metrics(results)
+            for result in results:
+                logger.info("sweep %s: sanity check %s: %s", trial.sweep_id, result.name, result.detail)
+        except SanityInterrupted:
+            channel.close()
+            if channel.lease_lost.is_set():
+                return self._abandon(trial.id)
+            return self._release(trial)
+        except Exception as exc:
+            logger.exception("sweep %s: the sanity checks could not run", trial.sweep_id)
+            status, error = "failed", _error_text(exc)
+        unsent = channel.close()
+        if channel.lease_lost.is_set():
+            return self._abandon(trial.id)
+        ending = Ending(trial.id, trial.lease_token, status, metrics, error=error, points=unsent)
+        return self._finish(ending, claim_next=claim_next)
 
     def _count_failure(self, outcome: Outcome, result: RunResult) -> None:
         """Track failed trials in a row; past ``max_failures``, give up (see :attr:`gave_up`)."""

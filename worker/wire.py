@@ -49,7 +49,7 @@ __all__ = [
     "encode_floats",
 ]
 
-SweepStatus = Literal["running", "completed", "cancelled", "failed"]
+SweepStatus = Literal["queued", "running", "completed", "cancelled", "failed"]
 TrialStatus = Literal["queued", "running", "completed", "diverged", "pruned", "failed", "cancelled"]
 StageStatus = Literal["pending", "running", "completed", "cancelled", "failed"]
 
@@ -263,11 +263,15 @@ class Sweep(_Answer):
     spec: dict[str, Any]
     created_at: datetime
     finished_at: datetime | None
+    #: The sanity checks (``status``, ``checks``, ...), when the sweep runs them.
+    sanity: dict[str, Any] | None = None
 
     @property
     def running(self) -> bool:
-        """Whether the sweep may still start or run trials."""
-        return self.status == "running"
+        """Whether the sweep may still start or run trials: it runs, or it waits for
+        sanity checks that have not run yet."""
+        pending = self.status == "queued" and (self.sanity or {}).get("status") == "pending"
+        return self.status == "running" or pending
 
     @property
     def total_trials(self) -> int:

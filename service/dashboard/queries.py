@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Text, cast, func, select
 
 from hypersweep.limits import MAX_ID
+from hypersweep.sanity import SANITY_INDEX
 from hypersweep.service.dashboard.schemas import SweepCurves, SweepPoints, TrialCurve
 from hypersweep.service.db import Database
 from hypersweep.service.errors import NotFound
@@ -49,7 +50,8 @@ def sweep_points(*, db: Database, sweep_id: int) -> SweepPoints:
                     cast(Trial.metrics["epochs_run"], Text),
                     seconds,
                 )
-                .where(Trial.sweep_id == sweep_id)
+                # The sanity trial is no trial of the search: its panel links to it.
+                .where(Trial.sweep_id == sweep_id, Trial.number != SANITY_INDEX)
                 .order_by(Trial.number)
             )
             .all()

@@ -7,14 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hypersweep.service.search.base import Params
+from hypersweep.service.search.diagnoses import BORDER_FRACTION, border_side, border_warning
 from hypersweep.service.search.space import CategoricalParam, FloatParam, IntParam, Param, Space
 
 __all__ = ["BORDER_FRACTION", "MARGIN", "Narrowed", "narrow"]
 
 #: Each side of a narrowed axis is widened by this fraction of the top trials' span.
 MARGIN = 0.25
-#: A best value within this fraction of the range from an edge counts as on the border.
-BORDER_FRACTION = 0.05
 #: When the top trials agree on one value, the axis keeps this fraction of its range.
 MIN_SPAN_FRACTION = 0.1
 
@@ -81,14 +80,14 @@ def _narrow_numeric(
     lo, hi = min(lo, centre - span / 2), max(hi, centre + span / 2)
     new_lo, new_hi = lo - margin * span, hi + margin * span
 
-    best = units[0]
-    low_bound, high_bound = param.bounds()
-    if best <= border:
+    # The one test and sentence for a best value on a border (``diagnoses``).
+    side = border_side(units[0], border)
+    if side == "lower":
         new_lo = -0.5
-        warnings.append(_border_warning(stage, name, values[0], "lower", low_bound, original.bounds()[0]))
-    if best >= 1 - border:
+        warnings.append(border_warning(stage, name, values[0], side, param.bounds()[0], original.bounds()[0]))
+    elif side == "upper":
         new_hi = 1.5
-        warnings.append(_border_warning(stage, name, values[0], "upper", high_bound, original.bounds()[1]))
+        warnings.append(border_warning(stage, name, values[0], side, param.bounds()[1], original.bounds()[1]))
 
     orig_lo, orig_hi = (param.to_unit(b) for b in original.bounds())
     new_lo, new_hi = max(new_lo, orig_lo), min(new_hi, orig_hi)
@@ -115,15 +114,3 @@ def _from_unit_unclipped(param: FloatParam | IntParam, u: float) -> float:
         a, b = math.log10(low), math.log10(high)
         return float(10.0 ** (a + u * (b - a)))
     return low + u * (high - low)
-
-
-def _border_warning(stage: int, name: str, value: float, side: str, bound: float, orig: float) -> str:
-    if bound == orig:
-        return (
-            f"stage {stage}: the best {name} = {value:.4g} lies on the {side} border of its range, "
-            f"which is the original bound {orig:.4g}; consider widening the space"
-        )
-    return (
-        f"stage {stage}: the best {name} = {value:.4g} lies on the {side} border of its range "
-        f"({bound:.4g}); the next stage extends that side towards {orig:.4g}"
-    )

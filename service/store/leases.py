@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, select
 
+from hypersweep.sanity import SANITY_INDEX
 from hypersweep.service import queries as q
 from hypersweep.service.errors import LeaseConflict, NotFound
 from hypersweep.service.models import CurvePoint, Trial
@@ -184,7 +185,11 @@ def finish(
         values["metrics"] = {**latest, **ending.metrics}
         sweep = facts(row["sweep_id"])
         values["value"] = objective_value(values["metrics"], sweep.objective_metric)
-        if values.get("status") == TrialStatus.completed and values["value"] is None and sweep.program is not None:
+        checks = row["number"] == SANITY_INDEX
+        if checks and not cancelled:
+            # The sanity trial: its sweep takes the results under the sweep's lock.
+            stages_may_end.add(row["sweep_id"])
+        elif values.get("status") == TrialStatus.completed and values["value"] is None and sweep.program is not None:
             values["status"] = TrialStatus.failed
             values["error"] = (
                 f"the program ended without reporting {sweep.objective_metric!r}, the sweep's objective "

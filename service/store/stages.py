@@ -8,19 +8,25 @@ derive (``search.policy``); this module reads what the policy asks for
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Set
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
+from hypersweep.sanity import SANITY_INDEX
 from hypersweep.service import queries as q
-from hypersweep.service.models import Stage, Sweep, Trial
+from hypersweep.service.models import CurvePoint, Stage, Sweep, Trial
 from hypersweep.service.search.base import Params
+from hypersweep.service.search.diagnoses import StageTrial, diagnose
 from hypersweep.service.search.policy import FinishedTrial, NextStage, SearchPolicy, StageSetup
+from hypersweep.service.search.space import load_space
 from hypersweep.service.statuses import ACTIVE, FINISHED, SweepStatus, TrialStatus
 
-__all__ = ["TrialsIn", "advance"]
+__all__ = ["TrialsIn", "advance", "stage_trials"]
+
+logger = logging.getLogger(__name__)
 
 #: Finished trials a designer is new to, past which they are read by their stage instead
 #: of listed by id.
@@ -53,10 +59,16 @@ def advance(conn: Connection, sweep_id: int, now: datetime, *, policy: SearchPol
     following = conn.execute(
         select(Stage.search, Stage.trials, Stage.top_k).where(Stage.sweep_id == sweep_id, Stage.index == index + 1)
     ).one_or_none()
+    assert stage.space is not None
+    diagnosed = _diagnose(conn, sweep, sweep_id, index, stage.space, last=following is None)
     if following is None:
-        conn.execute(update(Sweep).where(Sweep.id == sweep_id).values(status=SweepStatus.completed, finished_at=now))
+        conn.execute(
+            update(Sweep)
+            .where(Sweep.id == sweep_id)
+            .values(status=SweepStatus.completed, finished_at=now, warnings=[*sweep.warnings, *diagnosed])
+        )
         return False
-    assert stage.space is not None and following.top_k is not None
+    assert following.top_k is not None
     started = index + 1
     change = policy.next_stage(
         TrialsIn(conn),
@@ -71,9 +83,59 @@ def advance(conn: Connection, sweep_id: int, now: datetime, *, policy: SearchPol
     conn.execute(
         update(Sweep)
         .where(Sweep.id == sweep_id)
-        .values(warnings=[*sweep.warnings, *change.warnings], current_stage=started)
+        .values(warnings=[*sweep.warnings, *diagnosed, *change.warnings], current_stage=started)
     )
     return True
+
+
+def _diagnose(
+    conn: Connection, sweep: Any, sweep_id: int, index: int, space: dict[str, Any], *, last: bool
+) -> list[str]:
+    """The diagnoses of the stage that just ended (``search.diagnoses``). They only
+    inform: whatever goes wrong in them is logged, and the stage moves on without them."""
+    try:
+        return diagnose(
+            stage_trials(conn, sweep_id, index),
+            stage=index,
+            space=load_space(space),
+            original=load_space(sweep.spec["space"]),
+            minimize=sweep.minimize,
+            last=last,
+        )
+    except Exception:
+        logger.exception("sweep %s: the diagnoses of stage %s failed", sweep_id, index)
+        return []
+
+
+def stage_trials(conn: Connection, sweep_id: int, stage: int) -> list[StageTrial]:
+    """The stage's finished trials as the diagnoses read them (the sanity trial left out),
+    with the first reported training loss of those whose metrics have no ``initial_loss``."""
+    rows = conn.execute(
+        select(Trial.id, Trial.params, Trial.status, Trial.value, Trial.metrics).where(
+            Trial.sweep_id == sweep_id,
+            Trial.stage == stage,
+            Trial.number != SANITY_INDEX,
+            Trial.status.in_(FINISHED),
+        )
+    ).all()
+    wanted = [row.id for row in rows if "initial_loss" not in (row.metrics or {})]
+    first: dict[int, float] = {}
+    if wanted:
+        earliest = (
+            select(CurvePoint.trial_id, func.min(CurvePoint.step).label("step"))
+            .where(CurvePoint.trial_id.in_(wanted))
+            .group_by(CurvePoint.trial_id)
+            .subquery()
+        )
+        for trial_id, metrics in conn.execute(
+            select(CurvePoint.trial_id, CurvePoint.metrics).join(
+                earliest, (CurvePoint.trial_id == earliest.c.trial_id) & (CurvePoint.step == earliest.c.step)
+            )
+        ):
+            loss = (metrics or {}).get("train_loss")
+            if isinstance(loss, int | float) and not isinstance(loss, bool):
+                first[trial_id] = float(loss)
+    return [StageTrial(row.params, row.status, row.value, row.metrics or {}, first.get(row.id)) for row in rows]
 
 
 class TrialsIn:

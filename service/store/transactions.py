@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, func, select, update
+from sqlalchemy import ColumnElement, Connection, Row, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from hypersweep.sanity import SANITY_INDEX
 from hypersweep.service import queries as q
 from hypersweep.service.db import Database
 from hypersweep.service.errors import Conflict, NotFound
@@ -23,7 +24,7 @@ from hypersweep.service.schemas import ActionOut, CurvePointOut, FinishedIn, Swe
 from hypersweep.service.search.policy import SearchFailed, SearchPolicy
 from hypersweep.service.search.space import dump_space
 from hypersweep.service.statuses import ACTIVE, SweepStatus, TrialStatus
-from hypersweep.service.store import leases, stages
+from hypersweep.service.store import leases, sanity, stages
 from hypersweep.service.store.leases import AlreadyEnded, Ended, Ending, SweepFacts
 from hypersweep.service.store.stages import TrialsIn
 from hypersweep.service.store.views import SORT_KEYS, sweep_outs
@@ -63,6 +64,10 @@ class Store:
                 warnings=list(plan.warnings),
                 created_at=now,
             )
+            checks = sanity.initial_sanity(spec)
+            if checks is not None:
+                # Held until a worker has run the checks (``store.sanity``).
+                sweep.status, sweep.sanity = SweepStatus.queued, checks
             s.add(sweep)
             s.flush()
             for index, stage in enumerate(plan.stages):
@@ -75,9 +80,11 @@ class Store:
                         trials=stage.trials,
                         epochs=stage.epochs,
                         top_k=stage.top_k,
-                        started_at=now if index == 0 else None,
+                        started_at=now if index == 0 and checks is None else None,
                     )
                 )
+            if checks is not None:
+                sanity.add_sanity_trial(s, sweep, spec, now)
             s.flush()
             return sweep_outs(s, [sweep])[0]
 
@@ -97,12 +104,20 @@ class Store:
 
     def running_sweep_ids(self, *, program: str | None = None) -> list[int]:
         """The ids of the running sweeps of ``program`` (``None``: the built-in trainer's),
-        oldest first."""
+        and of its queued ones whose sanity trial is still to run, oldest first."""
+        sanity_due = (
+            select(Trial.id)
+            .where(Trial.sweep_id == Sweep.id, Trial.number == SANITY_INDEX, Trial.status.in_(ACTIVE))
+            .exists()
+        )
         with self.db.read() as s:
             return list(
                 s.scalars(
                     select(Sweep.id)
-                    .where(Sweep.status == SweepStatus.running, Sweep.program.is_not_distinct_from(program))
+                    .where(
+                        or_(Sweep.status == SweepStatus.running, (Sweep.status == SweepStatus.queued) & sanity_due),
+                        Sweep.program.is_not_distinct_from(program),
+                    )
                     .order_by(Sweep.id)
                 )
             )
@@ -118,7 +133,7 @@ class Store:
                 raise NotFound("sweep", sweep_id)
             if sweep.status in (SweepStatus.completed, SweepStatus.failed):
                 raise Conflict(f"sweep {sweep_id} is already {sweep.status}")
-            if sweep.status == SweepStatus.running:
+            if sweep.status in (SweepStatus.running, SweepStatus.queued):
                 _end_sweep(s, sweep, SweepStatus.cancelled, now)
             return sweep_outs(s, [sweep])[0]
 
@@ -386,7 +401,9 @@ class Store:
         """Start the sweep's next stage, or complete the sweep, if its current stage is done
         (:func:`stages.advance`); the caller holds the sweep's lock. Returns whether a new
         stage started. Raises ``SearchFailed`` when the next stage's space cannot be
-        derived: the caller rolls back and ends the sweep (:meth:`fail_sweep`)."""
+        derived: the caller rolls back and ends the sweep (:meth:`fail_sweep`). A queued
+        sweep whose sanity trial has ended takes its results first (:func:`sanity.conclude_in`)."""
+        sanity.conclude_in(conn, sweep_id, now)
         return stages.advance(conn, sweep_id, now, policy=self.policy)
 
     def facts(self, sweep_id: int) -> SweepFacts:

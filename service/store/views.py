@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hypersweep.sanity import SANITY_INDEX
 from hypersweep.service.models import Stage, Sweep, Trial
-from hypersweep.service.schemas import Objective, StageOut, StageStatus, SweepOut, TrialOut
+from hypersweep.service.schemas import Objective, SanityOut, StageOut, StageStatus, SweepOut, TrialOut
 from hypersweep.service.statuses import SweepStatus, TrialStatus
 
 __all__ = ["SORT_KEYS", "sweep_outs"]
@@ -42,7 +43,7 @@ def sweep_outs(s: Session, sweeps: Sequence[Sweep]) -> list[SweepOut]:
     bests: dict[int, dict[int, float | None]] = {i: {} for i in ids}
     for sweep_id, stage, status, n, low, high in s.execute(
         select(Trial.sweep_id, Trial.stage, Trial.status, func.count(), func.min(Trial.value), func.max(Trial.value))
-        .where(Trial.sweep_id.in_(ids))
+        .where(Trial.sweep_id.in_(ids), Trial.number != SANITY_INDEX)
         .group_by(Trial.sweep_id, Trial.stage, Trial.status)
     ):
         counts[sweep_id].setdefault(stage, {})[status] = n
@@ -78,6 +79,7 @@ def sweep_outs(s: Session, sweeps: Sequence[Sweep]) -> list[SweepOut]:
                 spec=sw.spec,
                 created_at=sw.created_at,
                 finished_at=sw.finished_at,
+                sanity=SanityOut.model_validate(sw.sanity) if sw.sanity else None,
             )
         )
     return out

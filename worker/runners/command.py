@@ -116,6 +116,8 @@ def trial_environment(trial: TrialRun, params_file: Path, base: Mapping[str, str
         HYPERSWEEP_PARAMS=json.dumps(dict(trial.settings)),
         HYPERSWEEP_PARAMS_FILE=str(params_file),
     )
+    if "sanity" in trial.settings:  # a sanity check's run (see hypersweep.sanity)
+        env["HYPERSWEEP_SANITY"] = str(trial.settings["sanity"])
     return env
 
 

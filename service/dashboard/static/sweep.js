@@ -9,6 +9,7 @@ import { getJSON } from "./api.js";
 import { ChartBox, PARALLEL_MAX, chartsLoaded, curves, objectiveScatter, pairScatter, parallel, withStopPoint } from "./charts.js";
 import { FINISHED, STATUSES, badge, better, duration, el, num, param, progress, showError, when } from "./format.js";
 import { Live } from "./live.js";
+import { renderSanity } from "./babysit.js";
 
 /** How many of the best trials the curves chart shows. */
 const BEST_CURVES = 5;
@@ -114,6 +115,7 @@ export function sweepPage(root, { id }) {
     renderHeader(views.header, state.sweep);
     renderStages(views.stages, state.sweep);
     renderWarnings(views.warnings, state.sweep.warnings);
+    renderSanity(views.sanity, state.sweep);
     renderFilters();
     const drawn = drawCharts(rows, () => true);
     renderTable(rows);
@@ -394,6 +396,7 @@ function layout() {
     header: el("section", { id: "sweep-header", class: "sweep-header" }),
     stages: el("section", { id: "stages", class: "stages" }),
     warnings: el("section", { id: "warnings" }),
+    sanity: el("section", { id: "sanity", class: "panel", hidden: true }),
     filters: el("div", { id: "filters", class: "filters" }),
     scatters: el("div", { class: "grid", id: "objective-charts" }),
     pairControls: el("div", { class: "controls" }),
@@ -411,6 +414,7 @@ function layout() {
     views.header,
     views.stages,
     views.warnings,
+    views.sanity,
     views.filters,
     el("section", { class: "panel" }, el("h2", {}, "Objective by parameter"), views.scatters),
     el(

@@ -1,0 +1,28 @@
+"""Sanity checks: a sweep stores how its checks went
+
+Revision ID: 0007
+Revises: 0003
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0007"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("sweeps", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("sanity", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True)
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("sweeps", schema=None) as batch_op:
+        batch_op.drop_column("sanity")
