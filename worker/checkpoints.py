@@ -25,6 +25,8 @@ def check_checkpoint_root(root: str) -> str:
     """``root`` as an absolute path, made if missing; ``ValueError`` with a sentence when it
     cannot be made or written to."""
     path = Path(root).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"HYPERSWEEP_CHECKPOINT_ROOT (--checkpoint-root): {root!r} is a file, not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
