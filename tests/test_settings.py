@@ -25,6 +25,7 @@ WORKER: list[tuple[str, str]] = [
     ("HYPERSWEEP_REPORT_EVERY", "-1"),
     ("HYPERSWEEP_REPORT_EVERY", "soon"),
     ("HYPERSWEEP_TOKEN", "two words"),
+    ("HYPERSWEEP_CHECKPOINT_ROOT", "/proc/self/status"),
 ]
 
 
