@@ -50,24 +50,23 @@ def _settings() -> Settings:
 
 
 def _ensure_schema(settings: Settings) -> None:
+    """Make the database ready, under the migration lock: an empty database gets the
+    schema (either backend); one at an older revision is brought to head on SQLite, the
+    embedded default, and refused on PostgreSQL, whose upgrades are 'hypersweep db upgrade'."""
+    from alembic.util import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 
-    """Bring the embedded SQLite database to head; refuse a PostgreSQL one that is behind."""
     from hypersweep.service import migrate
     from hypersweep.service.db import is_sqlite
 
     try:
-        if is_sqlite(settings.database_url):
-            migrate.upgrade(settings.database_url)
-            return
-        current, head = migrate.current_revision(settings.database_url), migrate.head_revision()
-    except SQLAlchemyError as exc:
-        raise _fail(f"cannot reach the database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
-    if current != head:
-        raise _fail(
-            f"the database schema is at revision {current or 'none (empty database)'}, behind {head}; "
-            "run 'hypersweep db upgrade' first"
-        )
+        prepared = migrate.prepare(settings.database_url, upgrade_older=is_sqlite(settings.database_url))
+    except migrate.SchemaBehind as exc:
+        raise _fail(str(exc)) from None
+    except (SQLAlchemyError, CommandError) as exc:
+        raise _fail(f"cannot prepare the database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+    if prepared is not migrate.Prepared.CURRENT:
+        err.print(f"database schema {prepared.value}: revision {migrate.head_revision()}", highlight=False)
 
 
 @app.command()
@@ -78,8 +77,8 @@ def serve(
 ) -> None:
     """Run the API server (and the dashboard) on HYPERSWEEP_DATABASE_URL.
 
-    On the embedded SQLite default the schema is migrated on start; a PostgreSQL database
-    must be migrated first with 'hypersweep db upgrade'."""
+    An empty database gets the schema on start. An older schema is brought up to date on
+    SQLite; on PostgreSQL it is refused until 'hypersweep db upgrade' has run."""
     import uvicorn
 
     from hypersweep.service.app import create_app
@@ -94,6 +93,7 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Bring the database at HYPERSWEEP_DATABASE_URL to the latest schema."""
+    from alembic.util import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 
     from hypersweep.service import migrate
@@ -102,7 +102,7 @@ def db_upgrade(
     try:
         migrate.upgrade(settings.database_url, revision)
         current = migrate.current_revision(settings.database_url)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, CommandError) as exc:
         raise _fail(f"cannot migrate the database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
     typer.echo(f"database at revision {current}")
 

@@ -20,6 +20,7 @@ import json
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 __all__ = ["MARKER", "Trial", "TrialStopped", "metric_value", "report", "report_final"]
@@ -58,7 +59,10 @@ class Trial:
     ``params`` are the values the search chose; ``settings`` are the sweep's ``trainer``
     section, then ``epochs`` from the stage, then the params (a param wins over a setting of
     the same name). ``device`` is the device this worker slot was given with ``--devices``
-    (``"cuda:0"`` inside a process that sees one GPU), or ``None``.
+    (``"cuda:0"`` inside a process that sees one GPU), or ``None``. ``checkpoint_dir`` is
+    the trial's checkpoint folder when the worker has a checkpoint root (``--checkpoint-root``,
+    ``HYPERSWEEP_CHECKPOINT_ROOT``), else ``None``: save there what the trial needs to go on,
+    and a later attempt of the same trial (after its worker was lost) finds it there.
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class Trial:
         settings: Mapping[str, Any],
         device: str | None,
         on_report: Callable[[int, dict[str, Any]], None],
+        checkpoint_dir: Path | None = None,
     ) -> None:
         self.id = id
         self.number = number
@@ -78,6 +83,7 @@ class Trial:
         self.params = dict(params)
         self.settings = dict(settings)
         self.device = device
+        self.checkpoint_dir = checkpoint_dir
         self._on_report = on_report
 
     def report(self, step: int, **metrics: Any) -> None:

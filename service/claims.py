@@ -4,7 +4,9 @@ A claim gives a worker up to ``count`` trials of a sweep, leased to it: ``runnin
 a fresh ``lease_token``, until ``lease_expires_at``. Claims of one sweep that arrive while
 another of its claims runs wait in the sweep's line, in this process, and the next claim
 transaction serves all of them in the order they came (:meth:`Claims._claim_from`): under
-many workers the sweep's lock is taken once per batch of claims, not once per claim.
+many workers the sweep's lock is taken once per batch of claims, not once per claim. The line
+is an optimisation of one process; claims that arrive at other processes (API replicas on
+one database) queue on the sweep's row lock instead, which is what makes claims exact.
 
 The claim transaction (:meth:`Claims._claim_batch`) locks the sweep's row first, then
 trial rows, as every transaction that creates or starts trials does (see ``store``); it

@@ -26,6 +26,7 @@ WORKER: list[tuple[str, str]] = [
     ("HYPERSWEEP_REPORT_EVERY", "soon"),
     ("HYPERSWEEP_TOKEN", "two words"),
     ("HYPERSWEEP_WORKER_TOKEN", "two words"),
+    ("HYPERSWEEP_CHECKPOINT_ROOT", "/proc/self/status"),
 ]
 
 

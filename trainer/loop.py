@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hypersweep.trainer.checkpoint import load_checkpoint, save_checkpoint
 from hypersweep.trainer.config import TrainerConfig
 from hypersweep.trainer.model import decayed_weights, weight_penalty
 from hypersweep.trainer.run import EpochCallback, StopReason, TrainLoss, TrainResult, finish, set_up
@@ -73,6 +74,7 @@ def train(
     on_epoch: EpochCallback | None = None,
     data_dir: Path | str | None = None,
     device: str | torch.device | None = None,
+    checkpoint_dir: Path | str | None = None,
 ) -> TrainResult:
     """Train an :class:`~trainer.model.MLP` on ``config.dataset`` and report how it went.
 
@@ -85,6 +87,13 @@ def train(
     After each full epoch ``on_epoch(epoch, metrics)`` is called (epochs count from 1);
     returning False stops the run there. ``data_dir`` is where ``npz:`` data sets live
     (see :func:`trainer.data.load_dataset`). ``device`` defaults to CUDA when available.
+
+    With ``checkpoint_dir`` the run saves its state there after every epoch it completes
+    (``trainer.checkpoint``) and, when it finds a checkpoint saved with the same config,
+    goes on from the epoch after it: it first passes the checkpoint's curve to
+    ``on_epoch`` again (whoever keeps the curve gets it whole), then trains the remaining
+    epochs; the final metrics then carry ``resumed_from_epoch``. A resumed run ends as
+    the run would have had it never stopped (on the CPU, with the same thread count).
 
     Deterministic on the CPU for a given ``config`` (``config.seed`` seeds the split, the
     initial weights, dropout and the shuffling) and thread count. Raises ``ValueError``
@@ -102,7 +111,18 @@ def train(
     stop_reason: StopReason = "completed"
     val_loss = val_accuracy = math.nan
     epoch = 0
-    for epoch in range(1, config.epochs + 1):
+    epochs = range(1, config.epochs + 1)
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    saved = load_checkpoint(folder, config) if folder is not None else None
+    if saved is not None:
+        # Go on after the saved epoch; its curve is told again first.
+        saved.restore(model=model, optimizer=optimizer, batches=setup.batches, train_loss=train_loss)
+        curve, epoch, (val_loss, val_accuracy) = saved.curve, saved.epoch, saved.val
+        epochs = range(epoch + 1, config.epochs + 1)
+        answers = [on_epoch(int(p["epoch"]), _without_epoch(p)) for p in curve] if on_epoch is not None else []
+        if False in answers:
+            stop_reason, epochs = "stopped", range(0)
+    for epoch in epochs:
         model.train()
         train_loss.new_epoch()
         for batch in setup.batches.epoch():
@@ -126,13 +146,25 @@ def train(
             break
         point = {"train_loss": train_loss.epoch_mean, "val_loss": val_loss, "val_accuracy": val_accuracy}
         curve.append({"epoch": epoch, **point})
+        if folder is not None:
+            save_checkpoint(
+                folder,
+                config=config,
+                epoch=epoch,
+                model=model,
+                optimizer=optimizer,
+                batches=setup.batches,
+                train_loss=train_loss,
+                curve=curve,
+                val=(val_loss, val_accuracy),
+            )
         if on_epoch is not None and on_epoch(epoch, point) is False:
             stop_reason = "stopped"
             break
 
     # The test split is looked at once, at the very end, and never steers the run.
     _, test_accuracy = evaluate(model, splits.x_test, splits.y_test)
-    return finish(
+    result = finish(
         stop_reason,
         loss=train_loss,
         val=(val_loss, val_accuracy),
@@ -141,3 +173,10 @@ def train(
         started=started,
         curve=curve,
     )
+    if saved is not None:
+        result.metrics["resumed_from_epoch"] = saved.epoch
+    return result
+
+
+def _without_epoch(point: dict[str, float]) -> dict[str, float]:
+    return {name: value for name, value in point.items() if name != "epoch"}

@@ -70,6 +70,8 @@ class FinalMetrics(TypedDict):
     seconds: float
     #: Only when the run diverged: the step (from 1) whose loss tripped the check.
     stopped_at_step: NotRequired[int]
+    #: Only when the run went on from a checkpoint: the epoch that checkpoint was saved at.
+    resumed_from_epoch: NotRequired[int]
 
 
 @dataclass

@@ -53,6 +53,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -60,6 +61,7 @@ import httpx
 from hypersweep.limits import MAX_CLAIM as MAX_FUSE
 from hypersweep.sanity import SANITY_INDEX, to_metrics
 from hypersweep.worker.channel import TrialChannel, channel_for, trial_name
+from hypersweep.worker.checkpoints import checkpoint_dir
 from hypersweep.worker.client import (
     REPORT_EVERY_SECONDS,
     RETRIED_STATUSES,
@@ -151,6 +153,18 @@ class Agent:
     ``runner`` runs a user's program instead of the built-in trainer (see the module doc),
     for trials of sweeps whose ``program`` is ``program``; ``timeout`` fails a trial that
     runs longer (seconds), and ``max_failures`` failed trials in a row end :meth:`run`.
+
+    ``exit_when_idle`` makes :meth:`run` return once the agent has waited that many seconds
+    for work without a claim handing it a trial (counted from its start, or from the end
+    of the last trials it ran); a worker started for a batch job ends when the queue has
+    run dry instead of polling forever.
+
+    ``checkpoint_root`` gives every trial a checkpoint folder (``worker.checkpoints``): the
+    built-in trainer saves each epoch there and resumes from it on the trial's next
+    attempt; a program gets the folder as ``trial.checkpoint_dir`` or
+    ``HYPERSWEEP_CHECKPOINT_DIR``. A fused group neither saves nor resumes: its members
+    start afresh on every attempt, except a trial that finds a checkpoint, which is taken
+    out of its group and resumed alone.
     """
 
     def __init__(
@@ -171,6 +185,8 @@ class Agent:
         program: str | None = None,
         timeout: float | None = None,
         max_failures: int | None = None,
+        exit_when_idle: float | None = None,
+        checkpoint_root: str | None = None,
     ) -> None:
         if not 1 <= fuse <= MAX_FUSE:
             raise ValueError(f"fuse must be between 1 and {MAX_FUSE}, not {fuse}")
@@ -200,6 +216,8 @@ class Agent:
         self.program = program
         self.timeout = timeout
         self.max_failures = max_failures
+        self.exit_when_idle = exit_when_idle
+        self.checkpoint_root = checkpoint_root
         #: Why :meth:`run` gave up before its work was done (failures in a row, or a
         #: function that never returned); ``None`` while it has not.
         self.gave_up: str | None = None
@@ -232,6 +250,7 @@ class Agent:
         sweep is a long-lived daemon instead: it keeps waiting for the server to return.
         """
         ran = 0
+        idle_since = time.monotonic()
         while not self.stopping:
             try:
                 trials = self._claimed_ahead
@@ -248,13 +267,20 @@ class Agent:
                 logger.warning("%s; waiting for the server", exc)
                 trials = []
             if not trials:
-                self._idle(self.backoff.next_delay())
+                delay = self.backoff.next_delay()
+                if self.exit_when_idle is not None:
+                    left = idle_since + self.exit_when_idle - time.monotonic()
+                    if left <= 0:
+                        logger.info("no trial for %g s: exiting", self.exit_when_idle)
+                        break
+                    delay = min(delay, left)
+                self._idle(delay)
                 continue
             self.backoff.reset()
             self._numbers = {trial.id: trial.number for trial in trials}
             checks = [[trial] for trial in trials if trial.number == SANITY_INDEX]
             trials = [trial for trial in trials if trial.number != SANITY_INDEX]
-            groups = [[trial] for trial in trials] if self.runner is not None else group_trials(trials)
+            groups = [[trial] for trial in trials] if self.runner is not None else self._groups(trials)
             groups = checks + groups
             for position, group in enumerate(groups):
                 if self.stopping:
@@ -282,6 +308,7 @@ class Agent:
                     break
             if self.once:
                 break
+            idle_since = time.monotonic()
         for trial in self._claimed_ahead or []:
             self._release(trial)
         self._claimed_ahead = None
@@ -302,7 +329,11 @@ class Agent:
 
         channel.start()
         try:
-            result = self.train_fn(trial.config, on_epoch=on_epoch, data_dir=self.data_dir, device=self.device)
+            # Only an agent with a root passes the folder: a train_fn need not know of checkpoints.
+            saving = {"checkpoint_dir": self._checkpoint_dir(trial)} if self.checkpoint_root is not None else {}
+            result = self.train_fn(
+                trial.config, on_epoch=on_epoch, data_dir=self.data_dir, device=self.device, **saving
+            )
         except Exception as exc:
             if not channel.lease_lost.is_set():
                 logger.exception("%s: training raised", _name(trial))
@@ -336,15 +367,17 @@ class Agent:
         )
         logger.info("%s: starting with %s", _name(trial), trial.params)
         channel.start()
-        run = TrialRun(
-            id=trial.id,
-            number=trial.number,
-            stage=trial.stage,
-            params=trial.params,
-            settings=trial.settings,
-            device=self.device,
-        )
         try:
+            run = TrialRun(
+                id=trial.id,
+                number=trial.number,
+                stage=trial.stage,
+                params=trial.params,
+                settings=trial.settings,
+                device=self.device,
+                sweep_id=trial.sweep_id,
+                checkpoint_dir=self._checkpoint_dir(trial) if self.checkpoint_root is not None else None,
+            )
             result = self.runner.run(run, watch)
         except Exception as exc:  # a runner's own failure, not the program's
             logger.exception("%s: the runner raised", _name(trial))
@@ -644,6 +677,21 @@ class Agent:
             if left <= 0:
                 return
             time.sleep(min(IDLE_SLICE, left))
+
+    def _checkpoint_dir(self, trial: ClaimedTrial) -> Path:
+        assert self.checkpoint_root is not None
+        return checkpoint_dir(self.checkpoint_root, trial.sweep_id, trial.id)
+
+    def _groups(self, trials: Sequence[ClaimedTrial]) -> list[list[ClaimedTrial]]:
+        """The claimed trials of the built-in trainer in the groups they train in: those that
+        can be fused together, and alone a trial with a checkpoint to resume from."""
+        if self.checkpoint_root is None:
+            return group_trials(trials)
+        from hypersweep.trainer.checkpoint import CHECKPOINT_FILE
+
+        root = Path(self.checkpoint_root)
+        resuming = [t for t in trials if (root / str(t.sweep_id) / str(t.id) / CHECKPOINT_FILE).exists()]
+        return [[trial] for trial in resuming] + group_trials([t for t in trials if t not in resuming])
 
     def _sweep_is_over(self) -> bool:
         if self.sweep_id is None:

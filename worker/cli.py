@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import typer
 
 from hypersweep.limits import MAX_CLAIM, MAX_REPORT_EVERY, TOKEN_PATTERN
+from hypersweep.worker.checkpoints import check_checkpoint_root
 from hypersweep.worker.client import REPORT_EVERY_SECONDS
 from hypersweep.worker.slots import Program, parse_devices, run_worker
 
@@ -182,6 +183,30 @@ def worker_command(
             help="With --program: how long a command told to end has between SIGTERM and SIGKILL.",
         ),
     ] = 10.0,
+    exit_when_idle: Annotated[
+        float | None,
+        typer.Option(
+            "--exit-when-idle",
+            metavar="SECONDS",
+            min=0.0,
+            help="Exit (code 0) once no trial has been handed out for SECONDS while waiting for one "
+            "(each --concurrency slot on its own): for batch jobs such as Slurm arrays and KEDA "
+            "ScaledJobs. Without it, wait for work until stopped.",
+            show_default=False,
+        ),
+    ] = None,
+    checkpoint_root: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint-root",
+            metavar="DIR",
+            envvar="HYPERSWEEP_CHECKPOINT_ROOT",
+            help="Give each trial a checkpoint folder DIR/<sweep id>/<trial id> (a shared file system "
+            "in a cluster), so that a trial that runs again after its worker was lost resumes from "
+            "what its last attempt saved there.",
+            show_default=False,
+        ),
+    ] = None,
     command: Annotated[
         list[str] | None,
         typer.Argument(
@@ -208,6 +233,8 @@ def worker_command(
         settings = check_settings(server=server, token=token, report_every=report_every)
         chosen = _program(program, function, command or [], timeout, max_failures, grace, fuse)
         device_list = parse_devices(devices)
+        if checkpoint_root is not None:
+            checkpoint_root = check_checkpoint_root(checkpoint_root)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -231,6 +258,8 @@ def worker_command(
         report_every=settings.report_every,
         program=chosen,
         devices=device_list,
+        exit_when_idle=exit_when_idle,
+        checkpoint_root=checkpoint_root,
     )
     raise typer.Exit(code)
 

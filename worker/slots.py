@@ -114,15 +114,20 @@ def run_worker(
     report_every: float = REPORT_EVERY_SECONDS,
     program: Program | None = None,
     devices: list[str] | None = None,
+    exit_when_idle: float | None = None,
+    checkpoint_root: str | None = None,
 ) -> int:
     """Run ``concurrency`` agents until their work is done or they are told to stop.
     Each claims up to ``fuse`` trials at once and trains those it can as one fused model,
     and sends each trial's new curve points at most every ``report_every`` seconds.
     With ``program``, each runs that program's trials instead. With ``devices``, agent
-    ``i`` gets ``devices[i % len(devices)]`` alone.
+    ``i`` gets ``devices[i % len(devices)]`` alone. With ``exit_when_idle``, each agent
+    stops once it has waited that many seconds without being handed a trial, and the worker
+    exits 0 when all have. With ``checkpoint_root``, each trial gets a checkpoint folder
+    under it (``worker.checkpoints``).
 
     Returns the exit code: 0 when every agent stopped cleanly (nothing left in the sweep,
-    ``once`` satisfied, or SIGTERM), 1 when one could not reach the server or was refused
+    ``once`` satisfied, idle for ``exit_when_idle``, or SIGTERM), 1 when one could not reach the server or was refused
     (e.g. the sweep does not exist), or gave up on a program whose trials kept failing.
     Must be called from the main thread, which owns signal handlers.
     """
@@ -133,7 +138,19 @@ def run_worker(
     if report_every < 0:
         raise ValueError(f"report_every must not be negative, not {report_every}")
     devices = devices or []
-    slot = _Slot(server, token, sweep_id, data_dir, once, concurrency, fuse, report_every, program)
+    slot = _Slot(
+        server,
+        token,
+        sweep_id,
+        data_dir,
+        once,
+        concurrency,
+        fuse,
+        report_every,
+        program,
+        exit_when_idle,
+        checkpoint_root,
+    )
     if concurrency == 1:
         own_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-0"
         return _agent_main(slot, own_id, _take_device(devices[0] if devices else None))
@@ -184,6 +201,8 @@ class _Slot:
     fuse: int
     report_every: float
     program: Program | None
+    exit_when_idle: float | None = None
+    checkpoint_root: str | None = None
 
 
 def _child_main(slot: _Slot, worker_id: str | None, index: int, device: str | None) -> None:
@@ -225,6 +244,8 @@ def _agent_main(slot: _Slot, worker_id: str, device: str | None) -> int:
             program=program.name if program else None,
             timeout=program.timeout if program else None,
             max_failures=program.max_failures if program else None,
+            exit_when_idle=slot.exit_when_idle,
+            checkpoint_root=slot.checkpoint_root,
         )
         interrupts = 0
 

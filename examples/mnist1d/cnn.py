@@ -6,6 +6,10 @@ reports go to ``trial.report``). It reads top to bottom: seed, load the data, bu
 model and optimizer, then per epoch shuffle, step through mini-batches, evaluate on the
 validation split and report; finally evaluate once on the test split.
 
+Given a checkpoint folder (``trial.checkpoint_dir``, or ``HYPERSWEEP_CHECKPOINT_DIR`` for
+the command), ``fit`` saves its state there after every epoch and, when it finds a state
+saved by an earlier attempt of the same trial, goes on from there instead of starting over.
+
 MNIST-1D (Greydanus, 2020) is 5000 one-dimensional signals of length 40, ten classes.
 It is generated here, offline, with the ``mnist1d`` package's own generator and default
 arguments (the published data set), and cached as a ``.npz`` so trials do not rebuild it.
@@ -28,7 +32,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import nn
 
-__all__ = ["CACHE_ENV", "CNN", "Report", "Settings", "Splits", "fit", "load_splits"]
+__all__ = ["CACHE_ENV", "CHECKPOINT_FILE", "CNN", "Report", "Settings", "Splits", "fit", "load_splits"]
 
 #: Environment variable naming the folder that holds the cached data set; by default a
 #: ``data/`` folder next to this file.
@@ -36,6 +40,8 @@ CACHE_ENV = "MNIST1D_CACHE_DIR"
 #: ``report(step, **metrics)``: ``hypersweep.report`` for a command, ``trial.report`` for
 #: a function. It may raise (``hypersweep.TrialStopped``) to end the run; ``fit`` lets it.
 Report = Callable[..., None]
+#: The file ``fit`` keeps in a checkpoint folder.
+CHECKPOINT_FILE = "cnn.pt"
 
 
 @dataclass
@@ -222,7 +228,31 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def fit(settings: Settings, report: Report) -> dict[str, float]:
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _trained_settings(settings: Settings) -> dict[str, Any]:
+    """What decides the training: where it runs (``device``, ``threads``) does not."""
+    return {f.name: getattr(settings, f.name) for f in fields(settings) if f.name not in ("device", "threads")}
+
+
+def save_checkpoint(folder: Path, settings: Settings, **state: Any) -> None:
+    """Save ``state`` in ``folder``, replacing the last checkpoint only once this one is whole."""
+    partial = folder / f".{CHECKPOINT_FILE}.{os.getpid()}.partial"
+    torch.save({"settings": _trained_settings(settings), **state}, partial)
+    os.replace(partial, folder / CHECKPOINT_FILE)
+
+
+def load_checkpoint(folder: Path, settings: Settings) -> dict[str, Any] | None:
+    """The state saved in ``folder`` by a run with the same settings, or None."""
+    path = folder / CHECKPOINT_FILE
+    if not path.exists():
+        return None
+    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    return state if state.get("settings") == _trained_settings(settings) else None
+
+
+def fit(settings: Settings, report: Report, checkpoint_dir: str | Path | None = None) -> dict[str, float]:
     """Train one model and return its final metrics.
 
     Calls ``report(step, train_loss=, val_loss=, val_accuracy=)`` once before training
@@ -230,6 +260,12 @@ def fit(settings: Settings, report: Report) -> dict[str, float]:
     every epoch (step = epochs done). Losses are mean cross-entropy in nats; accuracies
     fractions in [0, 1]. The test split is evaluated once, at the end. A non-finite
     training loss is reported and ends the run.
+
+    With ``checkpoint_dir``, the model, the optimizer, the random number generator and
+    the curve are saved there after every epoch; a run that finds them goes on from the
+    epoch after, reporting the saved curve again first (a trial that runs again starts
+    with an empty curve on the server), so it ends as the run would have had it never
+    stopped.
     """
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
@@ -246,12 +282,27 @@ def fit(settings: Settings, report: Report) -> dict[str, float]:
         # cosine from the peak to zero over the whole run: the last epochs settle in
         return settings.lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
 
-    train_loss, _ = evaluate(model, data.x_train, data.y_train)
-    val_loss, val_accuracy = evaluate(model, data.x_val, data.y_val)
-    report(0, train_loss=train_loss, val_loss=val_loss, val_accuracy=val_accuracy)
+    folder = Path(checkpoint_dir) if checkpoint_dir else None
+    saved = load_checkpoint(folder, settings) if folder else None
+    if saved is None:
+        train_loss, _ = evaluate(model, data.x_train, data.y_train)
+        val_loss, val_accuracy = evaluate(model, data.x_val, data.y_val)
+        curve = [{"step": 0, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_accuracy}]
+        report(**curve[0])
+        done, step = 0, 0
+    else:  # an earlier attempt's state: go on after its last epoch
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"])
+        if device.type == "cuda" and saved["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
+        curve, done, step = saved["curve"], saved["epoch"], saved["step"]
+        for point in curve:
+            report(**point)
+        train_loss, val_loss, val_accuracy = (curve[-1][name] for name in ("train_loss", "val_loss", "val_accuracy"))
 
-    epoch, step = 0, 0
-    for epoch in range(1, settings.epochs + 1):
+    epoch = done
+    for epoch in range(done + 1, settings.epochs + 1):
         order = torch.randperm(samples, device=device)
         loss_sum = torch.zeros((), device=device)
         for start in range(0, samples, settings.batch_size):
@@ -266,9 +317,16 @@ def fit(settings: Settings, report: Report) -> dict[str, float]:
             step += 1
         train_loss = loss_sum.item() / samples
         val_loss, val_accuracy = evaluate(model, data.x_val, data.y_val)
-        report(epoch, train_loss=train_loss, val_loss=val_loss, val_accuracy=val_accuracy)
+        curve.append({"step": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_accuracy})
+        report(**curve[-1])
         if not math.isfinite(train_loss):
             break
+        if folder:
+            cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "curve": curve}
+            save_checkpoint(
+                folder, settings, epoch=epoch, step=step, rng=torch.get_rng_state(), cuda_rng=cuda_rng, **state
+            )
 
     test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test)
     return {

@@ -5,6 +5,8 @@ The trial's settings (the sweep's ``trainer`` section, then the stage's ``epochs
 the trial's params) fill ``cnn.Settings``; names it does not know are the worker's and are
 ignored. ``trial.report`` raises ``hypersweep.TrialStopped`` when the trial must end
 (diverged, pruned, cancelled): it is left to propagate, and the worker records why.
+``trial.checkpoint_dir`` (set when the worker has a checkpoint root) is where ``fit``
+saves each epoch and where a trial that runs again after its worker was lost goes on from.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ class Trial(Protocol):
     @property
     def device(self) -> Any: ...  # a torch device or its name; None for the CPU
 
+    @property
+    def checkpoint_dir(self) -> Any: ...  # a folder, or None without a checkpoint root
+
     def report(self, step: int, **metrics: float) -> None: ...
 
 
@@ -33,4 +38,4 @@ def train(trial: Trial) -> dict[str, float]:
     settings = Settings.from_mapping({**trial.settings, **trial.params})
     # the worker owns device placement in this form: its choice, or the CPU
     settings.device = "cpu" if trial.device is None else str(trial.device)
-    return fit(settings, trial.report)
+    return fit(settings, trial.report, trial.checkpoint_dir)

@@ -9,12 +9,15 @@ worker's own (``divergence_factor``, ...): flags this script does not know are i
 
 Progress goes to standard output as ``@hypersweep {"step": N, ...}`` lines, one before
 training and one per epoch, and the final metrics as ``@hypersweep {"final": {...}}``.
+Run by a worker with a checkpoint root, it saves each epoch in ``HYPERSWEEP_CHECKPOINT_DIR``
+and goes on from there when its trial runs again.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import fields
 
@@ -43,7 +46,7 @@ def parse_settings(argv: list[str]) -> Settings:
 
 def main(argv: list[str] | None = None) -> None:
     settings = parse_settings(sys.argv[1:] if argv is None else argv)
-    final = fit(settings, report)
+    final = fit(settings, report, os.environ.get("HYPERSWEEP_CHECKPOINT_DIR"))
     print("@hypersweep " + json.dumps({"final": final}), flush=True)
 
 

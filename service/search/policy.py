@@ -12,7 +12,12 @@ recent stages. Every call about a sweep is made under that sweep's lock (the cal
 transaction holds it), so one claim at a time asks each designer and tells it what
 changed; calls about different sweeps run at once, and the tables of designers are guarded
 by a lock of their own. Nothing here is persisted: a process that starts afresh, or that
-evicted a designer, rebuilds it by showing it every finished trial again.
+evicted a designer, rebuilds it by showing it every finished trial again. Several processes
+(API replicas on one database) each keep their own: a plan never changes once its stage has
+started, a designer that does not learn depends only on a trial's index in its stage (which
+the stage's budget row hands out under the sweep's lock), and a learning designer reads,
+before each suggestion, whatever finished since it last looked, whichever process finished
+it. So no answer depends on which process serves a claim being the one that served the last.
 
 Errors: whatever a designer or the narrowing raises (a space it cannot model, a memory it
 cannot allocate) comes out as :class:`SearchFailed`, naming the sweep and the stage: that

@@ -9,9 +9,10 @@ by name), and the agent gets a stand-in ``train_fn``. Each epoch sleeps
 and ``worker`` (this process's worker id), so a test can tell who wrote a curve point.
 
 Run as ``python -m tests.reliability.agent --server URL --sweep ID --worker-id NAME`` (the
-token from ``HYPERSWEEP_TOKEN``);
-SIGTERM stops it after the current epoch and releases the trial, as the real worker does.
-Exits 0 when the sweep is over, 1 when the server refused it or stayed unreachable.
+token from ``HYPERSWEEP_TOKEN``); without ``--sweep`` it serves every running sweep until
+stopped. SIGTERM stops it after the current epoch and releases the trial, as the real
+worker does. Exits 0 when the sweep is over (or it was stopped), 1 when the server refused
+it or stayed unreachable.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--server", required=True)
     parser.add_argument("--token", default=os.environ.get("HYPERSWEEP_TOKEN"))
-    parser.add_argument("--sweep", type=int, required=True)
+    parser.add_argument("--sweep", type=int, default=None)
     parser.add_argument("--worker-id", required=True)
     parser.add_argument("--epoch-seconds", type=float, default=0.0)
     args = parser.parse_args(argv)

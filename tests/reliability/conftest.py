@@ -62,6 +62,8 @@ class Service:
     log_level: str = "info"
     #: Every logger of the server process at DEBUG (SQLAlchemy's statements and rows too).
     debug_logging: bool = False
+    #: Names its log files (``NAME-1.log``, ...): two services in one test need two names.
+    name: str = "server"
     starts: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
@@ -86,7 +88,7 @@ class Service:
         args = [*hypersweep_command(), "serve", "--port", str(self.port), "--log-level", self.log_level]
         if self.debug_logging:
             args = [sys.executable, "-c", DEBUG_SERVE, *args[-5:]]
-        proc = self.processes.start(f"server-{self.starts}", args, env)
+        proc = self.processes.start(f"{self.name}-{self.starts}", args, env)
         self.proc = proc
         probe = ServiceClient.connect(self.url, retry=RetryPolicy(attempts=1))
 
@@ -112,15 +114,18 @@ class Service:
 
     def log(self) -> str:
         return "\n".join(
-            path.read_text(errors="replace") for name, _, path in self.processes.started if name.startswith("server-")
+            path.read_text(errors="replace")
+            for name, _, path in self.processes.started
+            if name.startswith(f"{self.name}-")
         )
 
     def start_agent(
-        self, name: str, sweep_id: int, *, epoch_seconds: float = 0.0, token: str | None = None
+        self, name: str, sweep_id: int | None, *, epoch_seconds: float = 0.0, token: str | None = None
     ) -> subprocess.Popen[bytes]:
-        """A :mod:`tests.reliability.agent` process for one sweep, with the server's token
-        (or ``token``) in its environment."""
-        args = [sys.executable, "-m", "tests.reliability.agent", "--server", self.url, "--sweep", str(sweep_id)]
+        """A :mod:`tests.reliability.agent` process for one sweep (``None``: every sweep, until
+        stopped), with the server's token (or ``token``) in its environment."""
+        args = [sys.executable, "-m", "tests.reliability.agent", "--server", self.url]
+        args += ["--sweep", str(sweep_id)] if sweep_id is not None else []
         args += ["--worker-id", name, "--epoch-seconds", str(epoch_seconds)]
         env = {"PYTHONPATH": str(REPO), "HYPERSWEEP_TOKEN": token or self.token}
         return self.processes.start(name, args, env)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from hypersweep.limits import MAX_STEP
@@ -74,6 +75,9 @@ class TrialRun:
     params: Mapping[str, Any]
     settings: Mapping[str, Any]
     device: str | None = None
+    sweep_id: int | None = None
+    #: The trial's checkpoint folder (``worker.checkpoints``), made already; ``None`` without a root.
+    checkpoint_dir: Path | None = None
 
 
 @dataclass

@@ -7,8 +7,9 @@ for literal braces; an argument that is exactly ``{args}`` becomes one ``--name=
 per setting. A ``{name}`` the trial has no setting for fails that trial with a sentence
 saying so. The environment carries the trial (``HYPERSWEEP_TRIAL_ID``,
 ``HYPERSWEEP_TRIAL_NUMBER``, ``HYPERSWEEP_STAGE``, ``HYPERSWEEP_PARAMS``, the settings as
-one JSON object, and ``HYPERSWEEP_PARAMS_FILE``, the same in a file) and none of the
-worker's own ``HYPERSWEEP_*`` variables: the program holds no server credentials.
+one JSON object, ``HYPERSWEEP_PARAMS_FILE``, the same in a file, and, when the worker
+has a checkpoint root, ``HYPERSWEEP_CHECKPOINT_DIR``, the trial's checkpoint folder) and
+none of the worker's own ``HYPERSWEEP_*`` variables: the program holds no server credentials.
 
 The program reports by printing lines ``@hypersweep {"step": 3, "train_loss": 0.41}``
 (and ``@hypersweep {"final": {...}}`` for final metrics) to standard output; every other
@@ -118,6 +119,8 @@ def trial_environment(trial: TrialRun, params_file: Path, base: Mapping[str, str
     )
     if "sanity" in trial.settings:  # a sanity check's run (see hypersweep.sanity)
         env["HYPERSWEEP_SANITY"] = str(trial.settings["sanity"])
+    if trial.checkpoint_dir is not None:
+        env["HYPERSWEEP_CHECKPOINT_DIR"] = str(trial.checkpoint_dir)
     return env
 
 

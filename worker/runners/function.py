@@ -87,6 +87,7 @@ class FunctionRunner:
             settings=trial.settings,
             device=trial.device,
             on_report=on_report,
+            checkpoint_dir=trial.checkpoint_dir,
         )
         outcome: dict[str, Any] = {}
 

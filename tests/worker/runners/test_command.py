@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hypersweep.worker.runners.base import Stop, StopCause, TrialRun, Watch
-from hypersweep.worker.runners.command import CommandRunner, PlaceholderError, check_template, expand
+from hypersweep.worker.runners.command import CommandRunner, PlaceholderError, check_template, expand, trial_environment
 from hypersweep.worker.runners.function import ProgramError
 
 SETTINGS = {"lr": 0.001, "name": "two words 'and' \"quotes\"", "epochs": 3, "batchnorm": False}
@@ -229,3 +229,13 @@ def test_a_command_that_does_not_exist_fails_its_trial_with_a_sentence() -> None
     result = CommandRunner(["/no/such/program", "{args}"]).run(trial(), watch()[0])
     assert result.status == "failed"
     assert result.error is not None and "cannot start '/no/such/program'" in result.error
+
+
+def test_a_checkpoint_folder_reaches_the_command_and_the_workers_root_does_not(tmp_path: Path) -> None:
+    base = {"PATH": "/bin", "HYPERSWEEP_CHECKPOINT_ROOT": str(tmp_path)}
+    folder = tmp_path / "3" / "11"
+    with_root = TrialRun(id=11, number=4, stage=1, params={}, settings=SETTINGS, checkpoint_dir=folder)
+    env = trial_environment(with_root, tmp_path / "params.json", base)
+    assert env["HYPERSWEEP_CHECKPOINT_DIR"] == str(folder)
+    assert "HYPERSWEEP_CHECKPOINT_ROOT" not in env
+    assert "HYPERSWEEP_CHECKPOINT_DIR" not in trial_environment(trial(), tmp_path / "params.json", base)

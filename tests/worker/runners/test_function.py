@@ -3,6 +3,7 @@ what it returns, what it raises, and a function that never returns."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import textwrap
 import threading
@@ -165,3 +166,16 @@ def test_functions_load_from_the_working_directory(tmp_path: Path, monkeypatch: 
 def test_a_function_that_cannot_be_loaded_is_refused_with_a_sentence(target: str, message: str) -> None:
     with pytest.raises(ProgramError, match=message):
         load_function(target)
+
+
+def test_the_function_gets_the_trials_checkpoint_folder_when_there_is_one(tmp_path: Path) -> None:
+    folders: list[Path | None] = []
+
+    def train(trial: hypersweep.Trial) -> None:
+        folders.append(trial.checkpoint_dir)
+        trial.report(1, val_accuracy=0.5)
+
+    FunctionRunner(train).run(TRIAL, watch()[0])
+    with_root = dataclasses.replace(TRIAL, checkpoint_dir=tmp_path)
+    FunctionRunner(train).run(with_root, watch()[0])
+    assert folders == [None, tmp_path]
