@@ -34,6 +34,10 @@ claiming ``--batch`` trials at a time and reporting them before the next claim:
   ``top_k`` (the service's default, 3); ``c2f-tpe``: the same with a bayes (TPE) fine
   stage, which also learns from the coarse trials inside its space. The best value counts
   only the full trials, so the coarse stage pays for itself only through the narrowing.
+* ``lipo``: one stage of N full trials of MaxLIPO with a trust region;
+  ``c2f-local``: coarse to fine as ``c2f``, with a local (COBYQA) fine stage started from
+  the coarse stage's best 2 (``top_k: 2``; one optimizer per start, so fewer starts each
+  get further).
 
 Optuna's ``RandomSampler``, ``TPESampler`` and ``GPSampler`` (their defaults, on the same
 log-scaled distributions) run N full trials sequentially with ask-and-tell; a diverged
@@ -41,7 +45,7 @@ trial is told the value it reported. For every strategy the best value is the be
 full-epoch trial that did not diverge.
 
 Under the table: for each target pair (ours against Optuna's, coarse to fine against
-random), the (problem, budget) cells where the first is behind on median regret, and
+random, lipo against random and TPE, c2f-local against c2f), the (problem, budget) cells where the first is behind on median regret, and
 the cells where a paired sign test over the seeds (same seed, which found the better
 value; ties left out) finds either strategy better at p < 0.05; then the CPU seconds
 each strategy took. With 10 seeds a median moves by tens of percent
