@@ -46,10 +46,11 @@ full-epoch trial that did not diverge.
 
 Under the table: for each target pair (ours against Optuna's, coarse to fine against
 random, lipo against random and TPE, c2f-local against c2f), the (problem, budget)
-cells where the first is behind on median regret, and the cells where a paired sign test over the seeds (same seed, which found the better
-value; ties left out) finds either strategy better at p < 0.05; then the CPU seconds
-each strategy took. With 10 seeds a median moves by tens of percent
-from one set of seeds to another, so read single cells with care (``--seeds 30``).
+cells where the first is behind on median regret, and the cells where a paired sign
+test over the seeds (same seed, which found the better value; ties left out) finds
+either strategy better at p < 0.05; then the CPU seconds each strategy took. With 10
+seeds a median moves by tens of percent from one set of seeds to another, so read single
+cells with care (``--seeds 30``).
 
 GP suggestions cost more with every trial (about a tenth of a second at 80 trials on one
 core); ``--gp-max-budget`` stops both GP strategies early, leaving their larger budgets
