@@ -34,6 +34,10 @@ claiming ``--batch`` trials at a time and reporting them before the next claim:
   ``top_k`` (the service's default, 3); ``c2f-tpe``: the same with a bayes (TPE) fine
   stage, which also learns from the coarse trials inside its space. The best value counts
   only the full trials, so the coarse stage pays for itself only through the narrowing.
+* ``lipo``: one stage of N full trials of MaxLIPO with a trust region;
+  ``c2f-local``: coarse to fine as ``c2f``, with a local (COBYQA) fine stage started from
+  the coarse stage's best 2 (``top_k: 2``; one optimizer per start, so fewer starts each
+  get further).
 
 Optuna's ``RandomSampler``, ``TPESampler`` and ``GPSampler`` (their defaults, on the same
 log-scaled distributions) run N full trials sequentially with ask-and-tell; a diverged
@@ -41,11 +45,12 @@ trial is told the value it reported. For every strategy the best value is the be
 full-epoch trial that did not diverge.
 
 Under the table: for each target pair (ours against Optuna's, coarse to fine against
-random), the (problem, budget) cells where the first is behind on median regret, and
-the cells where a paired sign test over the seeds (same seed, which found the better
-value; ties left out) finds either strategy better at p < 0.05; then the CPU seconds
-each strategy took. With 10 seeds a median moves by tens of percent
-from one set of seeds to another, so read single cells with care (``--seeds 30``).
+random, lipo against random and TPE, c2f-local against c2f), the (problem, budget)
+cells where the first is behind on median regret, and the cells where a paired sign
+test over the seeds (same seed, which found the better value; ties left out) finds
+either strategy better at p < 0.05; then the CPU seconds each strategy took. With 10
+seeds a median moves by tens of percent from one set of seeds to another, so read single
+cells with care (``--seeds 30``).
 
 GP suggestions cost more with every trial (about a tenth of a second at 80 trials on one
 core); ``--gp-max-budget`` stops both GP strategies early, leaving their larger budgets
@@ -88,9 +93,11 @@ SYNTHETIC_SPACE: dict[str, Any] = {
 DIGITS_SPACE: dict[str, Any] = {**SYNTHETIC_SPACE, "lr": {"type": "float", "low": 1e-4, "high": 10.0, "scale": "log"}}
 
 OURS = ["random", "grid", "bayes-tpe", "bayes-gp", "c2f", "c2f-tpe"]
+OURS += ["lipo", "c2f-local"]
 OPTUNA = ["optuna-random", "optuna-tpe", "optuna-gp"]
 #: Strategies whose first N trials are the same whatever N is: one run serves every budget.
 PREFIX_STRATEGIES = {"random", "bayes-tpe", "bayes-gp", *OPTUNA}
+PREFIX_STRATEGIES |= {"lipo"}
 #: Coarse to fine spends 1/COARSE_SHARE of the epochs on its coarse stage, as
 #: examples/digits-coarse-to-fine.yaml does (32 one-epoch trials, then 12 of 8 epochs).
 COARSE_SHARE = 4
@@ -217,16 +224,29 @@ class StagePlan:
     top_k: int | None = None
 
 
+#: The fine stage of each coarse-to-fine strategy.
+FINE_STAGES: dict[str, dict[str, Any]] = {
+    "c2f": {"kind": "random"},
+    "c2f-tpe": {"kind": "bayes", "sampler": "tpe"},
+    "c2f-local": {"kind": "local"},
+}
+#: The fine stage's ``top_k`` where it is not the service's default: local search runs
+#: one optimizer per start, and fewer starts each get further.
+FINE_TOP_K: dict[str, int] = {"c2f-local": 2}
+
+
 def plan(strategy: str, budget: int, full_epochs: int) -> list[StagePlan]:
     """The stages a strategy runs for a budget of ``budget`` full trials."""
-    if strategy in ("c2f", "c2f-tpe"):
+    if strategy in ("c2f", "c2f-tpe", "c2f-local"):
         # 1-epoch trials on a quarter of the epochs, full trials on the rest.
         epochs = budget * full_epochs
         coarse = epochs // COARSE_SHARE
-        fine = {"kind": "random"} if strategy == "c2f" else {"kind": "bayes", "sampler": "tpe"}
+        fine = FINE_STAGES[strategy]
         return [
             StagePlan(coarse, 1, {"kind": "random"}),
-            StagePlan((epochs - coarse) // full_epochs, full_epochs, fine, top_k=DEFAULT_TOP_K),
+            StagePlan(
+                (epochs - coarse) // full_epochs, full_epochs, fine, top_k=FINE_TOP_K.get(strategy, DEFAULT_TOP_K)
+            ),
         ]
     if strategy == "grid":
         return [StagePlan(budget, full_epochs, {"kind": "grid", "grid_points": math.ceil(budget ** (1 / 3))})]
@@ -244,6 +264,7 @@ def run_ours(problem: Problem, stages: Sequence[StagePlan], seed: int, batch: in
     space = problem.space
     sign = 1.0 if problem.minimize else -1.0
     for index, stage in enumerate(stages):
+        top: list[Params] = []
         if index > 0:
             assert stage.top_k is not None
             ranked = sorted(
@@ -255,13 +276,15 @@ def run_ours(problem: Problem, stages: Sequence[StagePlan], seed: int, batch: in
             space = narrow(space, original=problem.space, top=top, stage=index - 1).space
         config = SearchConfig(seed=seed, **stage.search)
         designer = make_designer(space, config=config, stage=index, minimize=problem.minimize)
+        if designer.starts_from_previous:
+            designer.start_from(top)
         capacity = designer.capacity()
         count = stage.trials if capacity is None else min(stage.trials, capacity)
         shown, generated = 0, 0
         while generated < count:
             # What the store passes: results and divergences, not failed runs; nothing is
             # active, as each claim is reported before the next.
-            news = [Observation(t.params, t.value, t.diverged) for t in trials[shown:]]
+            news = [Observation(t.params, t.value, t.diverged, stage=t.stage) for t in trials[shown:]]
             shown = len(trials)
             designer.update([o for o in news if o.diverged or o.value is not None], [])
             chunk = designer.suggest(generated, min(batch, count - generated))
@@ -269,6 +292,8 @@ def run_ours(problem: Problem, stages: Sequence[StagePlan], seed: int, batch: in
                 value, diverged = problem.evaluate(params, stage.epochs, noise)
                 trials.append(Trial(len(trials), index, stage.epochs, params, value, diverged))
             generated += len(chunk)
+            if not chunk:
+                break  # nothing is pending here, so a designer that proposes nothing is done
     return trials
 
 
@@ -360,6 +385,7 @@ Medians = dict[tuple[str, str, int], tuple[float, float]]
 
 #: Pairs the targets compare: ours against Optuna's, coarse to fine against one stage.
 TARGETS = [("bayes-tpe", "optuna-tpe"), ("bayes-gp", "optuna-gp"), ("c2f", "random"), ("c2f-tpe", "random")]
+TARGETS += [("lipo", "random"), ("lipo", "bayes-tpe"), ("c2f-local", "c2f")]
 
 
 def medians(outcomes: Sequence[Outcome]) -> Medians:

@@ -285,7 +285,14 @@ class Claims:
         while len(leased) < len(holders):
             first, taken = _take_budget(conn, sweep_id, stage, len(holders) - len(leased))
             if taken:
-                for index, params in enumerate(self.store.policy.suggest(trials, plan, first, taken)):
+                suggested = self.store.policy.suggest(trials, plan, first, taken)
+                if len(suggested) < taken:
+                    # The designer has nothing more until a running trial ends (local
+                    # search waits on its starts): the budget it did not use goes back.
+                    conn.execute(
+                        q.TAKE_BUDGET, {"b_sweep_id": sweep_id, "b_stage": stage, "b_slots": len(suggested) - taken}
+                    )
+                for index, params in enumerate(suggested):
                     row = {
                         "sweep_id": sweep_id,
                         "stage": stage,

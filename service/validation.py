@@ -16,6 +16,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from hypersweep.service.schemas import SweepSpec
 from hypersweep.service.search.base import MAX_GRID_POINTS, SearchConfig
+from hypersweep.service.search.local import cobyqa_missing
 from hypersweep.service.search.registry import make_designer
 from hypersweep.service.search.space import CategoricalParam, FloatParam, IntParam, Space
 from hypersweep.trainer.config import SETTINGS, TrainerConfig
@@ -77,6 +78,10 @@ def check_spec(spec: SweepSpec) -> Plan:
         if search.kind == "bayes" and search.sampler == "gp" and not _have_torch():
             errors.append(((*search_loc, "sampler"), _GP_NEEDS_TORCH))
             continue
+        problem = _search_kind_problem(spec, search, i)
+        if problem is not None:
+            errors.append(((*search_loc, "kind"), problem))
+            continue
         trials = stage.trials
         if search.kind == "grid":
             size = _grid_points(spec, search)
@@ -117,6 +122,27 @@ _GP_NEEDS_TORCH = (
     "sampler gp needs PyTorch on the server (Optuna's GPSampler runs on it), and this server has none: "
     "install hypersweep[worker] on the server, or use sampler: tpe"
 )
+
+
+def _search_kind_problem(spec: SweepSpec, search: SearchConfig, stage: int) -> str | None:
+    """Why stage ``stage`` cannot run ``search``'s kind on this space and server, if it cannot."""
+    if search.kind == "lipo":
+        categorical = [name for name, param in spec.space.items() if isinstance(param, CategoricalParam)]
+        if categorical:
+            return (
+                f"lipo searches numeric axes only, and {', '.join(categorical)} "
+                f"{'is' if len(categorical) == 1 else 'are'} categorical: use bayes, or fix the value in trainer"
+            )
+    if search.kind == "local":
+        if stage == 0:
+            return (
+                "local refines the previous stage's best trials, and stage 0 has none: "
+                "give stage 0 another search (stages[0].search) and use local in a later stage"
+            )
+        if all(isinstance(param, CategoricalParam) for param in spec.space.values()):
+            return "local refines numeric axes, and this space has none"
+        return cobyqa_missing()
+    return None
 
 
 def _have_torch() -> bool:

@@ -22,7 +22,7 @@ MAX_GRID_POINTS = 100_000
 
 Params = dict[str, ParamValue]
 #: The search kinds a sweep may name; ``registry`` has a designer for each.
-SearchKind = Literal["random", "grid", "bayes"]
+SearchKind = Literal["random", "grid", "bayes", "lipo", "local"]
 
 
 class SearchConfig(BaseModel):
@@ -34,6 +34,12 @@ class SearchConfig(BaseModel):
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     grid_points: int = Field(default=5, ge=1, le=1000)
     sampler: Literal["tpe", "gp"] = "tpe"
+    radius: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="local: the first trust-region radius, a fraction of each axis's range in its scale.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,8 @@ class Observation:
     params: Params
     value: float | None
     diverged: bool = False
+    #: The stage the trial ran in, when known.
+    stage: int | None = None
 
 
 class Designer(ABC):
@@ -58,6 +66,9 @@ class Designer(ABC):
 
     #: Whether ``update`` needs to see the trials that finished and those running.
     learns: bool = False
+    #: Whether the designer starts from the previous stage's ``top_k`` best trials, which
+    #: the policy hands to :meth:`start_from` once, before the first ``update``.
+    starts_from_previous: bool = False
 
     def __init__(self, space: Space, *, config: SearchConfig, stage: int, minimize: bool) -> None:
         self.space = space
@@ -73,6 +84,12 @@ class Designer(ABC):
         """Take in the trials finished since the last call and those now running; designers
         that do not learn ignore it."""
 
+    def start_from(self, starts: Sequence[Params]) -> None:  # noqa: B027
+        """Take the previous stage's best trials, best first (designers with
+        ``starts_from_previous`` only)."""
+
     @abstractmethod
     def suggest(self, start: int, count: int) -> list[Params]:
-        """Parameter sets for the stage's trials ``start .. start + count - 1``."""
+        """Parameter sets for the stage's trials ``start .. start + count - 1``. A designer
+        that learns may return fewer when it has nothing new to propose until a running
+        trial ends (the claim hands the rest of the budget back)."""

@@ -92,6 +92,8 @@ class StageSetup:
     space: dict[str, Any]
     search: dict[str, Any]
     epochs: int
+    #: How many of the previous stage's best trials the stage starts from (later stages).
+    top_k: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,7 @@ class FinishedTrial:
     params: Params
     status: str
     value: float | None
+    stage: int | None = None
 
 
 class Trials(Protocol):
@@ -141,6 +144,7 @@ class StagePlan:
     config: SearchConfig
     #: ``None`` when the stage's designer learns: :meth:`SearchPolicy.suggest` keeps that one.
     designer: Designer | None
+    top_k: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +197,7 @@ class SearchPolicy:
                 designer = None
                 if not DESIGNERS[config.kind].learns:
                     designer = make_designer(space, config=config, stage=stage, minimize=minimize)
-            plan = StagePlan(sweep_id, stage, setup.epochs, minimize, space, config, designer)
+            plan = StagePlan(sweep_id, stage, setup.epochs, minimize, space, config, designer, setup.top_k)
             if len(self._plans) >= PLANS_KEPT:
                 self._plans.clear()
             self._plans[key] = plan
@@ -207,7 +211,7 @@ class SearchPolicy:
         if plan.designer is not None:
             with _searching(plan.sweep_id, plan.stage):
                 return plan.designer.suggest(start, count)
-        learner = self._learner(plan)
+        learner = self._learner(trials, plan)
         finished = trials.finished_since(plan.sweep_id, plan.stage, learner.seen)
         active = trials.active_params(plan.sweep_id, plan.stage)
         with _searching(plan.sweep_id, plan.stage):
@@ -248,9 +252,10 @@ class SearchPolicy:
             budget = capacity
         return StageChange(space=dump_space(narrowed.space), trials=budget, warnings=warnings)
 
-    def _learner(self, plan: StagePlan) -> _Learner:
+    def _learner(self, trials: Trials, plan: StagePlan) -> _Learner:
         """The stage's learning designer: the one kept, or a new one (dropping the sweep's
-        designers of earlier stages, which no claim asks again)."""
+        designers of earlier stages, which no claim asks again). A new one that starts
+        from the previous stage's best trials is handed them, read through ``trials``."""
         key = (plan.sweep_id, plan.stage)
         with self._learners_lock:
             learner = self._learners.get(key)
@@ -259,6 +264,10 @@ class SearchPolicy:
                 return learner
         with _searching(plan.sweep_id, plan.stage):
             designer = make_designer(plan.space, config=plan.config, stage=plan.stage, minimize=plan.minimize)
+        if designer.starts_from_previous and plan.stage > 0:
+            top = trials.top_params(plan.sweep_id, plan.stage - 1, plan.top_k or 1, minimize=plan.minimize)
+            with _searching(plan.sweep_id, plan.stage):
+                designer.start_from(top)
         learner = _Learner(designer)
         with self._learners_lock:
             for earlier in range(plan.stage):
@@ -276,7 +285,7 @@ class SearchPolicy:
         for trial in finished:
             learner.seen.add(trial.id)
             if trial.status == TrialStatus.completed and trial.value is not None:
-                observations.append(Observation(trial.params, trial.value))
+                observations.append(Observation(trial.params, trial.value, stage=trial.stage))
             elif trial.status == TrialStatus.diverged:
-                observations.append(Observation(trial.params, trial.value, diverged=True))
+                observations.append(Observation(trial.params, trial.value, diverged=True, stage=trial.stage))
         return observations

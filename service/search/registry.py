@@ -8,6 +8,8 @@ from __future__ import annotations
 from hypersweep.service.search.base import Designer, SearchConfig, SearchKind
 from hypersweep.service.search.bayes import BayesDesigner
 from hypersweep.service.search.grid import GridDesigner
+from hypersweep.service.search.lipo import LipoDesigner
+from hypersweep.service.search.local import LocalDesigner
 from hypersweep.service.search.random import RandomDesigner
 from hypersweep.service.search.space import Space
 
@@ -18,6 +20,8 @@ DESIGNERS: dict[SearchKind, type[Designer]] = {
     "random": RandomDesigner,
     "grid": GridDesigner,
     "bayes": BayesDesigner,
+    "lipo": LipoDesigner,
+    "local": LocalDesigner,
 }
 
 

@@ -147,10 +147,12 @@ class TrialsIn:
 
     def stage_setup(self, sweep_id: int, stage: int) -> StageSetup:
         row = self.conn.execute(
-            select(Stage.space, Stage.search, Stage.epochs).where(Stage.sweep_id == sweep_id, Stage.index == stage)
+            select(Stage.space, Stage.search, Stage.epochs, Stage.top_k).where(
+                Stage.sweep_id == sweep_id, Stage.index == stage
+            )
         ).one()
         assert row.space is not None, f"sweep {sweep_id}: stage {stage} has not started"
-        return StageSetup(row.space, row.search, row.epochs)
+        return StageSetup(row.space, row.search, row.epochs, row.top_k)
 
     def finished_since(self, sweep_id: int, stage: int, seen: Set[int]) -> list[FinishedTrial]:
         # Only the ids are read of the trials seen already.
@@ -158,7 +160,7 @@ class TrialsIn:
         new = set(self.conn.scalars(select(Trial.id).where(*where))) - seen
         if not new:
             return []
-        query = select(Trial.id, Trial.params, Trial.status, Trial.value).order_by(Trial.number)
+        query = select(Trial.id, Trial.params, Trial.status, Trial.value, Trial.stage).order_by(Trial.number)
         # A designer built afresh is new to every finished trial: too many ids for an IN list.
         query = query.where(Trial.id.in_(new)) if len(new) <= _IN_LIST_MAX else query.where(*where)
         return [FinishedTrial(*row) for row in self.conn.execute(query) if row.id in new]

@@ -14,7 +14,7 @@ from tests.service.api.test_sweeps import API
 LR = {"type": "float", "low": 1e-4, "high": 1.0, "scale": "log"}
 
 CASES: list[tuple[str, dict[str, Any], str, str]] = [
-    ("unknown search kind", {"search": {"kind": "hyperband"}}, "search.kind", "'random', 'grid' or 'bayes'"),
+    ("unknown search kind", {"search": {"kind": "hyperband"}}, "search.kind", "'bayes', 'lipo' or 'local'"),
     (
         "low equals high",
         {"space": {"lr": {"type": "float", "low": 0.1, "high": 0.1}}},

@@ -166,7 +166,9 @@ def test_a_partial_grid_spreads_over_the_grid() -> None:
 
 
 def test_every_search_kind_a_sweep_may_name_has_a_designer() -> None:
-    assert set(DESIGNERS) == set(get_args(SearchKind)) == {"random", "grid", "bayes"}
+    assert set(DESIGNERS) == set(get_args(SearchKind)) == {"random", "grid", "bayes", "lipo", "local"}
+    numeric = {name: param for name, param in SPACE.items() if not isinstance(param, CategoricalParam)}
     for kind in get_args(SearchKind):
-        made = make_designer(SPACE, config=SearchConfig(kind=kind), stage=0, minimize=False)
+        space = numeric if kind == "lipo" else SPACE  # lipo refuses categorical axes
+        made = make_designer(space, config=SearchConfig(kind=kind), stage=0, minimize=False)
         assert isinstance(made, DESIGNERS[kind])
