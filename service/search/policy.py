@@ -265,8 +265,8 @@ class SearchPolicy:
 
     @staticmethod
     def _observations(finished: Sequence[FinishedTrial], learner: _Learner) -> list[Observation]:
-        """What a designer is told of ``finished`` (marked seen): results and divergences;
-        failed, pruned and cancelled trials are passed over."""
+        """What a designer is told of ``finished`` (marked seen): results, divergences and
+        prunings; failed and cancelled trials are passed over."""
         observations: list[Observation] = []
         for trial in finished:
             learner.seen.add(trial.id)
@@ -274,4 +274,6 @@ class SearchPolicy:
                 observations.append(Observation(trial.params, trial.value))
             elif trial.status == TrialStatus.diverged:
                 observations.append(Observation(trial.params, trial.value, diverged=True))
+            elif trial.status == TrialStatus.pruned:
+                observations.append(Observation(trial.params, trial.value, pruned=True))
         return observations

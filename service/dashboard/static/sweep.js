@@ -9,6 +9,7 @@ import { getJSON } from "./api.js";
 import { ChartBox, PARALLEL_MAX, chartsLoaded, curves, objectiveScatter, pairScatter, parallel, withStopPoint } from "./charts.js";
 import { FINISHED, STATUSES, badge, better, duration, el, num, param, progress, showError, when } from "./format.js";
 import { Live } from "./live.js";
+import { pruningPanel } from "./pruning.js";
 
 /** How many of the best trials the curves chart shows. */
 const BEST_CURVES = 5;
@@ -114,6 +115,7 @@ export function sweepPage(root, { id }) {
     renderHeader(views.header, state.sweep);
     renderStages(views.stages, state.sweep);
     renderWarnings(views.warnings, state.sweep.warnings);
+    await views.pruning.update(state.sweep);
     renderFilters();
     const drawn = drawCharts(rows, () => true);
     renderTable(rows);
@@ -403,6 +405,7 @@ function layout() {
     parallel: el("div", { class: "chart tall", dataset: { chart: "parallel" } }),
     table: el("table", { class: "table trials", id: "trials-table" }),
     tableNote: el("p", { class: "table-note" }),
+    pruning: pruningPanel(),
   };
   views.pairSection = el("section", { class: "panel" }, el("h2", {}, "Two parameters"), views.pairControls, views.pair);
   views.parallelNote = el("p", { class: "note muted" });
@@ -411,6 +414,7 @@ function layout() {
     views.header,
     views.stages,
     views.warnings,
+    views.pruning.node,
     views.filters,
     el("section", { class: "panel" }, el("h2", {}, "Objective by parameter"), views.scatters),
     el(

@@ -4,6 +4,7 @@ import { getJSON } from "./api.js";
 import { ChartBox, chartsLoaded, metricCurves, withStopPoint } from "./charts.js";
 import { FINISHED, badge, between, duration, el, num, showError, when } from "./format.js";
 import { Live } from "./live.js";
+import { trialPruning } from "./pruning.js";
 
 export function trialPage(root, { id }) {
   const summary = el("section", { id: "trial-summary" });
@@ -11,10 +12,12 @@ export function trialPage(root, { id }) {
   const otherChart = el("div", { class: "chart", dataset: { chart: "trial-metrics" } });
   const details = el("div", { class: "grid" });
   const error = el("section", { id: "trial-error" });
+  const pruning = el("div", { id: "trial-pruning-box" });
   // On the page once the trial has loaded, so an unknown trial shows only the error.
   const parts = [
     summary,
     error,
+    pruning,
     el(
       "div",
       { class: "grid" },
@@ -39,6 +42,7 @@ export function trialPage(root, { id }) {
       showError(root, null);
       renderSummary(summary, trial, sweep);
       renderError(error, trial);
+      await trialPruning(pruning, trial);
       renderDetails(details, trial);
       const curve = withStopPoint(columns(trial), curveMetrics(trial, sweep));
       const names = Object.keys(curve.metrics).filter((n) => curve.metrics[n].some((v) => v !== null));
