@@ -539,6 +539,7 @@ export function withStopPoint(curve, names) {
  */
 export function metricCurves({ curve, metrics, epochs, logY }) {
   const diverged = curve.status === "diverged";
+  const pruned = curve.status === "pruned";
   const series = metrics.map((metric, n) => {
     const ys = curve.metrics[metric] || [];
     const data = curve.step.map((step, k) => [step, ys[k] ?? null]).filter(([, v]) => v !== null && (!logY || v > 0));

@@ -60,13 +60,15 @@ function stageTable(stage, sweep) {
 }
 
 /** The trial page's panel: why the trial was stopped, and the decisions taken about it. */
-export async function trialPruning(node, trial) {
+export async function trialPruning(node, trial, sweep) {
   const reason = trial.metrics.prune_reason;
   let decisions = [];
-  try {
-    decisions = (await getJSON(`/sweeps/${trial.sweep_id}/pruning?trial=${trial.id}`)).decisions;
-  } catch {
-    decisions = [];
+  if (hasPruner(sweep, trial.stage)) {
+    try {
+      decisions = (await getJSON(`/sweeps/${trial.sweep_id}/pruning?trial=${trial.id}`)).decisions;
+    } catch {
+      decisions = [];
+    }
   }
   if (!reason && !decisions.length) {
     node.replaceChildren();

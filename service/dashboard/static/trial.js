@@ -42,7 +42,6 @@ export function trialPage(root, { id }) {
       showError(root, null);
       renderSummary(summary, trial, sweep);
       renderError(error, trial);
-      await trialPruning(pruning, trial);
       renderDetails(details, trial);
       const curve = withStopPoint(columns(trial), curveMetrics(trial, sweep));
       const names = Object.keys(curve.metrics).filter((n) => curve.metrics[n].some((v) => v !== null));
@@ -53,6 +52,7 @@ export function trialPage(root, { id }) {
         boxes[0].set(metricCurves({ curve, metrics: losses, epochs })),
         boxes[1].set(metricCurves({ curve, metrics: others, epochs })),
       ]);
+      await trialPruning(pruning, trial, sweep);
       root.dataset.ready = "1";
       root.dataset.status = trial.status;
       return !FINISHED.has(trial.status);
