@@ -133,6 +133,12 @@ def _space_line(space: dict[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
+def _pruned_part(counts: dict[str, int]) -> str:
+    """`` (3 pruned)`` when some of a stage's trials were pruned, else nothing."""
+    pruned = counts.get("pruned", 0)
+    return f" ({pruned} pruned)" if pruned else ""
+
+
 def status(sweep_id: SweepArg, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None) -> None:
     """Progress per stage, counts by status, the best trial and any warnings."""
     with connected(server, token) as client:
@@ -145,7 +151,7 @@ def status(sweep_id: SweepArg, server: ServerOpt = DEFAULT_SERVER, token: TokenO
         table.add_row(
             str(stage.index),
             stage.status,
-            f"{stage.finished_trials}/{stage.trials}",
+            f"{stage.finished_trials}/{stage.trials}" + _pruned_part(stage.counts),
             _fmt(stage.best_value),
             str(stage.epochs),
             stage.search["kind"],

@@ -46,9 +46,11 @@ class SweepProgress:
             if task is None:
                 task = self._tasks[stage.index] = self._progress.add_task(f"stage {stage.index}", total=stage.trials)
             running = stage.counts.get("running", 0)
+            pruned = stage.counts.get("pruned", 0)
+            pruned_text = f", {pruned} pruned" if pruned else ""
             self._progress.update(
                 task,
                 total=stage.trials,
                 completed=stage.finished_trials,
-                description=f"stage {stage.index} ({stage.status}, {running} running) {best_text}",
+                description=f"stage {stage.index} ({stage.status}, {running} running{pruned_text}) {best_text}",
             )

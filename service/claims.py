@@ -323,7 +323,9 @@ class Claims:
         facts = self.store.sweep_facts(conn, sweep_id)
         for position, row in zip(holders, leased, strict=False):
             settings = trial_settings(facts.trainer, epochs[row["stage"]], row["params"], builtin=facts.program is None)
-            served[position].append(ClaimedTrial(**row, trainer=settings))
+            pruning = self.store.pruners.of(conn, sweep_id, row["stage"])
+            prune_epochs = sorted(pruning.steps) if pruning is not None else []
+            served[position].append(ClaimedTrial(**row, trainer=settings, prune_epochs=prune_epochs))
         return served
 
     def _serve_sanity(

@@ -20,6 +20,7 @@ __all__ = [
     "FINISHED",
     "Base",
     "CurvePoint",
+    "PruneDecision",
     "Stage",
     "Sweep",
     "SweepStatus",
@@ -145,4 +146,33 @@ class CurvePoint(Base):
     trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
     step: Mapped[int]
     metrics: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PruneDecision(Base):
+    """One pruning decision: whether a trial went on at one epoch of its stage, and what it
+    was compared with. A decision is made once per trial and epoch and never changes, so a
+    restarted server answers the same; the dashboard shows them rung by rung."""
+
+    __tablename__ = "prune_decisions"
+    __table_args__ = (
+        UniqueConstraint("trial_id", "step", name="uq_prune_decisions_trial_step"),
+        Index("ix_prune_decisions_sweep_stage_step", "sweep_id", "stage", "step"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"))
+    stage: Mapped[int]
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
+    #: The epoch decided at (a rung of ``asha``, any epoch after the warm-up of ``median``).
+    step: Mapped[int]
+    #: The trial's value compared: at this epoch (asha), or its best so far (median);
+    #: null when it was not a finite number.
+    value: Mapped[float | None] = mapped_column(Float)
+    #: What the value had to reach; null when there was nothing to compare against.
+    cutoff: Mapped[float | None] = mapped_column(Float)
+    #: How many trials' values the cutoff was taken over.
+    compared: Mapped[int]
+    pruned: Mapped[bool]
+    reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

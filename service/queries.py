@@ -97,7 +97,7 @@ BUMP_TRIALS_CREATED = (
 
 #: What a report or heartbeat needs of a trial, its row locked. Parameters: ``b_trial_id``.
 HELD_TRIAL = (
-    select(Trial.status, Trial.lease_token, Trial.lease_expires_at, Trial.metrics)
+    select(Trial.status, Trial.lease_token, Trial.lease_expires_at, Trial.metrics, Trial.sweep_id, Trial.stage)
     .where(Trial.id == bindparam("b_trial_id"))
     .with_for_update()
 )

@@ -22,6 +22,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from hypersweep.limits import MAX_CLAIM, MAX_ID, MAX_POINTS, MAX_STEP
 from hypersweep.sanity import SanityMode
 from hypersweep.service.models import SweepStatus, TrialStatus
+from hypersweep.service.pruning import PrunerConfig
 from hypersweep.service.search.base import SearchConfig
 from hypersweep.service.search.space import MAX_PARAMS, Space
 
@@ -143,6 +144,9 @@ class StageSpec(_Strict):
         description="Later stages: narrow around this many best trials of the stage before.",
     )
     search: SearchConfig | None = Field(default=None, description="This stage's search; the sweep's by default.")
+    pruner: PrunerConfig | None = Field(
+        default=None, description="Stop the stage's losing trials early: asha, median or none (the default)."
+    )
 
 
 #: A program's name: what a sweep names and a worker serves (``hypersweep worker --program``).
@@ -277,6 +281,11 @@ class ClaimedTrial(TrialOut):
     trainer: dict[str, Any] = Field(description="The trial's resolved trainer settings, epochs included.")
     lease_token: str
     lease_expires_at: datetime
+    prune_epochs: list[int] = Field(
+        default_factory=list,
+        description="The epochs at which the server may stop the trial (its stage's pruner): "
+        "a worker sends those epochs' reports at once and waits for the answer.",
+    )
 
 
 class LeaseIn(_Body):
@@ -304,7 +313,7 @@ class ReportsIn(LeaseIn):
 
 
 class FinishIn(LeaseIn):
-    status: Literal["completed", "diverged", "failed"]
+    status: Literal["completed", "diverged", "pruned", "failed"]
     metrics: Metrics = Field(default_factory=dict, max_length=256)
     error: str | None = Field(default=None, max_length=20_000)
     points: list[PointIn] = Field(
@@ -393,3 +402,6 @@ class ClaimOut(BaseModel):
 class ActionOut(BaseModel):
     action: Literal["continue", "stop"]
     lease_expires_at: datetime | None = None
+    #: Why to stop: ``pruned`` (``detail`` says why), or absent (the sweep was cancelled).
+    reason: Literal["pruned"] | None = None
+    detail: str | None = None

@@ -85,6 +85,9 @@ logger = logging.getLogger(__name__)
 
 #: Longest error text sent with a failed trial; the tail of a traceback is what matters.
 MAX_ERROR_CHARS = 4000
+#: The longest training waits for the answer to a report at an epoch where the server may
+#: prune the trial, in seconds; past it, the answer is read at the next epoch end.
+PRUNE_WAIT_SECONDS = 5.0
 #: How often an idle agent checks whether it was asked to stop, in seconds.
 IDLE_SLICE = 0.1
 #: The most curve points the results carried by one claim hold together (about 130 bytes
@@ -106,6 +109,8 @@ class Outcome(StrEnum):
     #: The server stopped it: its sweep was cancelled, and it stays cancelled (the final
     #: metrics the worker sent are recorded).
     CANCELLED = "cancelled"
+    #: The server stopped it early: a losing trial of a stage with a pruner.
+    PRUNED = "pruned"
     #: The server could not be told how the trial ended; its lease will lapse.
     UNDELIVERED = "undelivered"
 
@@ -323,7 +328,7 @@ class Agent:
         logger.info("%s: starting with %s", _name(trial), trial.params)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
-            channel.report(epoch, metrics)
+            channel.report(epoch, metrics, wait=_prune_wait(trial, epoch))
             # An answer to this report is seen at the next epoch end at the latest.
             return not (channel.stop_requested.is_set() or channel.lease_lost.is_set() or self.stopping)
 
@@ -352,13 +357,16 @@ class Agent:
             if channel.lease_lost.is_set():
                 return Stop(StopCause.LEASE_LOST, "the lease was lost")
             if channel.stop_requested.is_set():
-                return Stop(StopCause.SERVER, "the server said stop (the sweep was cancelled)")
+                return Stop(StopCause.SERVER, _stop_sentence(channel))
             if self.stopping:
                 return Stop(StopCause.SHUTDOWN, "the worker is stopping")
             return None
 
+        def send(step: int, metrics: dict[str, float]) -> None:
+            channel.report(step, metrics, wait=_prune_wait(trial, step))
+
         watch = Watch(
-            send=channel.report,
+            send=send,
             interrupted=interrupted,
             metric=metric,
             factor=factor,
@@ -391,7 +399,11 @@ class Agent:
             # Interrupted by our own shutdown, not by the trial: let another worker redo it.
             return self._release(trial)
         status: FinishStatus = "completed" if result.status == "stopped" else result.status
-        ending = Ending(trial.id, trial.lease_token, status, result.metrics, error=result.error, points=unsent)
+        metrics = result.metrics
+        if channel.stop_reason == "pruned" and result.status in ("stopped", "completed"):
+            status = "pruned"
+            metrics = {**metrics, "stop_reason": "pruned"} if "stop_reason" in metrics else metrics
+        ending = Ending(trial.id, trial.lease_token, status, metrics, error=result.error, points=unsent)
         if result.stop is not None and result.status == "stopped":
             logger.info("%s: %s", _name(trial), result.stop.detail)
         outcome = self._finish(ending, claim_next=claim_next and self.gave_up is None)
@@ -458,7 +470,7 @@ class Agent:
             # The last line says what went wrong (the exception, or the program's last words);
             # the whole text is the trial's ``error``.
             self._last_error = _last_line(result.error) or _NO_OBJECTIVE
-        elif outcome in (Outcome.COMPLETED, Outcome.DIVERGED):
+        elif outcome in (Outcome.COMPLETED, Outcome.DIVERGED, Outcome.PRUNED):
             self._failures_in_a_row = 0
         if self.max_failures is not None and self._failures_in_a_row >= self.max_failures and self.gave_up is None:
             last = (self._last_error or "no error text")[-1000:]
@@ -479,9 +491,9 @@ class Agent:
         names = ", ".join(_name(trial) for trial in trials)
         logger.info("training %d trials fused: %s", len(trials), names)
 
-        def epoch_callback(channel: TrialChannel) -> EpochCallback:
+        def epoch_callback(trial: ClaimedTrial, channel: TrialChannel) -> EpochCallback:
             def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
-                channel.report(epoch, metrics)
+                channel.report(epoch, metrics, wait=_prune_wait(trial, epoch))
                 return not (channel.stop_requested.is_set() or channel.lease_lost.is_set() or self.stopping)
 
             return on_epoch
@@ -503,7 +515,7 @@ class Agent:
             try:
                 self.fused_train_fn(
                     [trial.config for trial in trials],
-                    on_epoch=[epoch_callback(channel) for channel in channels],
+                    on_epoch=[epoch_callback(trial, channel) for trial, channel in zip(trials, channels, strict=True)],
                     on_result=on_result,
                     data_dir=self.data_dir,
                     device=self.device,
@@ -550,7 +562,12 @@ class Agent:
             # Interrupted by our own shutdown, not by the trial: let another worker redo it.
             return self._release(trial)
         status: FinishStatus = "diverged" if result.status == "diverged" else "completed"
-        return Ending(trial.id, trial.lease_token, status, dict(result.metrics), points=unsent)
+        metrics = dict(result.metrics)
+        if channel.stop_reason == "pruned" and status == "completed":
+            # A fused group's member leaves the group here; the others train on.
+            status = "pruned"
+            metrics["stop_reason"] = "pruned"
+        return Ending(trial.id, trial.lease_token, status, metrics, points=unsent)
 
     def _end_failed(
         self, trial: ClaimedTrial, channel: TrialChannel, exc: BaseException, *, claim_next: bool = False
@@ -643,6 +660,9 @@ class Agent:
             # Trained until the server's stop: what was sent as its end is not how it ended.
             logger.info("%s: stopped by the server, its sweep was cancelled: %s", name, _summary(ending.metrics))
             return Outcome.CANCELLED
+        if status == "pruned":
+            logger.info("%s: pruned: %s", name, _summary(ending.metrics))
+            return Outcome.PRUNED
         if status == "failed" and ending.status != "failed":
             # A program's trial that never reported the sweep's objective.
             logger.info("%s: failed: %s", name, _NO_OBJECTIVE)
@@ -697,6 +717,20 @@ class Agent:
         if self.sweep_id is None:
             return False
         return not self.client.get_sweep(self.sweep_id).running
+
+
+def _prune_wait(trial: ClaimedTrial, epoch: int) -> float | None:
+    """How long training waits for the answer to this epoch's report: up to
+    :data:`PRUNE_WAIT_SECONDS` at an epoch where the server may prune the trial (so a pruned
+    trial trains no epoch more), else not at all."""
+    return PRUNE_WAIT_SECONDS if epoch in trial.prune_epochs else None
+
+
+def _stop_sentence(channel: TrialChannel) -> str:
+    """Why the server said stop, for the logs and a program's ``TrialStopped``."""
+    if channel.stop_reason == "pruned":
+        return f"pruned by the server: {channel.stop_detail or 'a losing trial of its stage'}"
+    return "the server said stop (the sweep was cancelled)"
 
 
 def _unused(*args: Any, **kwargs: Any) -> Any:

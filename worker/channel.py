@@ -67,13 +67,26 @@ class TrialChannel(threading.Thread):
         self.report_every = min(report_every, every)
         self.lease_lost = threading.Event()
         self.stop_requested = threading.Event()
-        # None marks the end.
-        self._outbox: queue.Queue[Point | None] = queue.Queue()
+        #: Why the server said stop, once it did: ``"pruned"``, or ``None`` (a cancel).
+        self.stop_reason: str | None = None
+        #: The server's sentence about the stop (why the trial was pruned), if any.
+        self.stop_detail: str | None = None
+        # None marks the end; an event with a point asks for it to be sent at once, and is
+        # set once the server answered (or could not be reached).
+        self._outbox: queue.Queue[tuple[Point, threading.Event | None] | None] = queue.Queue()
         self._unsent: list[Point] = []
 
-    def report(self, step: int, metrics: Mapping[str, float]) -> None:
-        """Queue one point of the curve; returns at once."""
-        self._outbox.put((step, dict(metrics)))
+    def report(self, step: int, metrics: Mapping[str, float], *, wait: float | None = None) -> None:
+        """Queue one point of the curve; returns at once. With ``wait`` (seconds), send it
+        now with the points before it and return once the server answered, or after
+        ``wait`` seconds: an epoch where the server may prune the trial, whose answer the
+        trainer should see before it trains another epoch."""
+        if wait is None:
+            self._outbox.put(((step, dict(metrics)), None))
+            return
+        answered = threading.Event()
+        self._outbox.put(((step, dict(metrics)), answered))
+        answered.wait(wait)
 
     def close(self) -> list[Point]:
         """Stop, and return the points not sent yet (none once the lease is lost). After
@@ -84,29 +97,42 @@ class TrialChannel(threading.Thread):
 
     def run(self) -> None:
         pending: list[Point] = []
+        waiting: list[threading.Event] = []  # callers waiting for the answer to a report
         contact = time.monotonic()  # the last call to the server, or the claim
         failed = False  # whether that call failed: then the next waits a heartbeat's interval
-        while True:
-            now = time.monotonic()
-            due = contact + (self.report_every if pending and not failed else self.every)
-            if now < due:
-                try:
-                    item = self._outbox.get(timeout=due - now)
-                except queue.Empty:
+        try:
+            while True:
+                now = time.monotonic()
+                due = contact + (self.report_every if pending and not failed else self.every)
+                if waiting:
+                    due = now
+                if now < due:
+                    try:
+                        item = self._outbox.get(timeout=due - now)
+                    except queue.Empty:
+                        continue
+                    if item is None:
+                        self._unsent = pending
+                        return
+                    point, answered = item
+                    pending.append(point)
+                    if answered is not None:
+                        waiting.append(answered)
                     continue
-                if item is None:
-                    self._unsent = pending
-                    return
-                pending.append(item)
-                continue
-            if pending:
-                failed = not self._send(self._report, pending)
-                # Points the server did not get go with the next report or the finish,
-                # within what one request carries.
-                pending = pending[-MAX_POINTS:] if failed else []
-            else:
-                failed = not self._send(self._heartbeat)
-            contact = time.monotonic()
+                if pending:
+                    failed = not self._send(self._report, pending)
+                    # Points the server did not get go with the next report or the finish,
+                    # within what one request carries.
+                    pending = pending[-MAX_POINTS:] if failed else []
+                else:
+                    failed = not self._send(self._heartbeat)
+                contact = time.monotonic()
+                for answered in waiting:
+                    answered.set()
+                waiting.clear()
+        finally:
+            for answered in waiting:
+                answered.set()
 
     def _heartbeat(self) -> Action:
         return self.client.heartbeat(self.trial_id, lease_token=self.lease_token)
@@ -134,6 +160,8 @@ class TrialChannel(threading.Thread):
             logger.warning("%s: %s", self.label, exc)
             return False
         if answer.stop:
+            if not self.stop_requested.is_set():
+                self.stop_reason, self.stop_detail = answer.reason, answer.detail
             self.stop_requested.set()
         return True
 

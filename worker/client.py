@@ -70,7 +70,7 @@ API_PREFIX = "/api/v1"
 #: then carries every epoch that ended since the last, so short epochs cost no request each.
 REPORT_EVERY_SECONDS = 1.0
 
-FinishStatus = Literal["completed", "diverged", "failed"]
+FinishStatus = Literal["completed", "diverged", "pruned", "failed"]
 
 logger = logging.getLogger(__name__)
 

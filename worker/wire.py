@@ -175,7 +175,8 @@ class ClaimedTrial(Trial):
 
     ``settings`` is the trial's resolved settings exactly as the server sent them (its
     ``trainer`` field: the sweep's trainer section, then the stage's ``epochs``, then the
-    trial's params). ``config`` reads them as the built-in trainer's
+    trial's params). ``prune_epochs`` are the epochs at which the server may prune the
+    trial: their reports go at once, and training waits for the answer. ``config`` reads them as the built-in trainer's
     :class:`~hypersweep.trainer.config.TrainerConfig`, the first time it is asked for:
     settings meant for another program never need to be one. ``lease_token`` proves the
     lease on every report, heartbeat and finish until ``lease_expires_at``.
@@ -184,6 +185,8 @@ class ClaimedTrial(Trial):
     settings: dict[str, Any] = Field(alias="trainer")
     lease_token: str
     lease_expires_at: datetime
+    #: The epochs at which the server may stop the trial (its stage's pruner).
+    prune_epochs: tuple[int, ...] = ()
 
     @property
     def config(self) -> TrainerConfig:

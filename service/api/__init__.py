@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from hypersweep.service.api import dashboard, sweeps, trials
+from hypersweep.service.api import dashboard, pruning, sweeps, trials
 from hypersweep.service.api.deps import require_token
 
 __all__ = ["api_router"]
@@ -14,3 +14,4 @@ api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
 api_router.include_router(trials.router)
 api_router.include_router(sweeps.router)
 api_router.include_router(dashboard.router)
+api_router.include_router(pruning.router)

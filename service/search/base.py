@@ -45,13 +45,15 @@ class SearchConfig(BaseModel):
 @dataclass(frozen=True, slots=True)
 class Observation:
     """A finished trial as a designer sees it: its parameters and objective value
-    (``None`` when the trial diverged or produced no finite value)."""
+    (``None`` when the trial diverged or produced no finite value). ``pruned``: the trial
+    was stopped early as a loser of its stage; its value is a partial one."""
 
     params: Params
     value: float | None
     diverged: bool = False
     #: The stage the trial ran in, when known.
     stage: int | None = None
+    pruned: bool = False
 
 
 class Designer(ABC):

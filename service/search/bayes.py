@@ -109,6 +109,10 @@ class BayesDesigner(Designer):
       value among results so far, or its own value when that is worse (by at most the spread
       of the results, so one absurd loss does not flatten a GP's scale). Diverged trials
       that come before any result wait for one;
+    * a ``pruned`` one (stopped early as a loser of its stage) is told as worse than any
+      result so far: the worst result plus a twentieth of the spread of the results (its
+      own partial value is not comparable). Pruned trials that come before any result wait
+      for one;
     * other observations without a value (failed runs) are left out;
     * observations whose parameters lie outside this stage's space (an earlier stage's
       trials outside the narrowed space) are left out;
@@ -165,8 +169,10 @@ class BayesDesigner(Designer):
             params = self._inside(observation.params)
             if params is None:
                 continue
-            if observation.diverged:
-                self._deferred.append(Observation(params, observation.value, diverged=True))
+            if observation.diverged or observation.pruned:
+                self._deferred.append(
+                    Observation(params, observation.value, diverged=observation.diverged, pruned=observation.pruned)
+                )
             elif observation.value is not None:
                 loss = self._loss(observation.value)
                 self._tell(params, loss)
@@ -174,7 +180,10 @@ class BayesDesigner(Designer):
                 self._worst = loss if self._worst is None else max(self._worst, loss)
         if self._worst is not None:
             for observation in self._deferred:
-                self._tell(observation.params, self._diverged_loss(observation.value))
+                if observation.pruned:
+                    self._tell(observation.params, self._pruned_loss())
+                else:
+                    self._tell(observation.params, self._diverged_loss(observation.value))
             self._deferred.clear()
         self._set_pending(active)
 
@@ -195,6 +204,12 @@ class BayesDesigner(Designer):
         if value is None:
             return self._worst
         return min(max(self._loss(value), self._worst), self._worst + (self._worst - self._best))
+
+    def _pruned_loss(self) -> float:
+        """Worse than every result so far, by a little: a pruned trial lost to its stage."""
+        assert self._best is not None and self._worst is not None
+        spread = self._worst - self._best
+        return self._worst + (spread / 20 if spread > 0 else max(abs(self._worst), 1.0) * 1e-6)
 
     def _tell(self, params: Params, loss: float) -> None:
         value = loss if self.minimize else -loss

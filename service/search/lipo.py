@@ -132,14 +132,19 @@ class LipoDesigner(Designer):
     # -- what is known -------------------------------------------------------------------------
 
     def update(self, completed: Sequence[Observation], active: Sequence[Params]) -> None:
-        """Take in new results (a diverged trial counts as the worst result so far) and make
+        """Take in new results (a diverged or pruned trial counts as the worst result so far) and make
         ``active`` the pending points."""
         for observation in completed:
             x = self._unit(observation.params)
             if x is None:
                 continue
-            if observation.diverged or observation.value is None or not np.isfinite(observation.value):
-                if observation.diverged:
+            if (
+                observation.diverged
+                or observation.pruned
+                or observation.value is None
+                or not np.isfinite(observation.value)
+            ):
+                if observation.diverged or observation.pruned:
                     self._deferred.append(x)
                 continue
             self._add(x, -observation.value if self.minimize else observation.value)

@@ -17,7 +17,7 @@ range. Int axes are rounded when a point becomes a trial; categorical axes keep 
 start's values. The start itself is the first point of its run: it ran with the previous
 stage's epochs, and is measured again with this stage's.
 
-A diverged trial counts as the worst result of the stage so far, plus the stage's
+A diverged (or pruned) trial counts as the worst result of the stage so far, plus the stage's
 spread; a start whose run has converged (or whose own point diverged with nothing to
 rank it against) keeps refining with points drawn around the stage's best result, so the
 stage spends its budget.
@@ -140,7 +140,7 @@ class LocalDesigner(Designer):
             if observation.stage != self.stage:
                 continue
             key = self._key_of(observation.params)
-            if observation.diverged:
+            if observation.diverged or observation.pruned:  # a pruned trial lost to its stage
                 self._diverged[key] = observation.value
             elif observation.value is not None and math.isfinite(observation.value):
                 self._losses[key] = observation.value if self.minimize else -observation.value

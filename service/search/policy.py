@@ -279,8 +279,8 @@ class SearchPolicy:
 
     @staticmethod
     def _observations(finished: Sequence[FinishedTrial], learner: _Learner) -> list[Observation]:
-        """What a designer is told of ``finished`` (marked seen): results and divergences;
-        failed, pruned and cancelled trials are passed over."""
+        """What a designer is told of ``finished`` (marked seen): results, divergences and
+        prunings; failed and cancelled trials are passed over."""
         observations: list[Observation] = []
         for trial in finished:
             learner.seen.add(trial.id)
@@ -288,4 +288,6 @@ class SearchPolicy:
                 observations.append(Observation(trial.params, trial.value, stage=trial.stage))
             elif trial.status == TrialStatus.diverged:
                 observations.append(Observation(trial.params, trial.value, diverged=True, stage=trial.stage))
+            elif trial.status == TrialStatus.pruned:
+                observations.append(Observation(trial.params, trial.value, pruned=True, stage=trial.stage))
         return observations

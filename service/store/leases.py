@@ -26,6 +26,7 @@ from hypersweep.service.schemas import FinishedIn, TrialOut
 from hypersweep.service.statuses import FINISHED, TrialStatus
 
 __all__ = [
+    "STOPPED_WHILE_RUNNING",
     "AlreadyEnded",
     "Ended",
     "Ending",
@@ -38,6 +39,11 @@ __all__ = [
     "record",
     "requeue",
 ]
+
+
+#: The ends the server gives a trial while its holder still runs it: the holder is told to
+#: stop at its next report or heartbeat, and its finish records the final metrics.
+STOPPED_WHILE_RUNNING = frozenset({TrialStatus.cancelled, TrialStatus.pruned})
 
 
 @dataclass(frozen=True)
@@ -94,10 +100,10 @@ def check_held(
     trial_id: int, status: str, token: str | None, expires: datetime | None, lease_token: str, now: datetime
 ) -> None:
     """A trial is held with ``lease_token`` when that is its current token and it is running
-    with an unexpired lease, or was cancelled while it ran. Anything else is a
+    with an unexpired lease, or was cancelled or pruned while it ran. Anything else is a
     ``LeaseConflict``."""
     _check_token(trial_id, token, lease_token)
-    if status == TrialStatus.cancelled:
+    if status in STOPPED_WHILE_RUNNING:
         return
     if status != TrialStatus.running:
         raise LeaseConflict(f"trial {trial_id} is {status}; its lease has ended")
@@ -167,12 +173,17 @@ def finish(
         # records the final metrics (not its points, as reports after the cancel are not
         # recorded either) and clears it.
         cancelled = row["status"] == TrialStatus.cancelled
-        if row["status"] in FINISHED and not (cancelled and row["lease_expires_at"] is not None):
+        # A pruned trial, likewise, keeps its status and the curve it was pruned with; its
+        # holder's first finish adds the final metrics that the curve does not hold.
+        pruned = row["status"] == TrialStatus.pruned and row["lease_expires_at"] is not None
+        if row["status"] in FINISHED and not (cancelled and row["lease_expires_at"] is not None) and not pruned:
             outs.append(AlreadyEnded(TrialOut.model_validate(row)))
             continue
         values: dict[str, Any] = {"lease_expires_at": None}
         latest = row["metrics"]
-        if not cancelled:
+        if pruned:
+            values["metrics"] = {**ending.metrics, **latest}
+        elif not cancelled:
             try:
                 _check_lease(trial_id, row["lease_expires_at"], now)
             except LeaseConflict as exc:
@@ -182,7 +193,8 @@ def finish(
             for step, point in ending.points:
                 new_points[trial_id, step] = point
             latest = _merged(latest, ending.points)
-        values["metrics"] = {**latest, **ending.metrics}
+        if not pruned:
+            values["metrics"] = {**latest, **ending.metrics}
         sweep = facts(row["sweep_id"])
         values["value"] = objective_value(values["metrics"], sweep.objective_metric)
         checks = row["number"] == SANITY_INDEX

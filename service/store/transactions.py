@@ -24,8 +24,9 @@ from hypersweep.service.schemas import ActionOut, CurvePointOut, FinishedIn, Swe
 from hypersweep.service.search.policy import SearchFailed, SearchPolicy
 from hypersweep.service.search.space import dump_space
 from hypersweep.service.statuses import ACTIVE, SweepStatus, TrialStatus
-from hypersweep.service.store import leases, sanity, stages
+from hypersweep.service.store import leases, pruning, sanity, stages
 from hypersweep.service.store.leases import AlreadyEnded, Ended, Ending, SweepFacts
+from hypersweep.service.store.pruning import PruningOut, StagePruners
 from hypersweep.service.store.stages import TrialsIn
 from hypersweep.service.store.views import SORT_KEYS, sweep_outs
 from hypersweep.service.validation import Plan
@@ -44,6 +45,7 @@ class Store:
         self.db = db
         self.lease = timedelta(seconds=lease_seconds)
         self.policy = policy or SearchPolicy()
+        self.pruners = StagePruners()
         self._facts: dict[int, SweepFacts] = {}
 
     # -- sweeps ---------------------------------------------------------------------------
@@ -197,6 +199,14 @@ class Store:
                 curve=[CurvePointOut.model_validate(p) for p in points],
             )
 
+    def pruning(self, *, sweep_id: int, trial_id: int | None = None) -> PruningOut:
+        """The sweep's pruning rung by rung (``store.pruning.sweep_pruning``)."""
+        with self.db.read() as s:
+            out = pruning.sweep_pruning(s.connection(), sweep_id, trial_id=trial_id)
+        if out is None:
+            raise NotFound("sweep", sweep_id)
+        return out
+
     # -- the holder of a lease ---------------------------------------------------------------
 
     def heartbeat(self, *, trial_id: int, lease_token: str) -> ActionOut:
@@ -205,23 +215,52 @@ class Store:
         with self.db.transaction() as conn:
             trial = leases.held(conn, trial_id, lease_token, now)
             if trial.status != TrialStatus.running:
-                return ActionOut(action="stop")
+                return _stop(trial.status, trial.metrics)
             expires = now + self.lease
             conn.execute(q.UPDATE_TRIAL, {"b_trial_id": trial_id, "lease_expires_at": expires})
             return ActionOut(action="continue", lease_expires_at=expires)
 
     def report(self, *, trial_id: int, lease_token: str, points: Sequence[tuple[int, dict[str, Any]]]) -> ActionOut:
         """Record points ``(step, metrics)`` of the curve, in order (reporting a step again
-        replaces it), make their values the trial's latest metrics, and renew the lease."""
+        replaces it), make their values the trial's latest metrics, and renew the lease.
+
+        When the trial's stage has a pruner and a point reaches an epoch where the trial may
+        be stopped, decide (``store.pruning``): a pruned trial ends ``pruned`` at once, with
+        ``pruned_at`` and ``prune_reason`` in its metrics, and the answer is ``stop`` with
+        reason ``pruned``; its holder keeps the lease until its finish."""
         now = utcnow()
         with self.db.transaction() as conn:
             trial = leases.held(conn, trial_id, lease_token, now)
             if trial.status != TrialStatus.running:
-                return ActionOut(action="stop")
+                return _stop(trial.status, trial.metrics)
             metrics = leases.record(conn, trial_id, trial.metrics, points, now)
             expires = now + self.lease
-            conn.execute(q.UPDATE_TRIAL, {"b_trial_id": trial_id, "metrics": metrics, "lease_expires_at": expires})
-            return ActionOut(action="continue", lease_expires_at=expires)
+            stage = self.pruners.of(conn, trial.sweep_id, trial.stage)
+            decision = None
+            if stage is not None:
+                decision = pruning.decide(
+                    conn, stage, trial_id=trial_id, sweep_id=trial.sweep_id, stage=trial.stage, points=points, now=now
+                )
+            if decision is None:
+                conn.execute(q.UPDATE_TRIAL, {"b_trial_id": trial_id, "metrics": metrics, "lease_expires_at": expires})
+                return ActionOut(action="continue", lease_expires_at=expires)
+            # Pruned: ended at once (its slot goes to the next trial), while its holder keeps
+            # the lease until its finish brings the final metrics.
+            metrics = {**metrics, "pruned_at": decision.step, "prune_reason": decision.reason}
+            assert stage is not None
+            conn.execute(
+                q.UPDATE_TRIAL,
+                {
+                    "b_trial_id": trial_id,
+                    "status": TrialStatus.pruned,
+                    "metrics": metrics,
+                    "value": leases.objective_value(metrics, stage.metric),
+                    "finished_at": now,
+                    "lease_expires_at": expires,
+                },
+            )
+        self.advance_after(trial.sweep_id, now)
+        return _stop(TrialStatus.pruned, metrics)
 
     def finish(
         self,
@@ -428,6 +467,13 @@ class Store:
             facts = SweepFacts(row.objective_metric, row.program, dict(row.spec.get("trainer", {})))
             self._facts[sweep_id] = facts
         return facts
+
+
+def _stop(status: str, metrics: dict[str, Any]) -> ActionOut:
+    """The answer to the holder of a trial that the server ended while it ran."""
+    if status == TrialStatus.pruned:
+        return ActionOut(action="stop", reason="pruned", detail=metrics.get("prune_reason"))
+    return ActionOut(action="stop")
 
 
 def _end_sweep(s: Session, sweep: Sweep, status: SweepStatus, now: datetime) -> None:

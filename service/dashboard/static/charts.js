@@ -186,7 +186,7 @@ function colorAt(stops, t) {
  * How outcomes other than a completed run are drawn: shapes ECharts can draw in large
  * mode too (it draws no path symbol there, so no crosses), in their status colours.
  */
-const OUTCOME_SYMBOLS = { diverged: "triangle", failed: "diamond", other: "circle" };
+const OUTCOME_SYMBOLS = { diverged: "triangle", failed: "diamond", pruned: "rect", other: "circle" };
 
 function outcomeSeries(key, name, data, large) {
   const color = STATUS_COLORS[key === "other" ? "cancelled" : key];
@@ -197,7 +197,7 @@ function outcomeSeries(key, name, data, large) {
 /** Which series a finished trial goes in. */
 function kind(status) {
   if (status === "completed") return "completed";
-  if (status === "diverged" || status === "failed") return status;
+  if (status === "diverged" || status === "failed" || status === "pruned") return status;
   return "other";
 }
 
@@ -283,7 +283,7 @@ export function objectiveScatter({ points, rows, name, spec, objective, names, p
       const color = STAGE_COLORS[Math.min(stage, STAGE_COLORS.length - 1)];
       series.push(trialScatter({ id: `trials:${key}`, name: key, points: data, color, large }));
     } else {
-      series.push(outcomeSeries(key, key === "other" ? "pruned/cancelled" : key, data, large));
+      series.push(outcomeSeries(key, key === "other" ? "cancelled" : key, data, large));
     }
   }
   const hasNoValue = rows.some((i) => points.value[i] === null);
@@ -348,7 +348,7 @@ export function pairScatter({ points, rows, x, y, space, objective, names, picke
   const values = rows.map((i) => (points.status[i] === "completed" ? points.value[i] : null));
   const [lo, hi] = extent(values);
   const shades = Array.from({ length: SHADES }, () => []);
-  const others = { diverged: [], failed: [], other: [] };
+  const others = { diverged: [], failed: [], pruned: [], other: [] };
   for (const i of rows) {
     const at = [xValue(space[x], points.params[x][i]), xValue(space[y], points.params[y][i]), i];
     const k = kind(points.status[i]);
@@ -367,6 +367,7 @@ export function pairScatter({ points, rows, x, y, space, objective, names, picke
     ),
     outcomeSeries("diverged", "diverged", others.diverged, large),
     outcomeSeries("failed", "failed", others.failed, large),
+    outcomeSeries("pruned", "pruned", others.pruned, large),
     outcomeSeries("other", "no value", others.other, large),
     pickedSeries(points, picked, (i) => [xValue(space[x], points.params[x][i]), xValue(space[y], points.params[y][i]), i]),
   ];
@@ -375,7 +376,7 @@ export function pairScatter({ points, rows, x, y, space, objective, names, picke
   return {
     animation: false,
     grid: { left: 64, right: 90, top: 30, bottom: 44 },
-    legend: { top: 0, left: 0, itemWidth: 10, itemHeight: 10, data: ["diverged", "failed"], textStyle: { fontSize: 11 } },
+    legend: { top: 0, left: 0, itemWidth: 10, itemHeight: 10, data: ["diverged", "failed", "pruned"], textStyle: { fontSize: 11 } },
     tooltip: tooltip(points, objective, names, series),
     xAxis: paramAxis(x, space[x]),
     yAxis: yAx,
@@ -412,7 +413,7 @@ export function parallelRows(points, rows, objective) {
  */
 export function parallel({ points, rows, names, space, objective }) {
   const level = noValueLevel(rows.map((i) => points.value[i]), objective);
-  const groups = { completed: [], diverged: [], failed: [], other: [] };
+  const groups = { completed: [], diverged: [], failed: [], pruned: [], other: [] };
   for (const i of parallelRows(points, rows, objective)) {
     const row = names.map((n) => xValue(space[n], points.params[n][i]));
     row.push(points.value[i] ?? level, i);
@@ -449,13 +450,14 @@ export function parallel({ points, rows, names, space, objective }) {
     animation: false,
     parallel: { left: 48, right: 130, top: 48, bottom: 24, parallelAxisDefault: { nameTextStyle: { fontSize: 11 }, nameGap: 12 } },
     parallelAxis: axes,
-    legend: { top: 0, right: 0, data: ["diverged", "failed"], itemWidth: 14, itemHeight: 3, textStyle: { fontSize: 11 } },
+    legend: { top: 0, right: 0, data: ["diverged", "failed", "pruned"], itemWidth: 14, itemHeight: 3, textStyle: { fontSize: 11 } },
     visualMap: [objectiveColors(values, objective, names.length)],
     series: [
       line("trials:completed", "completed", groups.completed),
       line("trials:diverged", "diverged", groups.diverged, STATUS_COLORS.diverged),
       line("trials:failed", "failed", groups.failed, STATUS_COLORS.failed),
-      line("trials:other", "pruned/cancelled", groups.other, STATUS_COLORS.cancelled),
+      line("trials:pruned", "pruned", groups.pruned, STATUS_COLORS.pruned),
+      line("trials:other", "cancelled", groups.other, STATUS_COLORS.cancelled),
     ],
   };
 }
@@ -470,6 +472,7 @@ export function curves({ curves, metric, labels, epochs, logY }) {
     const ys = curve.metrics[metric] || [];
     const data = curve.step.map((step, k) => [step, ys[k] ?? null]).filter(([, v]) => v !== null && (!logY || v > 0));
     const diverged = curve.status === "diverged";
+    const pruned = curve.status === "pruned";
     const color = diverged ? STATUS_COLORS.diverged : LINE_COLORS[n % LINE_COLORS.length];
     const last = data[data.length - 1];
     return {
@@ -479,7 +482,7 @@ export function curves({ curves, metric, labels, epochs, logY }) {
       data,
       showSymbol: data.length <= 30,
       symbolSize: 5,
-      lineStyle: { width: 2, type: diverged ? "dashed" : "solid" },
+      lineStyle: { width: 2, type: diverged ? "dashed" : pruned ? "dotted" : "solid" },
       itemStyle: { color },
       emphasis: { focus: "series" },
       markPoint:
@@ -491,7 +494,15 @@ export function curves({ curves, metric, labels, epochs, logY }) {
               label: { show: true, position: "right", formatter: "diverged", color: STATUS_COLORS.diverged, fontSize: 11 },
               data: [{ coord: last }],
             }
-          : undefined,
+          : pruned && last
+            ? {
+                symbol: "rect",
+                symbolSize: 8,
+                itemStyle: { color: STATUS_COLORS.pruned },
+                label: { show: true, position: "right", formatter: "pruned", color: STATUS_COLORS.pruned, fontSize: 11 },
+                data: [{ coord: last }],
+              }
+            : undefined,
     };
   });
   return {
@@ -528,6 +539,7 @@ export function withStopPoint(curve, names) {
  */
 export function metricCurves({ curve, metrics, epochs, logY }) {
   const diverged = curve.status === "diverged";
+  const pruned = curve.status === "pruned";
   const series = metrics.map((metric, n) => {
     const ys = curve.metrics[metric] || [];
     const data = curve.step.map((step, k) => [step, ys[k] ?? null]).filter(([, v]) => v !== null && (!logY || v > 0));
@@ -544,7 +556,15 @@ export function metricCurves({ curve, metrics, epochs, logY }) {
       markPoint:
         diverged && last
           ? { symbol: CROSS, symbolSize: 14, itemStyle: { color: STATUS_COLORS.diverged }, data: [{ coord: last }] }
-          : undefined,
+          : pruned && last
+            ? {
+                symbol: "rect",
+                symbolSize: 8,
+                itemStyle: { color: STATUS_COLORS.pruned },
+                label: { show: true, position: "right", formatter: "pruned", color: STATUS_COLORS.pruned, fontSize: 11 },
+                data: [{ coord: last }],
+              }
+            : undefined,
     };
   });
   return {

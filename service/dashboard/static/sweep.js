@@ -10,6 +10,7 @@ import { ChartBox, PARALLEL_MAX, chartsLoaded, curves, objectiveScatter, pairSca
 import { FINISHED, STATUSES, badge, better, duration, el, num, param, progress, showError, when } from "./format.js";
 import { Live } from "./live.js";
 import { renderSanity } from "./babysit.js";
+import { pruningPanel } from "./pruning.js";
 
 /** How many of the best trials the curves chart shows. */
 const BEST_CURVES = 5;
@@ -116,6 +117,7 @@ export function sweepPage(root, { id }) {
     renderStages(views.stages, state.sweep);
     renderWarnings(views.warnings, state.sweep.warnings);
     renderSanity(views.sanity, state.sweep);
+    await views.pruning.update(state.sweep);
     renderFilters();
     const drawn = drawCharts(rows, () => true);
     renderTable(rows);
@@ -406,6 +408,7 @@ function layout() {
     parallel: el("div", { class: "chart tall", dataset: { chart: "parallel" } }),
     table: el("table", { class: "table trials", id: "trials-table" }),
     tableNote: el("p", { class: "table-note" }),
+    pruning: pruningPanel(),
   };
   views.pairSection = el("section", { class: "panel" }, el("h2", {}, "Two parameters"), views.pairControls, views.pair);
   views.parallelNote = el("p", { class: "note muted" });
@@ -415,6 +418,7 @@ function layout() {
     views.stages,
     views.warnings,
     views.sanity,
+    views.pruning.node,
     views.filters,
     el("section", { class: "panel" }, el("h2", {}, "Objective by parameter"), views.scatters),
     el(

@@ -4,6 +4,7 @@ import { getJSON } from "./api.js";
 import { ChartBox, chartsLoaded, metricCurves, withStopPoint } from "./charts.js";
 import { FINISHED, badge, between, duration, el, num, showError, when } from "./format.js";
 import { Live } from "./live.js";
+import { trialPruning } from "./pruning.js";
 
 export function trialPage(root, { id }) {
   const summary = el("section", { id: "trial-summary" });
@@ -11,10 +12,12 @@ export function trialPage(root, { id }) {
   const otherChart = el("div", { class: "chart", dataset: { chart: "trial-metrics" } });
   const details = el("div", { class: "grid" });
   const error = el("section", { id: "trial-error" });
+  const pruning = el("div", { id: "trial-pruning-box" });
   // On the page once the trial has loaded, so an unknown trial shows only the error.
   const parts = [
     summary,
     error,
+    pruning,
     el(
       "div",
       { class: "grid" },
@@ -49,6 +52,7 @@ export function trialPage(root, { id }) {
         boxes[0].set(metricCurves({ curve, metrics: losses, epochs })),
         boxes[1].set(metricCurves({ curve, metrics: others, epochs })),
       ]);
+      await trialPruning(pruning, trial, sweep);
       root.dataset.ready = "1";
       root.dataset.status = trial.status;
       return !FINISHED.has(trial.status);
