@@ -484,7 +484,7 @@ def known_good(name: str) -> Params:
         params = _from_units(*units)
         value, diverged = problem.evaluate(params, problem.full_epochs, np.random.default_rng(0))
         if value is not None and not diverged:
-            ranked.append((sign * value, params))
+            ranked.append((sign * value, {name: float(v) for name, v in params.items()}))
     return min(ranked, key=lambda entry: entry[0])[1]
 
 
