@@ -133,7 +133,6 @@ class TrialsIn:
             )
         )
 
-
     def top_results(self, sweep_id: int, stage: int, k: int, *, minimize: bool) -> list[tuple[float, Params]]:
         order = Trial.value.asc() if minimize else Trial.value.desc()
         rows = self.conn.execute(
