@@ -39,10 +39,10 @@ def enqueue(conn: Connection, request: EnqueueIn, *, sweep_id: int, now: datetim
     """Enqueue the request's params in sweep ``sweep_id`` (locked here): the answer, and
     whether it made anything (``False`` when the request's ``key`` was seen before).
 
-    Raises ``NotFound`` for an unknown sweep, :class:`~hypersweep.service.validation.SpecError` (422) for params not
-    in the stage's space, repeated, or a stage the sweep does not have, and ``Conflict``
-    (409) for a sweep that has ended, a stage that has ended or has too few trials of its
-    budget left, or a key used before for other params."""
+    Raises ``NotFound`` for an unknown sweep, ``SpecError`` (422, with each problem's
+    path) for params not in the stage's space, repeated, or a stage the sweep does not
+    have, and ``Conflict`` (409) for a sweep that has ended, a stage that has ended or has
+    too few trials of its budget left, or a key used before for other params."""
     sweep = conn.execute(q.LOCK_SWEEP, {"b_sweep_id": sweep_id}).one_or_none()
     if sweep is None:
         raise NotFound("sweep", sweep_id)
@@ -52,7 +52,7 @@ def enqueue(conn: Connection, request: EnqueueIn, *, sweep_id: int, now: datetim
         last = "stage 0" if stage_count == 1 else f"stages 0 to {stage_count - 1}"
         raise SpecError([(("stage",), f"sweep {sweep_id} has {last}; there is no stage {index}")])
     stage = conn.execute(
-        select(Stage.space, Stage.trials, Stage.generated, Stage.enqueued, Stage.waiting).where(
+        select(Stage.space, Stage.trials, Stage.generated, Stage.waiting).where(
             Stage.sweep_id == sweep_id, Stage.index == index
         )
     ).one()
