@@ -479,12 +479,13 @@ def known_good(name: str) -> Params:
     if name == "digits":
         return DIGITS_GUESS
     sign = 1.0 if problem.minimize else -1.0
-    ranked = []
+    ranked: list[tuple[float, Params]] = []
     for units in qmc.Sobol(3, scramble=True, seed=0x6775).random(GUESS_POINTS):
         params = _from_units(*units)
         value, diverged = problem.evaluate(params, problem.full_epochs, np.random.default_rng(0))
         if value is not None and not diverged:
-            ranked.append((sign * value, {name: float(v) for name, v in params.items()}))
+            point: Params = {axis: float(v) for axis, v in params.items()}
+            ranked.append((sign * value, point))
     return min(ranked, key=lambda entry: entry[0])[1]
 
 

@@ -68,7 +68,7 @@ def test_imported_trials_inform_a_bayes_designer_but_are_not_counted(client: Tes
     learner = client.app.state.store.policy._learners[(sweep["id"], 0)]  # type: ignore[attr-defined]
     assert isinstance(learner.designer, BayesDesigner)
     told = [t for t in learner.designer.study.trials if t.state.name == "COMPLETE"]
-    assert sorted(t.value for t in told) == sorted(t["value"] for t in inside)
+    assert sorted(float(t.value or 0) for t in told) == sorted(t["value"] for t in inside)
 
     # Not this sweep's trials: not in its counts, its trials, its best, or its budget.
     now = client.get(f"{API}/sweeps/{sweep['id']}").json()
