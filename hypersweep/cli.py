@@ -117,6 +117,7 @@ def _register_client_commands() -> None:
         commands.watch,
         commands.export,
         commands.cancel,
+        commands.enqueue,
     ):
         app.command()(command)
     from hypersweep.demo import demo

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -36,7 +37,7 @@ import httpx
 
 from hypersweep.export import ExportFormat, export_trials
 from hypersweep.worker.client import RetryPolicy, ServiceClient
-from hypersweep.worker.wire import Sweep, Trial
+from hypersweep.worker.wire import Enqueued, Sweep, Trial
 
 if TYPE_CHECKING:
     from hypersweep.progress import SweepProgress
@@ -167,6 +168,33 @@ class Client:
         return current
 
     # Trials
+
+    def enqueue(
+        self,
+        sweep: SweepRef,
+        params: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        *,
+        stage: int | None = None,
+        key: str | None = None,
+        allow_duplicate: bool = False,
+    ) -> Enqueued:
+        """Queue trials with params you chose (one set, or a list), ahead of the strategy's,
+        in the current stage or stage ``stage``; they count within its trials. Returns what
+        was made (:class:`~hypersweep.worker.wire.Enqueued`).
+
+        ``key`` makes the call idempotent: the same key again answers the same trials and
+        makes none. Without one, a fresh key is made for this call, so that the client's own
+        retries never enqueue twice. The same params twice in a stage raise
+        :class:`ServiceError` (422) unless ``allow_duplicate``; so do params outside the
+        stage's space (with the field's path)."""
+        body: dict[str, Any] = {
+            "params": dict(params) if isinstance(params, Mapping) else [dict(p) for p in params],
+            "key": key or uuid.uuid4().hex,
+            "allow_duplicate": allow_duplicate,
+        }
+        if stage is not None:
+            body["stage"] = stage
+        return self.service.enqueue_trials(_sweep_id(sweep), body)
 
     def best_trial(self, sweep: SweepRef) -> Trial | None:
         """The sweep's best trial by its objective, as of now; None before any trial has a value."""

@@ -1,4 +1,5 @@
-"""Commands that talk to a running server: submit, status, trials, watch, export, cancel.
+"""Commands that talk to a running server: submit, status, trials, watch, export, cancel,
+enqueue.
 
 Every failure a person can cause or meet (a missing file, bad YAML, a refused document,
 a server that is down or wants a token) ends in one line on stderr and a non-zero exit.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +29,7 @@ from hypersweep.progress import SweepProgress
 from hypersweep.worker.client import RetryPolicy, ServiceError, ServiceUnavailable
 from hypersweep.worker.wire import Sweep
 
-__all__ = ["cancel", "export", "load_document", "status", "submit", "trials", "watch"]
+__all__ = ["cancel", "enqueue", "export", "load_document", "parse_assignments", "status", "submit", "trials", "watch"]
 
 out = Console()
 err = Console(stderr=True)
@@ -337,3 +339,64 @@ def cancel(sweep_id: SweepArg, server: ServerOpt = DEFAULT_SERVER, token: TokenO
     with connected(server, token) as client:
         sweep = client.cancel(sweep_id)
     out.print(f"sweep {sweep.id} {sweep.status}")
+
+
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def _cli_value(text: str) -> Any:
+    """A value as typed: a whole number, a number, true or false, or else the text."""
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    if text in ("true", "false"):
+        return text == "true"
+    return text
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """``["lr=0.01", "optimizer=adam"]`` -> ``{"lr": 0.01, "optimizer": "adam"}``; values
+    that look like numbers are numbers. ``ValueError`` with a sentence for a bad one."""
+    params: dict[str, Any] = {}
+    for item in assignments:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"{item!r} is not NAME=VALUE (for example lr=0.01)")
+        if name in params:
+            raise ValueError(f"{name} is given twice")
+        params[name] = _cli_value(text.strip())
+    return params
+
+
+def enqueue(
+    sweep_id: SweepArg,
+    params: Annotated[
+        list[str], typer.Argument(help="NAME=VALUE for every parameter of the space, e.g. lr=0.01 reg=1e-4.")
+    ],
+    stage: Annotated[
+        int | None, typer.Option(help="The stage to run them in (default: the current one).", min=0)
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(help="A key for this call: running it again with the same key adds nothing.")
+    ] = None,
+    allow_duplicate: Annotated[
+        bool, typer.Option("--allow-duplicate", help="Run them even if the stage has already tried these params.")
+    ] = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """Queue a trial with params you chose, ahead of the strategy's (guess and check)."""
+    try:
+        chosen = parse_assignments(params)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    with connected(server, token) as client:
+        made = client.enqueue(sweep_id, chosen, stage=stage, key=key, allow_duplicate=allow_duplicate)
+    shown = ", ".join(f"{name}={_fmt(value)}" for name, value in chosen.items())
+    for trial in made.trials:
+        out.print(f"enqueued trial {trial.number} in stage {made.stage} of sweep {made.sweep_id}: {shown}")
+    if made.waiting:
+        out.print(f"enqueued for stage {made.stage} of sweep {made.sweep_id}, to run first when it starts: {shown}")

@@ -272,20 +272,26 @@ class Claims:
         epochs = {stage: plan.epochs}
         expires = now + self.store.lease
         leased: list[dict[str, Any]] = []  # the rows of the trials handed out, slot by slot
-        if queued:
-            # Queued trials belong to the current stage: a stage starts only once the one
-            # before has none queued or running.
-            picking = {"b_sweep_id": sweep_id, "b_slots": len(holders)}
+
+        def lease_queued() -> None:
+            picking = {"b_sweep_id": sweep_id, "b_slots": len(holders) - len(leased)}
             picked = [dict(row._mapping) for row in conn.execute(q.QUEUED_TRIALS, picking)]
             for row in picked:
                 leased.append(_lease(row, asks[holders[len(leased)]].worker_id, expires, now))
             if picked:
                 conn.execute(q.UPDATE_TRIAL, [{"b_trial_id": row["id"], **_leased_columns(row)} for row in picked])
+
+        if queued:
+            # Queued trials belong to the current stage: a stage starts only once the one
+            # before has none queued or running.
+            lease_queued()
+        number = sweep.trials_created
         fresh: list[dict[str, Any]] = []
         while len(leased) < len(holders):
-            first, taken = _take_budget(conn, sweep_id, stage, len(holders) - len(leased))
+            first, taken, chosen = _take_budget(conn, sweep_id, stage, len(holders) - len(leased))
             if taken:
-                suggested = self.store.policy.suggest(trials, plan, first, taken)
+                # The designer numbers its own trials: the stage's enqueued ones are not its.
+                suggested = self.store.policy.suggest(trials, plan, first - chosen, taken)
                 if len(suggested) < taken:
                     # The designer has nothing more until a running trial ends (local
                     # search waits on its starts): the budget it did not use goes back.
@@ -297,7 +303,7 @@ class Claims:
                         "sweep_id": sweep_id,
                         "stage": stage,
                         "stage_index": first + index,
-                        "number": sweep.trials_created + len(fresh),
+                        "number": number + len(fresh),
                         "params": params,
                         "attempt": 1,
                         "metrics": {},
@@ -315,6 +321,9 @@ class Claims:
             stage += 1
             plan = self.store.policy.plan(trials, sweep_id, stage, minimize=sweep.minimize)
             epochs[stage] = plan.epochs
+            # The trials enqueued for the new stage before it started are queued now: first.
+            lease_queued()
+            number = conn.execute(q.TRIALS_CREATED, {"b_sweep_id": sweep_id}).scalar_one()
         if fresh:
             ids = conn.execute(q.INSERT_TRIALS, fresh).scalars().all()
             conn.execute(q.BUMP_TRIALS_CREATED, {"b_sweep_id": sweep_id, "b_slots": len(fresh)})
@@ -339,21 +348,19 @@ class Claims:
         return sanity.serve_in(conn, sweep, asks, now, lease=self.store.lease, settings=settings)
 
 
-def _take_budget(conn: Connection, sweep_id: int, stage: int, wanted: int) -> tuple[int, int]:
+def _take_budget(conn: Connection, sweep_id: int, stage: int, wanted: int) -> tuple[int, int, int]:
     """Take up to ``wanted`` trials of the stage's budget: the index in the stage of the
-    first, and how many. The sweep's lock, which the caller holds, keeps the budget as
-    read between the statements."""
-    generated = conn.execute(
-        q.TAKE_BUDGET, {"b_sweep_id": sweep_id, "b_stage": stage, "b_slots": wanted}
-    ).scalar_one_or_none()
-    if generated is not None:
-        return generated - wanted, wanted
+    first, how many, and how many of the stage's trials so far were enqueued. The sweep's
+    lock, which the caller holds, keeps the budget as read between the statements."""
+    taken = conn.execute(q.TAKE_BUDGET, {"b_sweep_id": sweep_id, "b_stage": stage, "b_slots": wanted}).one_or_none()
+    if taken is not None:
+        return taken.generated - wanted, wanted, taken.enqueued
     budget = conn.execute(q.STAGE_BUDGET, {"b_sweep_id": sweep_id, "b_stage": stage}).one()
     left = budget.trials - budget.generated
     if left <= 0:
-        return budget.generated, 0
+        return budget.generated, 0, budget.enqueued
     conn.execute(q.TAKE_BUDGET, {"b_sweep_id": sweep_id, "b_stage": stage, "b_slots": left})
-    return budget.generated, left
+    return budget.generated, left, budget.enqueued
 
 
 _LEASE_COLUMNS = ("status", "worker_id", "lease_token", "lease_expires_at", "started_at")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -101,6 +101,12 @@ class Stage(Base):
     top_k: Mapped[int | None]
     #: Trials created in this stage so far; the next one's index within the stage.
     generated: Mapped[int] = mapped_column(default=0)
+    #: Of those, the trials users chose (enqueued), waiting ones included: the stage's
+    #: designer numbers only its own trials, so its next index is ``generated - enqueued``.
+    enqueued: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: Trials enqueued before the stage started, each ``{"params": ..., "key": ...}``; they
+    #: become queued trials when it starts.
+    waiting: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
@@ -116,6 +122,7 @@ class Trial(Base):
         Index("ix_trials_sweep_status_number", "sweep_id", "status", "number"),
         Index("ix_trials_status_lease", "status", "lease_expires_at"),
         Index("ix_trials_sweep_value", "sweep_id", "value"),
+        Index("ix_trials_sweep_enqueue_key", "sweep_id", "enqueue_key"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -136,6 +143,10 @@ class Trial(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    #: Whether a user chose the params (``POST /sweeps/{id}/trials`` or a stage's ``enqueue``).
+    enqueued: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: The client's key of the enqueue call that made the trial, when it gave one.
+    enqueue_key: Mapped[str | None] = mapped_column(String(200))
 
 
 class CurvePoint(Base):

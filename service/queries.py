@@ -28,6 +28,7 @@ __all__ = [
     "QUEUED_TRIALS",
     "STAGE_BUDGET",
     "TAKE_BUDGET",
+    "TRIALS_CREATED",
     "TRIALS_TO_FINISH",
     "UPDATE_TRIAL",
     "upsert_points",
@@ -57,7 +58,7 @@ ACTIVE_COUNTS = select(
 ).where(Trial.sweep_id == bindparam("b_sweep_id"), Trial.status.in_(ACTIVE))
 
 #: Take ``b_slots`` trials of budget from a stage, only if it has them; returns the
-#: stage's new ``generated``. Parameters: ``b_sweep_id``, ``b_stage``, ``b_slots``.
+#: stage's new ``generated`` and its ``enqueued``. Parameters: ``b_sweep_id``, ``b_stage``, ``b_slots``.
 TAKE_BUDGET = (
     update(Stage)
     .where(
@@ -66,11 +67,11 @@ TAKE_BUDGET = (
         Stage.generated + bindparam("b_slots") <= Stage.trials,
     )
     .values(generated=Stage.generated + bindparam("b_slots"))
-    .returning(Stage.generated)
+    .returning(Stage.generated, Stage.enqueued)
 )
 
 #: A stage's budget and how much of it is handed out. Parameters: ``b_sweep_id``, ``b_stage``.
-STAGE_BUDGET = select(Stage.generated, Stage.trials).where(
+STAGE_BUDGET = select(Stage.generated, Stage.trials, Stage.enqueued).where(
     Stage.sweep_id == bindparam("b_sweep_id"), Stage.index == bindparam("b_stage")
 )
 
@@ -87,6 +88,9 @@ QUEUED_TRIALS = (
 
 #: New trials, executed with one parameter dictionary per trial; returns their ids in order.
 INSERT_TRIALS = insert(Trial).returning(Trial.id, sort_by_parameter_order=True)
+
+#: The sweep's count of trials created: the next one's number. Parameters: ``b_sweep_id``.
+TRIALS_CREATED = select(Sweep.trials_created).where(Sweep.id == bindparam("b_sweep_id"))
 
 #: Parameters: ``b_sweep_id``, ``b_slots``.
 BUMP_TRIALS_CREATED = (

@@ -32,9 +32,12 @@ __all__ = [
     "ClaimOut",
     "ClaimedTrial",
     "CurvePointOut",
+    "EnqueueIn",
+    "EnqueueOut",
     "FinishIn",
     "FinishOutcome",
     "FinishedIn",
+    "ImportedTrial",
     "LeaseIn",
     "MetricValue",
     "Objective",
@@ -49,11 +52,16 @@ __all__ = [
     "SweepSpec",
     "TrialDetail",
     "TrialOut",
+    "WarmStart",
 ]
 
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
 #: The largest magnitude of an integer in a request: a signed 64-bit integer's.
 MAX_INT = 2**63 - 1
+#: The most parameter sets one enqueue call, or one stage's ``enqueue``, may hold.
+MAX_ENQUEUE = 1000
+#: The most earlier sweeps a sweep may warm-start from.
+MAX_WARM_START = 100
 
 
 def _json_safe_number(value: Any) -> Any:
@@ -147,6 +155,11 @@ class StageSpec(_Strict):
     pruner: PrunerConfig | None = Field(
         default=None, description="Stop the stage's losing trials early: asha, median or none (the default)."
     )
+    enqueue: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=MAX_ENQUEUE,
+        description="Params to run first in this stage, each a value per parameter; they count within its trials.",
+    )
 
 
 #: A program's name: what a sweep names and a worker serves (``hypersweep worker --program``).
@@ -159,6 +172,12 @@ def _sanity_mode(value: Any) -> SanityMode:
     if isinstance(value, bool) or value == "warn":
         return value  # type: ignore[no-any-return]
     raise ValueError(f"sanity is true, warn or false, not {value!r}")
+class WarmStart(_Strict):
+    sweeps: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
+        min_length=1,
+        max_length=MAX_WARM_START,
+        description="Earlier sweeps whose finished trials inform this one's search (not counted as its trials).",
+    )
 
 
 class SweepSpec(_Body):
@@ -185,6 +204,7 @@ class SweepSpec(_Body):
         description="Run the sanity checks before the first stage: true holds the sweep queued when one fails, "
         "warn starts it anyway with a warning, false skips them.",
     )
+    warm_start: WarmStart | None = None
 
 
 class TrialOut(BaseModel):
@@ -204,6 +224,7 @@ class TrialOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+    enqueued: bool = Field(default=False, description="Whether a user chose its params (enqueued it).")
 
 
 class CurvePointOut(BaseModel):
@@ -236,6 +257,10 @@ class StageOut(BaseModel):
     counts: dict[str, int]
     started_at: datetime | None
     finished_at: datetime | None
+    enqueued: int = Field(default=0, description="Of its trials, those users chose, waiting ones included.")
+    waiting: list[dict[str, Any]] = Field(
+        default_factory=list, description="Params enqueued for the stage before it started; they run first in it."
+    )
 
 
 class SanityCheckOut(BaseModel):
@@ -397,6 +422,57 @@ class ClaimOut(BaseModel):
     finished: list[FinishOutcome] = Field(
         default_factory=list, description="One outcome per result the claim carried, in order."
     )
+
+
+class EnqueueIn(_Body):
+    """``POST /sweeps/{id}/trials``: trials with params the user chose."""
+
+    _finite: ClassVar[bool] = True
+
+    params: dict[str, Any] | list[dict[str, Any]] = Field(
+        description="One parameter set, or a list of them, each a value per parameter of the stage's space."
+    )
+    stage: int | None = Field(default=None, ge=0, le=MAX_ID, description="The stage; the current one by default.")
+    key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The client's key for this call: the same key again answers the same trials and adds none.",
+    )
+    allow_duplicate: bool = Field(
+        default=False, description="Allow params that the stage already has a trial with (refused otherwise)."
+    )
+
+    @model_validator(mode="after")
+    def _check_count(self) -> EnqueueIn:
+        if isinstance(self.params, list) and not 1 <= len(self.params) <= MAX_ENQUEUE:
+            raise ValueError(f"params must hold 1 to {MAX_ENQUEUE} parameter sets, not {len(self.params)}")
+        return self
+
+    def param_sets(self) -> list[dict[str, Any]]:
+        return self.params if isinstance(self.params, list) else [self.params]
+
+
+class EnqueueOut(BaseModel):
+    sweep_id: int
+    stage: int
+    trials: list[TrialOut] = Field(description="The trials made, queued ahead of the strategy's.")
+    waiting: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="For a stage that has not started: the params as stored, to become trials when it starts.",
+    )
+
+
+class ImportedTrial(BaseModel):
+    """A finished trial of an earlier sweep, as a warm-started sweep sees it."""
+
+    sweep_id: int
+    trial_id: int
+    number: int
+    params: dict[str, Any]
+    status: TrialStatus
+    value: float | None
+    inside: bool = Field(description="Whether its params lie in this sweep's space (only those are used).")
 
 
 class ActionOut(BaseModel):

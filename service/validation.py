@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+from hypersweep.service.enqueue import document_errors
 from hypersweep.service.schemas import SweepSpec
 from hypersweep.service.search.base import MAX_GRID_POINTS, SearchConfig
 from hypersweep.service.search.local import cobyqa_missing
@@ -113,6 +114,9 @@ def check_spec(spec: SweepSpec) -> Plan:
                     (("stages", i, "top_k"), f"top_k ({top_k}) is more than the {previous} trials of stage {i - 1}")
                 )
         plan.stages.append(PlannedStage(trials=trials, epochs=stage.epochs, top_k=top_k, search=search))
+        if stage.enqueue is not None:
+            stage.enqueue, problems = document_errors(spec.space, stage.enqueue, stage=i, budget=trials)
+            errors += problems
     if errors:
         raise SpecError(errors)
     return plan

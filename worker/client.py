@@ -43,6 +43,7 @@ from hypersweep.worker.wire import (
     Action,
     ClaimAnswer,
     ClaimedTrial,
+    Enqueued,
     FinishOutcome,
     Sweep,
     SweepCurves,
@@ -236,6 +237,11 @@ class ServiceClient:
         Listed trials carry no curve."""
         params = {"status": status, "stage": stage, "sort": sort, "limit": limit, "offset": offset}
         return self._answer(_TRIALS.validate_json, "GET", f"/sweeps/{sweep_id}/trials", params=params)
+
+    def enqueue_trials(self, sweep_id: int, body: Mapping[str, Any]) -> Enqueued:
+        """``POST /sweeps/{id}/trials``: trials with chosen params, queued ahead of the
+        strategy's. Give ``key`` in ``body`` to make a retry harmless."""
+        return self._answer(Enqueued.model_validate_json, "POST", f"/sweeps/{sweep_id}/trials", body=body)
 
     def get_trial(self, trial_id: int) -> Trial:
         """``GET /trials/{id}``: one trial with its curve."""

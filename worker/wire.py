@@ -35,6 +35,7 @@ __all__ = [
     "ClaimAnswer",
     "ClaimedTrial",
     "CurvePoint",
+    "Enqueued",
     "FinishOutcome",
     "Objective",
     "Stage",
@@ -154,6 +155,8 @@ class Trial(_Answer):
     finished_at: datetime | None
     error: str | None
     curve: tuple[CurvePoint, ...] | None = None
+    #: Whether a user chose its params (``hypersweep enqueue``, a stage's ``enqueue``).
+    enqueued: bool = False
 
     @property
     def finished(self) -> bool:
@@ -232,11 +235,24 @@ class Stage(_Answer):
     counts: dict[str, int]
     started_at: datetime | None
     finished_at: datetime | None
+    #: Of its trials, those users chose; ``waiting``: params enqueued before it started.
+    enqueued: int = 0
+    waiting: tuple[dict[str, Any], ...] = ()
 
     @property
     def finished_trials(self) -> int:
         """How many of the stage's trials have ended, whatever the outcome."""
         return sum(n for status, n in self.counts.items() if status not in UNFINISHED)
+
+
+class Enqueued(_Answer):
+    """What an enqueue made: the ``trials`` queued in stage ``stage``, or, for a stage that
+    has not started, the params ``waiting`` for it."""
+
+    sweep_id: int
+    stage: int
+    trials: tuple[Trial, ...]
+    waiting: tuple[dict[str, Any], ...] = ()
 
 
 class Sweep(_Answer):

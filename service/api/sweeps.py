@@ -11,7 +11,7 @@ from hypersweep.limits import MAX_ID
 from hypersweep.service.api.deps import WORKER_ROUTE, StoreDep, SweepId, require_user_token
 from hypersweep.service.api.responses import CONFLICT, NOT_FOUND, USER_ONLY
 from hypersweep.service.models import TrialStatus
-from hypersweep.service.schemas import SweepOut, SweepSpec, TrialOut
+from hypersweep.service.schemas import EnqueueIn, EnqueueOut, ImportedTrial, SweepOut, SweepSpec, TrialOut
 from hypersweep.service.store import SORT_KEYS
 from hypersweep.service.validation import check_spec
 
@@ -90,6 +90,38 @@ def list_trials(
     )
     response.headers["X-Total-Count"] = str(total)
     return trials
+
+
+@router.get("/{sweep_id}/imported", response_model=list[ImportedTrial], responses=NOT_FOUND)
+def imported_trials(sweep_id: SweepId, store: StoreDep) -> list[ImportedTrial]:
+    """The finished trials of earlier sweeps that this one imports (its ``warm_start``):
+    observations for its search, not its trials. ``inside`` marks those whose params lie
+    in its space, the only ones used."""
+    return store.imported_trials(sweep_id=sweep_id)
+
+
+@router.post(
+    "/{sweep_id}/trials",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EnqueueOut,
+    dependencies=[Depends(require_user_token)],
+    responses={
+        200: {"model": EnqueueOut, "description": "The key was used before: the trials that call made; none new."},
+        **NOT_FOUND,
+        **CONFLICT,
+        **USER_ONLY,
+    },
+)
+def enqueue_trials(sweep_id: SweepId, body: EnqueueIn, store: StoreDep, response: Response) -> EnqueueOut:
+    """Queue trials with params you chose, ahead of the strategy's, in the current stage or
+    the one named (a stage that has not started runs them first when it starts). They
+    count within the stage's trials. 422 for params outside the stage's space or already
+    tried in it (unless ``allow_duplicate``); 409 when the stage has ended or has too few
+    trials left, or the sweep has ended."""
+    out, created = store.enqueue(sweep_id=sweep_id, request=body)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return out
 
 
 __all__ = ["router"]

@@ -129,6 +129,15 @@ class Trials(Protocol):
         (the lower ``number`` first on ties)."""
         ...
 
+    def top_results(self, sweep_id: int, stage: int, k: int, *, minimize: bool) -> list[tuple[float, Params]]:
+        """:meth:`top_params` with each trial's value: ``(value, params)``, best first."""
+        ...
+
+    def imported(self, sweep_id: int) -> list[FinishedTrial]:
+        """The finished trials of the sweeps it warm-starts from whose params lie in its
+        space (``warm_start``), in a fixed order; none without a warm start."""
+        ...
+
 
 @dataclass(frozen=True)
 class StagePlan:
@@ -174,6 +183,8 @@ class _Learner:
 
     designer: Designer
     seen: set[int] = field(default_factory=set)
+    #: Whether it has been shown the sweep's imported trials (a warm start).
+    warmed: bool = False
 
 
 class SearchPolicy:
@@ -212,10 +223,16 @@ class SearchPolicy:
             with _searching(plan.sweep_id, plan.stage):
                 return plan.designer.suggest(start, count)
         learner = self._learner(trials, plan)
+        imported: list[Observation] = []
+        if not learner.warmed:
+            # A warm start's results first, as if they had finished before any of this sweep's.
+            imported = self._observations(trials.imported(plan.sweep_id))
+            learner.warmed = True
         finished = trials.finished_since(plan.sweep_id, plan.stage, learner.seen)
+        learner.seen.update(trial.id for trial in finished)
         active = trials.active_params(plan.sweep_id, plan.stage)
         with _searching(plan.sweep_id, plan.stage):
-            learner.designer.update(self._observations(finished, learner), active)
+            learner.designer.update(imported + self._observations(finished), active)
             return learner.designer.suggest(start, count)
 
     def next_stage(
@@ -235,6 +252,8 @@ class SearchPolicy:
         space; its budget, cut to what its grid holds; and warnings for a best value on a
         border and for a budget cut."""
         top = trials.top_params(sweep_id, ended, following.top_k, minimize=minimize)
+        if ended == 0:
+            top = self._with_imported(trials, sweep_id, top, following.top_k, minimize=minimize)
         with _searching(sweep_id, following.index):
             narrowed = narrow(load_space(ended_space), original=load_space(original), top=top, stage=ended)
             capacity = make_designer(
@@ -251,6 +270,22 @@ class SearchPolicy:
             )
             budget = capacity
         return StageChange(space=dump_space(narrowed.space), trials=budget, warnings=warnings)
+
+    @staticmethod
+    def _with_imported(trials: Trials, sweep_id: int, top: list[Params], k: int, *, minimize: bool) -> list[Params]:
+        """The ``k`` best of the first stage's ``top`` trials and the sweep's imported
+        results (a warm start), best first; the stage's own first on ties."""
+        imported = [t for t in trials.imported(sweep_id) if t.status == TrialStatus.completed and t.value is not None]
+        if not imported:
+            return top
+        sign = 1.0 if minimize else -1.0
+        ranked = [
+            (sign * value, 0, i, params)
+            for i, (value, params) in enumerate(trials.top_results(sweep_id, 0, k, minimize=minimize))
+        ]
+        ranked += [(sign * t.value, 1, i, t.params) for i, t in enumerate(imported) if t.value is not None]
+        ranked.sort(key=lambda entry: entry[:3])
+        return [params for *_, params in ranked[:k]]
 
     def _learner(self, trials: Trials, plan: StagePlan) -> _Learner:
         """The stage's learning designer: the one kept, or a new one (dropping the sweep's
@@ -278,12 +313,11 @@ class SearchPolicy:
         return learner
 
     @staticmethod
-    def _observations(finished: Sequence[FinishedTrial], learner: _Learner) -> list[Observation]:
-        """What a designer is told of ``finished`` (marked seen): results, divergences and
-        prunings; failed and cancelled trials are passed over."""
+    def _observations(finished: Sequence[FinishedTrial]) -> list[Observation]:
+        """What a designer is told of ``finished``: results, divergences and prunings;
+        failed and cancelled trials are passed over."""
         observations: list[Observation] = []
         for trial in finished:
-            learner.seen.add(trial.id)
             if trial.status == TrialStatus.completed and trial.value is not None:
                 observations.append(Observation(trial.params, trial.value, stage=trial.stage))
             elif trial.status == TrialStatus.diverged:

@@ -23,6 +23,8 @@ from hypersweep.service.search.diagnoses import StageTrial, diagnose
 from hypersweep.service.search.policy import FinishedTrial, NextStage, SearchPolicy, StageSetup
 from hypersweep.service.search.space import load_space
 from hypersweep.service.statuses import ACTIVE, FINISHED, SweepStatus, TrialStatus
+from hypersweep.service.store.enqueue import start_waiting
+from hypersweep.service.store.warmstart import imported_for
 
 __all__ = ["TrialsIn", "advance", "stage_trials"]
 
@@ -57,7 +59,9 @@ def advance(conn: Connection, sweep_id: int, now: datetime, *, policy: SearchPol
         return False
     _update_stage(conn, sweep_id, index, finished_at=now)
     following = conn.execute(
-        select(Stage.search, Stage.trials, Stage.top_k).where(Stage.sweep_id == sweep_id, Stage.index == index + 1)
+        select(Stage.search, Stage.trials, Stage.top_k, Stage.generated).where(
+            Stage.sweep_id == sweep_id, Stage.index == index + 1
+        )
     ).one_or_none()
     assert stage.space is not None
     diagnosed = _diagnose(conn, sweep, sweep_id, index, stage.space, last=following is None)
@@ -79,7 +83,10 @@ def advance(conn: Connection, sweep_id: int, now: datetime, *, policy: SearchPol
         ended_space=stage.space,
         following=NextStage(started, following.search, following.trials, following.top_k),
     )
-    _update_stage(conn, sweep_id, started, space=change.space, trials=change.trials, started_at=now)
+    # Trials enqueued for the stage before it started run even where its grid is smaller.
+    trials = max(change.trials, following.generated)
+    _update_stage(conn, sweep_id, started, space=change.space, trials=trials, started_at=now)
+    start_waiting(conn, sweep_id, started, now)
     conn.execute(
         update(Sweep)
         .where(Sweep.id == sweep_id)
@@ -189,6 +196,24 @@ class TrialsIn:
                 .limit(k)
             )
         )
+
+    def top_results(self, sweep_id: int, stage: int, k: int, *, minimize: bool) -> list[tuple[float, Params]]:
+        order = Trial.value.asc() if minimize else Trial.value.desc()
+        rows = self.conn.execute(
+            select(Trial.value, Trial.params)
+            .where(
+                Trial.sweep_id == sweep_id,
+                Trial.stage == stage,
+                Trial.status == TrialStatus.completed,
+                Trial.value.is_not(None),
+            )
+            .order_by(order, Trial.number)
+            .limit(k)
+        )
+        return [(row.value, row.params) for row in rows]
+
+    def imported(self, sweep_id: int) -> list[FinishedTrial]:
+        return imported_for(self.conn, sweep_id)
 
 
 def _update_stage(conn: Connection, sweep_id: int, index: int, **values: Any) -> None:

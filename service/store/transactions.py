@@ -20,11 +20,23 @@ from hypersweep.service import queries as q
 from hypersweep.service.db import Database
 from hypersweep.service.errors import Conflict, NotFound
 from hypersweep.service.models import CurvePoint, Stage, Sweep, Trial, utcnow
-from hypersweep.service.schemas import ActionOut, CurvePointOut, FinishedIn, SweepOut, SweepSpec, TrialDetail, TrialOut
+from hypersweep.service.schemas import (
+    ActionOut,
+    CurvePointOut,
+    EnqueueIn,
+    EnqueueOut,
+    FinishedIn,
+    ImportedTrial,
+    SweepOut,
+    SweepSpec,
+    TrialDetail,
+    TrialOut,
+)
 from hypersweep.service.search.policy import SearchFailed, SearchPolicy
 from hypersweep.service.search.space import dump_space
 from hypersweep.service.statuses import ACTIVE, SweepStatus, TrialStatus
-from hypersweep.service.store import leases, pruning, sanity, stages
+from hypersweep.service.store import enqueue, leases, pruning, sanity, stages, warmstart
+from hypersweep.service.store.enqueue import enqueue_at_submit
 from hypersweep.service.store.leases import AlreadyEnded, Ended, Ending, SweepFacts
 from hypersweep.service.store.pruning import PruningOut, StagePruners
 from hypersweep.service.store.stages import TrialsIn
@@ -54,6 +66,7 @@ class Store:
         """Store a validated sweep and its planned stages; stage 0 starts at once."""
         now = utcnow()
         with self.db.write() as s:
+            warnings = [*plan.warnings, *warmstart.check_sources(s, spec)]
             sweep = Sweep(
                 name=spec.name,
                 spec=spec.model_dump(mode="json"),
@@ -63,7 +76,7 @@ class Store:
                 minimize=spec.objective.mode == "min",
                 parallelism=spec.parallelism,
                 max_attempts=spec.max_attempts,
-                warnings=list(plan.warnings),
+                warnings=warnings,
                 created_at=now,
             )
             checks = sanity.initial_sanity(spec)
@@ -72,8 +85,9 @@ class Store:
                 sweep.status, sweep.sanity = SweepStatus.queued, checks
             s.add(sweep)
             s.flush()
+            stages = []
             for index, stage in enumerate(plan.stages):
-                s.add(
+                stages.append(
                     Stage(
                         sweep_id=sweep.id,
                         index=index,
@@ -85,10 +99,25 @@ class Store:
                         started_at=now if index == 0 and checks is None else None,
                     )
                 )
+            s.add_all(stages)
+            enqueue_at_submit(s, sweep, stages, [stage.enqueue for stage in spec.stages])
             if checks is not None:
                 sanity.add_sanity_trial(s, sweep, spec, now)
             s.flush()
             return sweep_outs(s, [sweep])[0]
+
+    def imported_trials(self, *, sweep_id: int) -> list[ImportedTrial]:
+        """The trials of earlier sweeps that the sweep imports (its ``warm_start``)."""
+        with self.db.read() as s:
+            if s.get(Sweep, sweep_id) is None:
+                raise NotFound("sweep", sweep_id)
+            return warmstart.imported_trials(s.connection(), sweep_id)
+
+    def enqueue(self, *, sweep_id: int, request: EnqueueIn) -> tuple[EnqueueOut, bool]:
+        """Queue the trials a user chose (``store.enqueue.enqueue``), under the sweep's lock:
+        the answer, and whether anything was made (not when the key was seen before)."""
+        with self.db.transaction() as conn:
+            return enqueue.enqueue(conn, request, sweep_id=sweep_id, now=utcnow())
 
     def get_sweep(self, *, sweep_id: int) -> SweepOut:
         with self.db.read() as s:

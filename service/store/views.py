@@ -128,4 +128,6 @@ def _stage_out(sweep: Sweep, stage: Stage, counts: dict[str, int], best_value: f
         counts=counts,
         started_at=stage.started_at,
         finished_at=stage.finished_at,
+        enqueued=stage.enqueued,
+        waiting=[entry["params"] for entry in stage.waiting],
     )

@@ -124,7 +124,8 @@ def test_running_trials_of_a_sweep_that_fails_are_told_to_stop(
     a, b = claim(client, broken["id"], count=2)
     monkeypatch.setattr(RandomDesigner, "suggest", _ExhaustedDesigner.suggest)
     assert claim(client, broken["id"]) == []
-    assert post(client, a, "heartbeat").json() == {"action": "stop", "lease_expires_at": None, "reason": None, "detail": None}
+    told = {"action": "stop", "lease_expires_at": None, "reason": None, "detail": None}
+    assert post(client, a, "heartbeat").json() == told
     # Its holder finishes it as told; the trial keeps the status the failure gave it.
     assert finish(client, b, 0.5)["status"] == "cancelled"
     failed = sweep(client, broken["id"])

@@ -8,6 +8,7 @@
 import { getJSON } from "./api.js";
 import { ChartBox, PARALLEL_MAX, chartsLoaded, curves, objectiveScatter, pairScatter, parallel, withStopPoint } from "./charts.js";
 import { FINISHED, STATUSES, badge, better, duration, el, num, param, progress, showError, when } from "./format.js";
+import { importedPanel } from "./imported.js";
 import { Live } from "./live.js";
 import { renderSanity } from "./babysit.js";
 import { pruningPanel } from "./pruning.js";
@@ -72,6 +73,7 @@ export function sweepPage(root, { id }) {
     state.sort = { key: "value", reverse: false };
     document.title = `${sweep.name} · hypersweep`;
     root.append(...views.all);
+    views.warnings.after(importedPanel(sweep) ?? "");
 
     // Every box goes in before any chart is made, so each chart starts at its final size.
     const nodes = names.map((name) => el("div", { class: "chart small", dataset: { chart: `objective:${name}` } }));
@@ -478,6 +480,7 @@ function renderStages(node, sweep) {
             { class: "muted" },
             ` ${search.kind || ""} · ${stage.trials} trials × ${stage.epochs} epoch${stage.epochs === 1 ? "" : "s"}`,
             stage.top_k ? ` · around stage ${stage.index - 1}'s top ${stage.top_k}` : "",
+            stage.enqueued ? ` · ${stage.enqueued} enqueued${stage.waiting?.length ? ` (${stage.waiting.length} waiting)` : ""}` : "",
           ),
         ),
         progress(stage.counts, stage.trials),

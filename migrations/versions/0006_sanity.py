@@ -1,7 +1,7 @@
 """Sanity checks: a sweep stores how its checks went
 
-Revision ID: 0007
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0007"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
