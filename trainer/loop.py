@@ -2,8 +2,9 @@
 :class:`TrainResult` out.
 
 The loop reads top to bottom: set up (seed, data, model), build the optimizer; then per
-epoch shuffle, step through mini-batches (checking every step for divergence), evaluate
-on the validation split and report; finally evaluate once on the test split.
+epoch set the epoch's learning rate, shuffle, step through mini-batches (checking every
+step for divergence), evaluate on the training and validation splits and report; finally
+evaluate once on the test split.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import nn
 from hypersweep.trainer.config import TrainerConfig
 from hypersweep.trainer.model import decayed_weights, weight_penalty
 from hypersweep.trainer.run import EpochCallback, StopReason, TrainLoss, TrainResult, finish, set_up
+from hypersweep.trainer.schedule import epoch_lr
 
 __all__ = ["EVAL_BATCH", "evaluate", "make_optimizer", "train"]
 
@@ -78,9 +80,14 @@ def train(
 
     The objective minimised, and the loss checked and reported as ``train_loss``, is the
     mean cross-entropy of the mini-batch plus ``reg * sum(w**2)`` over every ``Linear``
-    weight matrix (biases and BatchNorm parameters are not regularised). Every step, before
-    its update, the loss is checked: not finite stops the run with ``stop_reason="nan"``;
-    above ``divergence_factor`` x the first step's loss stops it with ``"diverged"``.
+    weight matrix (biases, BatchNorm and PReLU parameters are not regularised). Every
+    step, before its update, the loss is checked: not finite stops the run with
+    ``stop_reason="nan"``; above ``divergence_factor`` x the first step's loss stops it
+    with ``"diverged"``. Each epoch trains at the rate ``config.lr_schedule`` gives it
+    (:func:`trainer.schedule.epoch_lr`), set before its first step.
+
+    At each epoch's end the model is evaluated, in eval mode, on the whole training split
+    (``train_accuracy``) and on the validation split (``val_loss``, ``val_accuracy``).
 
     After each full epoch ``on_epoch(epoch, metrics)`` is called (epochs count from 1);
     returning False stops the run there. ``data_dir`` is where ``npz:`` data sets live
@@ -100,9 +107,11 @@ def train(
 
     curve: list[dict[str, float]] = []
     stop_reason: StopReason = "completed"
-    val_loss = val_accuracy = math.nan
+    val_loss = val_accuracy = train_accuracy = math.nan
     epoch = 0
     for epoch in range(1, config.epochs + 1):
+        for group in optimizer.param_groups:
+            group["lr"] = epoch_lr(config, epoch)
         model.train()
         train_loss.new_epoch()
         for batch in setup.batches.epoch():
@@ -121,10 +130,18 @@ def train(
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
 
+        # In eval mode, like the validation split, so that the two accuracies differ by
+        # what the model learnt of its training data, not by dropout or batch statistics.
+        _, train_accuracy = evaluate(model, splits.x_train, splits.y_train)
         val_loss, val_accuracy = evaluate(model, splits.x_val, splits.y_val)
         if stop_reason != "completed":
             break
-        point = {"train_loss": train_loss.epoch_mean, "val_loss": val_loss, "val_accuracy": val_accuracy}
+        point = {
+            "train_loss": train_loss.epoch_mean,
+            "train_accuracy": train_accuracy,
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+        }
         curve.append({"epoch": epoch, **point})
         if on_epoch is not None and on_epoch(epoch, point) is False:
             stop_reason = "stopped"
@@ -136,6 +153,7 @@ def train(
         stop_reason,
         loss=train_loss,
         val=(val_loss, val_accuracy),
+        train_accuracy=train_accuracy,
         test_accuracy=test_accuracy,
         epochs_run=epoch,
         started=started,

@@ -40,7 +40,8 @@ __all__ = [
 #: Why a run ended: all epochs ran; the loss exceeded ``divergence_factor`` x the first
 #: loss; the loss became NaN or infinite; or ``on_epoch`` returned False.
 StopReason = Literal["completed", "diverged", "nan", "stopped"]
-#: ``on_epoch(epoch, {"train_loss", "val_loss", "val_accuracy"})``; epochs count from 1.
+#: ``on_epoch(epoch, {"train_loss", "train_accuracy", "val_loss", "val_accuracy"})``;
+#: epochs count from 1.
 #: Returning False stops the run after that epoch.
 EpochCallback = Callable[[int, dict[str, float]], bool]
 
@@ -52,6 +53,9 @@ class FinalMetrics(TypedDict):
     #: Mean training objective (cross-entropy plus L2 penalty, nats) over the last
     #: epoch's steps, the diverging step included.
     train_loss: float
+    #: Fraction in [0, 1] of the training split classified right, in eval mode (no
+    #: dropout, BatchNorm on running statistics), after the last step.
+    train_accuracy: float
     #: Mean cross-entropy (nats) on the validation split, after the last step.
     val_loss: float
     #: Fraction in [0, 1] of the validation split classified right.
@@ -231,16 +235,19 @@ def finish(
     *,
     loss: TrainLoss,
     val: tuple[float, float],
+    train_accuracy: float,
     test_accuracy: float,
     epochs_run: int,
     started: float,
     curve: list[dict[str, float]],
 ) -> TrainResult:
     """The result of a run that ended for ``reason``: ``val`` is its last validation loss
-    and accuracy, ``started`` the :func:`time.perf_counter` reading when it began."""
+    and accuracy, ``train_accuracy`` its last on the training split, ``started`` the
+    :func:`time.perf_counter` reading when it began."""
     diverged = reason in ("diverged", "nan")
     metrics: FinalMetrics = {
         "train_loss": loss.epoch_mean,
+        "train_accuracy": train_accuracy,
         "val_loss": val[0],
         "val_accuracy": val[1],
         "test_accuracy": test_accuracy,

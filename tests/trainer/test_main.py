@@ -33,7 +33,7 @@ def test_prints_one_json_line_per_epoch_then_the_final_metrics() -> None:
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [line["epoch"] for line in lines[:-1]] == [1, 2]
-    assert set(lines[0]) == {"epoch", "train_loss", "val_loss", "val_accuracy"}
+    assert set(lines[0]) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"}
     final = lines[-1]
     assert final["status"] == "completed"
     assert final["metrics"]["epochs_run"] == 2
