@@ -55,6 +55,7 @@ def test_unknown_setting_is_one_line_and_exit_code_2() -> None:
     [
         (["--params", '{"lr": "fast"}'], "invalid trainer settings: lr:"),
         (["--params", '{"lr": 1}', "--epochs", "0"], "epochs:"),
+        (["--params", '{"lr_schedule": "step"}'], "invalid trainer settings: lr_schedule step needs lr_step_epochs"),
         (["--params", "[1, 2]"], "must be a JSON object"),
         (["--params", "{lr: 1}"], "not valid JSON"),
         (["--dataset", "npz:../etc/passwd"], "must not contain '..'"),
