@@ -59,7 +59,15 @@ from torch import Tensor, nn
 from hypersweep.trainer.config import SETTINGS, TrainerConfig
 from hypersweep.trainer.loop import EVAL_BATCH
 from hypersweep.trainer.model import MLP
-from hypersweep.trainer.run import EpochCallback, StopReason, TrainLoss, TrainResult, finish, set_up
+from hypersweep.trainer.run import (
+    EpochCallback,
+    StopReason,
+    TrainLoss,
+    TrainResult,
+    accuracy_sample,
+    finish,
+    set_up,
+)
 from hypersweep.trainer.schedule import epoch_lr
 
 __all__ = [
@@ -451,6 +459,7 @@ class FusedTraining:
         setup = set_up(first, data_dir=data_dir, device=device, dropout=max(config.dropout for config in configs))
         self.device = setup.device
         self.splits = setup.splits
+        self.fit_sample = accuracy_sample(setup.splits)
         self.batches = setup.batches
         self.epochs = first.epochs
         self.epoch = 0
@@ -547,8 +556,9 @@ class FusedTraining:
             self.drop(stopping)
 
     def validate(self) -> None:
-        """Evaluate every member still training on the training and validation splits."""
-        train = evaluate_members(self.model, self.splits.x_train, self.splits.y_train)
+        """Evaluate every member still training on the training sample and the validation
+        split."""
+        train = evaluate_members(self.model, *self.fit_sample)
         val = evaluate_members(self.model, self.splits.x_val, self.splits.y_val)
         for member, (_, train_accuracy), score in zip(self.alive, train, val, strict=True):
             member.train_accuracy = train_accuracy

@@ -20,7 +20,15 @@ from torch import nn
 
 from hypersweep.trainer.config import TrainerConfig
 from hypersweep.trainer.model import decayed_weights, weight_penalty
-from hypersweep.trainer.run import EpochCallback, StopReason, TrainLoss, TrainResult, finish, set_up
+from hypersweep.trainer.run import (
+    EpochCallback,
+    StopReason,
+    TrainLoss,
+    TrainResult,
+    accuracy_sample,
+    finish,
+    set_up,
+)
 from hypersweep.trainer.schedule import epoch_lr
 
 __all__ = ["EVAL_BATCH", "evaluate", "make_optimizer", "train"]
@@ -86,8 +94,10 @@ def train(
     with ``"diverged"``. Each epoch trains at the rate ``config.lr_schedule`` gives it
     (:func:`trainer.schedule.epoch_lr`), set before its first step.
 
-    At each epoch's end the model is evaluated, in eval mode, on the whole training split
-    (``train_accuracy``) and on the validation split (``val_loss``, ``val_accuracy``).
+    At each epoch's end the model is evaluated, in eval mode, on a fixed sample of the
+    training split as large as the validation split (``train_accuracy``, see
+    :func:`trainer.run.accuracy_sample`) and on the validation split (``val_loss``,
+    ``val_accuracy``).
 
     After each full epoch ``on_epoch(epoch, metrics)`` is called (epochs count from 1);
     returning False stops the run there. ``data_dir`` is where ``npz:`` data sets live
@@ -103,6 +113,7 @@ def train(
     model = setup.model.to(setup.device)
     optimizer = make_optimizer(config.optimizer, model.parameters(), lr=config.lr, momentum=config.momentum)
     regularised = decayed_weights(model)
+    x_fit, y_fit = accuracy_sample(splits)
     train_loss = TrainLoss(config.divergence_factor)
 
     curve: list[dict[str, float]] = []
@@ -132,7 +143,7 @@ def train(
 
         # In eval mode, like the validation split, so that the two accuracies differ by
         # what the model learnt of its training data, not by dropout or batch statistics.
-        _, train_accuracy = evaluate(model, splits.x_train, splits.y_train)
+        _, train_accuracy = evaluate(model, x_fit, y_fit)
         val_loss, val_accuracy = evaluate(model, splits.x_val, splits.y_val)
         if stop_reason != "completed":
             break

@@ -30,6 +30,7 @@ __all__ = [
     "StopReason",
     "TrainLoss",
     "TrainResult",
+    "accuracy_sample",
     "check_trainable",
     "default_device",
     "finish",
@@ -53,8 +54,9 @@ class FinalMetrics(TypedDict):
     #: Mean training objective (cross-entropy plus L2 penalty, nats) over the last
     #: epoch's steps, the diverging step included.
     train_loss: float
-    #: Fraction in [0, 1] of the training split classified right, in eval mode (no
-    #: dropout, BatchNorm on running statistics), after the last step.
+    #: Fraction in [0, 1] of the training samples of :func:`accuracy_sample` classified
+    #: right, in eval mode (no dropout, BatchNorm on running statistics), after the last
+    #: step.
     train_accuracy: float
     #: Mean cross-entropy (nats) on the validation split, after the last step.
     val_loss: float
@@ -189,6 +191,19 @@ def set_up(
         device=resolved,
     )
     return Setup(device=resolved, splits=splits, model=model, batches=batches)
+
+
+def accuracy_sample(splits: Splits) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training samples ``train_accuracy`` is measured on: the first as many as the
+    validation split holds (all of them when there are fewer).
+
+    The split shuffles with the run's seed, so these are a fixed random sample. Measured
+    on as many samples as the validation accuracy, the training accuracy carries the same
+    sampling noise and costs what the validation pass costs, however large the training
+    split (on a large one, a pass over all of it would add a third of an epoch's work).
+    """
+    count = min(len(splits.y_train), len(splits.y_val))
+    return splits.x_train[:count], splits.y_train[:count]
 
 
 @dataclass

@@ -158,21 +158,23 @@ def test_spiral_trains_on_an_explicit_cpu_device() -> None:
     assert result.metrics["val_loss"] < result.metrics["initial_loss"]
 
 
-def test_train_accuracy_is_measured_on_the_whole_training_split_in_eval_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    evaluated: list[tuple[int, bool, float]] = []  # (samples, dropout active, accuracy)
+def test_train_accuracy_is_measured_in_eval_mode_on_a_fixed_training_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    evaluated: list[tuple[torch.Tensor, bool, float]] = []  # (inputs, dropout active, accuracy)
     real = loop.evaluate
 
     def spy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         loss, accuracy = real(model, x, y)
         dropout = next(module for module in model.modules() if isinstance(module, torch.nn.Dropout))
-        evaluated.append((len(y), dropout.training, accuracy))
+        evaluated.append((x, dropout.training, accuracy))
         return loss, accuracy
 
     monkeypatch.setattr("hypersweep.trainer.loop.evaluate", spy)
     result = train(small(optimizer="momentum", lr=0.05, epochs=2, dropout=0.5))
 
-    train_samples = len(load_dataset("digits", seed=0).y_train)
-    on_train = [accuracy for samples, _, accuracy in evaluated if samples == train_samples]
+    splits = load_dataset("digits", seed=0)
+    # As many training samples as the validation split holds, the same ones every epoch.
+    sample = splits.x_train[: len(splits.y_val)]
+    on_train = [accuracy for x, _, accuracy in evaluated if x.shape == sample.shape and torch.equal(x, sample)]
     assert [point["train_accuracy"] for point in result.curve] == on_train
     assert result.metrics["train_accuracy"] == on_train[-1]
     assert not any(training for _, training, _ in evaluated)
