@@ -14,8 +14,8 @@ A *group* is a list of :class:`TrainerConfig` that agree on everything except
 :data:`FUSED_SETTINGS` (``lr``, ``reg``, ``momentum``, ``dropout`` and the learning-rate
 schedule): :func:`fusion_key` says what must agree. Every setting the trainer has can be
 fused: a group shares its architecture (activation included), and each member keeps its
-own values of the fused settings. :func:`train_fused` trains a group so that member ``k`` follows the
-run ``train(configs[k])`` would make:
+own values of the fused settings. :func:`train_fused` trains a group so that member ``k``
+follows the run ``train(configs[k])`` would make:
 
 * the same initial weights: the group shares ``seed``, so one :class:`MLP` built right
   after ``torch.manual_seed(seed)`` has exactly the weights each member's own run would
@@ -429,7 +429,7 @@ class _Member:
     curve: list[dict[str, float]] = field(default_factory=list)
     #: Validation loss and accuracy, as last evaluated.
     val: tuple[float, float] = (math.nan, math.nan)
-    #: Accuracy on the training split, as last evaluated.
+    #: Accuracy on the training sample (``trainer.run.accuracy_sample``), as last evaluated.
     train_accuracy: float = math.nan
     result: TrainResult | None = None
 
