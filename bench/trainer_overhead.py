@@ -4,14 +4,14 @@
 ``hypersweep serve`` (claim over HTTP, ``trainer.train`` with the agent's callback that
 queues each epoch's point for its sending thread, which sends them at most every
 ``--report-every`` seconds, heartbeats, finish). It includes
-everything the trainer does besides training: a loss check every step, a validation
-pass every epoch and a test pass at the end.
+everything the trainer does besides training: a loss check every step, a pass over a
+training sample and a validation pass every epoch, and a test pass at the end.
 
 "bare" is the loop a person would write by hand: the same model (``trainer.MLP``, same
 seed, so the same initial weights), the same data split, the same optimizer and learning
 rate, the same shuffling and the same number of steps, and nothing else. "bare+eval" adds
-what any loop must do to produce the metrics a trial reports: a validation pass after each
-epoch and a test pass at the end.
+what any loop must do to produce the metrics a trial reports: a pass over a training sample
+and one over the validation split after each epoch, and a test pass at the end.
 
 "trainer alone" is ``trainer.train`` with no worker and no server around it; it splits
 the gap into what the trainer adds (evaluation) and what the worker adds (HTTP).
@@ -50,7 +50,8 @@ from hypersweep.worker.client import REPORT_EVERY_SECONDS, RetryPolicy, ServiceC
 def bare_loop(config: TrainerConfig, *, evaluate: bool = False) -> tuple[float, int]:
     """Seconds and steps for the hand-written loop (data loading and model set-up included,
     as they are in ``train``). With ``evaluate``, it also computes what the trainer must
-    report: validation loss and accuracy after every epoch and test accuracy at the end."""
+    report: training accuracy (on as many training samples as the validation split holds),
+    validation loss and accuracy after every epoch and test accuracy at the end."""
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     splits = load_dataset(config.dataset, seed=config.seed)
@@ -70,6 +71,8 @@ def bare_loop(config: TrainerConfig, *, evaluate: bool = False) -> tuple[float, 
             optimizer.step()
             steps += 1
         if evaluate:
+            sample = len(splits.y_val)
+            _accuracy_and_loss(model, splits.x_train[:sample], splits.y_train[:sample])
             _accuracy_and_loss(model, splits.x_val, splits.y_val)
     if evaluate:
         _accuracy_and_loss(model, splits.x_test, splits.y_test)

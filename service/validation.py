@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import types
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from hypersweep.service.enqueue import document_errors
+from hypersweep.service.schedule_checks import check_schedule
 from hypersweep.service.schemas import SweepSpec
 from hypersweep.service.search.base import MAX_GRID_POINTS, SearchConfig
 from hypersweep.service.search.local import cobyqa_missing
@@ -30,7 +32,18 @@ Loc = tuple[str | int, ...]
 #: separate good regions, leaving the next stage nearly the whole space.
 DEFAULT_TOP_K = 3
 
-_trainer_types = typing.get_type_hints(TrainerConfig)
+
+def _without_none(hint: Any) -> Any:
+    """``X`` for an optional setting's ``X | None``; any other type as it is."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        kept = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if len(kept) == 1:
+            return kept[0]
+    return hint
+
+
+#: Each setting's type, an optional one's without its ``None``.
+_trainer_types = {name: _without_none(hint) for name, hint in typing.get_type_hints(TrainerConfig).items()}
 _space_adapter: TypeAdapter[Space] = TypeAdapter(Space)
 
 
@@ -69,6 +82,7 @@ def check_spec(spec: SweepSpec) -> Plan:
     if spec.program is None:
         _check_trainer(spec, errors, plan.warnings)
         _check_space_names(spec, errors)
+        errors.extend(check_schedule(spec, plan.warnings))
     else:
         # The user's program understands its own settings and params; the worker reads
         # only the divergence rule's two.

@@ -2,8 +2,8 @@
 
 ``train(TrainerConfig(...))`` runs one trial and returns a :class:`TrainResult`;
 ``python -m hypersweep.trainer`` does the same from the command line. ``train_fused([...])`` trains
-several trials that differ only in ``lr``, ``reg``, ``momentum`` and ``dropout`` as one
-batched model (``hypersweep.trainer.fused``).
+several trials that differ only in ``lr``, ``reg``, ``momentum``, ``dropout`` and the
+learning-rate schedule as one batched model (``hypersweep.trainer.fused``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from hypersweep.trainer.config import ACTIVATIONS, INITS, OPTIMIZERS, SETTINGS, TrainerConfig
+from hypersweep.trainer.config import ACTIVATIONS, INITS, LR_SCHEDULES, OPTIMIZERS, SETTINGS, TrainerConfig
 
 if TYPE_CHECKING:
     from hypersweep.trainer.data import DatasetError, Splits, load_dataset
@@ -71,6 +71,7 @@ __all__ = [
     "ACTIVATIONS",
     "FUSED_SETTINGS",
     "INITS",
+    "LR_SCHEDULES",
     "MLP",
     "OPTIMIZERS",
     "SETTINGS",

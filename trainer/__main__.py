@@ -67,8 +67,15 @@ def _config(args: argparse.Namespace) -> TrainerConfig:
     try:
         return TypeAdapter(TrainerConfig).validate_python(settings)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors())
-        _fail(f"invalid trainer settings: {problems}")
+        _fail(f"invalid trainer settings: {'; '.join(_problem(e['loc'], e['msg']) for e in error.errors())}")
+
+
+def _problem(loc: tuple[int | str, ...], message: str) -> str:
+    """One validation error as a person reads it; a check spanning several settings (the
+    learning-rate schedule's) has no single setting to name."""
+    where = ".".join(str(part) for part in loc)
+    message = message.removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 def _print_epoch(epoch: int, metrics: dict[str, float]) -> bool:

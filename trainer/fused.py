@@ -11,9 +11,11 @@ optimizer and the run are one design: each stacks what the one-trial code keeps 
 each is checked against the one-trial path member by member (``tests/trainer/test_fused.py``).
 
 A *group* is a list of :class:`TrainerConfig` that agree on everything except
-:data:`FUSED_SETTINGS` (``lr``, ``reg``, ``momentum``, ``dropout``): :func:`fusion_key`
-says what must agree. :func:`train_fused` trains a group so that member ``k`` follows the
-run ``train(configs[k])`` would make:
+:data:`FUSED_SETTINGS` (``lr``, ``reg``, ``momentum``, ``dropout`` and the learning-rate
+schedule): :func:`fusion_key` says what must agree. Every setting the trainer has can be
+fused: a group shares its architecture (activation included), and each member keeps its
+own values of the fused settings. :func:`train_fused` trains a group so that member ``k``
+follows the run ``train(configs[k])`` would make:
 
 * the same initial weights: the group shares ``seed``, so one :class:`MLP` built right
   after ``torch.manual_seed(seed)`` has exactly the weights each member's own run would
@@ -26,7 +28,10 @@ run ``train(configs[k])`` would make:
   added directly, :func:`add_penalty_gradients`);
 * its own dropout: a mask drawn per member and per unit at that member's rate;
 * the update rule of ``torch.optim`` for the optimizer family, with the member's own
-  learning rate and momentum (:class:`FusedOptimizer`);
+  learning rate and momentum (:class:`FusedOptimizer`); the rate is set at each epoch's
+  start from the member's own schedule (:func:`trainer.schedule.epoch_lr`);
+* its own PReLU slopes, stacked like the weights;
+* its own training and validation accuracy, evaluated at each epoch's end;
 * its own divergence check against its own first loss, its own curve, callbacks and
   result. A member that diverges, turns NaN or is stopped by its callback is evaluated
   with the weights it had at that moment (before the diverging step's update, as ``train``
@@ -54,7 +59,16 @@ from torch import Tensor, nn
 from hypersweep.trainer.config import SETTINGS, TrainerConfig
 from hypersweep.trainer.loop import EVAL_BATCH
 from hypersweep.trainer.model import MLP
-from hypersweep.trainer.run import EpochCallback, StopReason, TrainLoss, TrainResult, finish, set_up
+from hypersweep.trainer.run import (
+    EpochCallback,
+    StopReason,
+    TrainLoss,
+    TrainResult,
+    accuracy_sample,
+    finish,
+    set_up,
+)
+from hypersweep.trainer.schedule import epoch_lr
 
 __all__ = [
     "FUSED_SETTINGS",
@@ -71,7 +85,7 @@ __all__ = [
 
 #: The settings that may differ between the members of one group: each member keeps its
 #: own value. Every other setting must be the same (see :func:`fusion_key`).
-FUSED_SETTINGS: tuple[str, ...] = ("lr", "reg", "momentum", "dropout")
+FUSED_SETTINGS: tuple[str, ...] = ("lr", "reg", "momentum", "dropout", "lr_schedule", "lr_gamma", "lr_step_epochs")
 
 #: ``on_result(member, result)``: member ``member`` (its index in ``configs``) has ended.
 ResultCallback = Callable[[int, TrainResult], None]
@@ -168,6 +182,22 @@ class _StackedDropout(nn.Module):
         return x * mask
 
 
+class _StackedPReLU(nn.Module):
+    """``members`` copies of one ``nn.PReLU`` with a single slope: ``weight`` is
+    ``(members, 1)``, and member ``k``'s units below 0 are scaled by its own slope."""
+
+    def __init__(self, prelu: nn.PReLU, members: int) -> None:
+        super().__init__()
+        if prelu.weight.numel() != 1:
+            raise ValueError("only a PReLU with one slope can be fused")
+        self.weight = nn.Parameter(prelu.weight.detach().repeat(members, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        slope = self.weight.view(-1, *([1] * (x.dim() - 1)))
+        # nn.PReLU's definition: x where x > 0, else slope * x.
+        return torch.where(x > 0, x, slope * x)
+
+
 class FusedMLP(nn.Module):
     """``members`` copies of ``template`` (an :class:`MLP`) as one model.
 
@@ -194,8 +224,12 @@ class FusedMLP(nn.Module):
                 blocks.append(_StackedBatchNorm(module, members))
             elif isinstance(module, nn.Dropout):
                 blocks.append(_StackedDropout(rates))
+            elif isinstance(module, nn.PReLU):
+                blocks.append(_StackedPReLU(module, members))
             else:
-                blocks.append(module)  # an activation: elementwise, so it serves every member as is
+                # An activation without parameters, elementwise or (maxout) over the last
+                # dimension: it serves every member as is.
+                blocks.append(module)
         self.net = nn.Sequential(*blocks)
 
     @property
@@ -389,11 +423,14 @@ class _Member:
 
     #: Its position in ``configs``: the index ``on_result`` is called with.
     index: int
+    config: TrainerConfig
     on_epoch: EpochCallback | None
     train_loss: TrainLoss
     curve: list[dict[str, float]] = field(default_factory=list)
     #: Validation loss and accuracy, as last evaluated.
     val: tuple[float, float] = (math.nan, math.nan)
+    #: Accuracy on the training sample (``trainer.run.accuracy_sample``), as last evaluated.
+    train_accuracy: float = math.nan
     result: TrainResult | None = None
 
 
@@ -422,12 +459,13 @@ class FusedTraining:
         setup = set_up(first, data_dir=data_dir, device=device, dropout=max(config.dropout for config in configs))
         self.device = setup.device
         self.splits = setup.splits
+        self.fit_sample = accuracy_sample(setup.splits)
         self.batches = setup.batches
         self.epochs = first.epochs
         self.epoch = 0
         self.on_result = on_result
         self.members = [
-            _Member(index, callback, TrainLoss(config.divergence_factor))
+            _Member(index, config, callback, TrainLoss(config.divergence_factor))
             for index, (config, callback) in enumerate(zip(configs, callbacks, strict=True))
         ]
         self.alive = list(self.members)
@@ -443,6 +481,7 @@ class FusedTraining:
         """Train until every member has ended; their results, in the order of ``configs``."""
         for epoch in range(1, self.epochs + 1):
             self.epoch = epoch
+            self.set_rates(epoch)
             self.model.train()
             for member in self.alive:
                 member.train_loss.new_epoch()
@@ -458,6 +497,11 @@ class FusedTraining:
         results = [member.result for member in self.members if member.result is not None]
         assert len(results) == len(self.members)
         return results
+
+    def set_rates(self, epoch: int) -> None:
+        """Give each member still training the learning rate its schedule sets for ``epoch``."""
+        rates = [epoch_lr(member.config, epoch) for member in self.alive]
+        self.optimizer.lr = torch.tensor(rates, dtype=torch.float32, device=self.device)
 
     def step(self, batch: Tensor) -> None:
         """One mini-batch for every member still training: forward, the divergence check,
@@ -498,7 +542,12 @@ class FusedTraining:
         stopping: dict[int, StopReason] = {}
         for row, member in enumerate(self.alive):
             val_loss, val_accuracy = member.val
-            point = {"train_loss": member.train_loss.epoch_mean, "val_loss": val_loss, "val_accuracy": val_accuracy}
+            point = {
+                "train_loss": member.train_loss.epoch_mean,
+                "train_accuracy": member.train_accuracy,
+                "val_loss": val_loss,
+                "val_accuracy": val_accuracy,
+            }
             member.curve.append({"epoch": self.epoch, **point})
             if member.on_epoch is not None and member.on_epoch(self.epoch, point) is False:
                 stopping[row] = "stopped"
@@ -507,9 +556,12 @@ class FusedTraining:
             self.drop(stopping)
 
     def validate(self) -> None:
-        """Evaluate every member still training on the validation split."""
-        scores = evaluate_members(self.model, self.splits.x_val, self.splits.y_val)
-        for member, score in zip(self.alive, scores, strict=True):
+        """Evaluate every member still training on the training sample and the validation
+        split."""
+        train = evaluate_members(self.model, *self.fit_sample)
+        val = evaluate_members(self.model, self.splits.x_val, self.splits.y_val)
+        for member, (_, train_accuracy), score in zip(self.alive, train, val, strict=True):
+            member.train_accuracy = train_accuracy
             member.val = score
 
     def end(self, reasons: Mapping[int, StopReason]) -> None:
@@ -523,6 +575,7 @@ class FusedTraining:
                 reason,
                 loss=member.train_loss,
                 val=member.val,
+                train_accuracy=member.train_accuracy,
                 test_accuracy=test[row][1],
                 epochs_run=self.epoch,
                 started=self.started,

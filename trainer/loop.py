@@ -2,8 +2,9 @@
 :class:`TrainResult` out.
 
 The loop reads top to bottom: set up (seed, data, model), build the optimizer; then per
-epoch shuffle, step through mini-batches (checking every step for divergence), evaluate
-on the validation split and report; finally evaluate once on the test split.
+epoch set the epoch's learning rate, shuffle, step through mini-batches (checking every
+step for divergence), evaluate on the training and validation splits and report; finally
+evaluate once on the test split.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from torch import nn
 from hypersweep.trainer.checkpoint import load_checkpoint, save_checkpoint
 from hypersweep.trainer.config import TrainerConfig
 from hypersweep.trainer.model import decayed_weights, weight_penalty
-from hypersweep.trainer.run import EpochCallback, StopReason, TrainLoss, TrainResult, finish, set_up
+from hypersweep.trainer.run import (
+    EpochCallback,
+    StopReason,
+    TrainLoss,
+    TrainResult,
+    accuracy_sample,
+    finish,
+    set_up,
+)
+from hypersweep.trainer.schedule import epoch_lr
 
 __all__ = ["EVAL_BATCH", "evaluate", "make_optimizer", "train"]
 
@@ -80,9 +90,16 @@ def train(
 
     The objective minimised, and the loss checked and reported as ``train_loss``, is the
     mean cross-entropy of the mini-batch plus ``reg * sum(w**2)`` over every ``Linear``
-    weight matrix (biases and BatchNorm parameters are not regularised). Every step, before
-    its update, the loss is checked: not finite stops the run with ``stop_reason="nan"``;
-    above ``divergence_factor`` x the first step's loss stops it with ``"diverged"``.
+    weight matrix (biases, BatchNorm and PReLU parameters are not regularised). Every
+    step, before its update, the loss is checked: not finite stops the run with
+    ``stop_reason="nan"``; above ``divergence_factor`` x the first step's loss stops it
+    with ``"diverged"``. Each epoch trains at the rate ``config.lr_schedule`` gives it
+    (:func:`trainer.schedule.epoch_lr`), set before its first step.
+
+    At each epoch's end the model is evaluated, in eval mode, on a fixed sample of the
+    training split as large as the validation split (``train_accuracy``, see
+    :func:`trainer.run.accuracy_sample`) and on the validation split (``val_loss``,
+    ``val_accuracy``).
 
     After each full epoch ``on_epoch(epoch, metrics)`` is called (epochs count from 1);
     returning False stops the run there. ``data_dir`` is where ``npz:`` data sets live
@@ -105,11 +122,12 @@ def train(
     model = setup.model.to(setup.device)
     optimizer = make_optimizer(config.optimizer, model.parameters(), lr=config.lr, momentum=config.momentum)
     regularised = decayed_weights(model)
+    x_fit, y_fit = accuracy_sample(splits)
     train_loss = TrainLoss(config.divergence_factor)
 
     curve: list[dict[str, float]] = []
     stop_reason: StopReason = "completed"
-    val_loss = val_accuracy = math.nan
+    val_loss = val_accuracy = train_accuracy = math.nan
     epoch = 0
     epochs = range(1, config.epochs + 1)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -118,11 +136,14 @@ def train(
         # Go on after the saved epoch; its curve is told again first.
         saved.restore(model=model, optimizer=optimizer, batches=setup.batches, train_loss=train_loss)
         curve, epoch, (val_loss, val_accuracy) = saved.curve, saved.epoch, saved.val
+        train_accuracy = float(curve[-1].get("train_accuracy", math.nan)) if curve else math.nan
         epochs = range(epoch + 1, config.epochs + 1)
         answers = [on_epoch(int(p["epoch"]), _without_epoch(p)) for p in curve] if on_epoch is not None else []
         if False in answers:
             stop_reason, epochs = "stopped", range(0)
     for epoch in epochs:
+        for group in optimizer.param_groups:
+            group["lr"] = epoch_lr(config, epoch)
         model.train()
         train_loss.new_epoch()
         for batch in setup.batches.epoch():
@@ -141,10 +162,18 @@ def train(
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
 
+        # In eval mode, like the validation split, so that the two accuracies differ by
+        # what the model learnt of its training data, not by dropout or batch statistics.
+        _, train_accuracy = evaluate(model, x_fit, y_fit)
         val_loss, val_accuracy = evaluate(model, splits.x_val, splits.y_val)
         if stop_reason != "completed":
             break
-        point = {"train_loss": train_loss.epoch_mean, "val_loss": val_loss, "val_accuracy": val_accuracy}
+        point = {
+            "train_loss": train_loss.epoch_mean,
+            "train_accuracy": train_accuracy,
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+        }
         curve.append({"epoch": epoch, **point})
         if folder is not None:
             save_checkpoint(
@@ -168,6 +197,7 @@ def train(
         stop_reason,
         loss=train_loss,
         val=(val_loss, val_accuracy),
+        train_accuracy=train_accuracy,
         test_accuracy=test_accuracy,
         epochs_run=epoch,
         started=started,

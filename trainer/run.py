@@ -30,6 +30,7 @@ __all__ = [
     "StopReason",
     "TrainLoss",
     "TrainResult",
+    "accuracy_sample",
     "check_trainable",
     "default_device",
     "finish",
@@ -40,7 +41,8 @@ __all__ = [
 #: Why a run ended: all epochs ran; the loss exceeded ``divergence_factor`` x the first
 #: loss; the loss became NaN or infinite; or ``on_epoch`` returned False.
 StopReason = Literal["completed", "diverged", "nan", "stopped"]
-#: ``on_epoch(epoch, {"train_loss", "val_loss", "val_accuracy"})``; epochs count from 1.
+#: ``on_epoch(epoch, {"train_loss", "train_accuracy", "val_loss", "val_accuracy"})``;
+#: epochs count from 1.
 #: Returning False stops the run after that epoch.
 EpochCallback = Callable[[int, dict[str, float]], bool]
 
@@ -52,6 +54,10 @@ class FinalMetrics(TypedDict):
     #: Mean training objective (cross-entropy plus L2 penalty, nats) over the last
     #: epoch's steps, the diverging step included.
     train_loss: float
+    #: Fraction in [0, 1] of the training samples of :func:`accuracy_sample` classified
+    #: right, in eval mode (no dropout, BatchNorm on running statistics), after the last
+    #: step.
+    train_accuracy: float
     #: Mean cross-entropy (nats) on the validation split, after the last step.
     val_loss: float
     #: Fraction in [0, 1] of the validation split classified right.
@@ -189,6 +195,19 @@ def set_up(
     return Setup(device=resolved, splits=splits, model=model, batches=batches)
 
 
+def accuracy_sample(splits: Splits) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training samples ``train_accuracy`` is measured on: the first as many as the
+    validation split holds (all of them when there are fewer).
+
+    The split shuffles with the run's seed, so these are a fixed random sample. Measured
+    on as many samples as the validation accuracy, the training accuracy carries the same
+    sampling noise and costs what the validation pass costs, however large the training
+    split (on a large one, a pass over all of it would add a third of an epoch's work).
+    """
+    count = min(len(splits.y_train), len(splits.y_val))
+    return splits.x_train[:count], splits.y_train[:count]
+
+
 @dataclass
 class TrainLoss:
     """One model's training loss, step by step: the first value, the divergence check
@@ -233,16 +252,19 @@ def finish(
     *,
     loss: TrainLoss,
     val: tuple[float, float],
+    train_accuracy: float,
     test_accuracy: float,
     epochs_run: int,
     started: float,
     curve: list[dict[str, float]],
 ) -> TrainResult:
     """The result of a run that ended for ``reason``: ``val`` is its last validation loss
-    and accuracy, ``started`` the :func:`time.perf_counter` reading when it began."""
+    and accuracy, ``train_accuracy`` its last on the training split, ``started`` the
+    :func:`time.perf_counter` reading when it began."""
     diverged = reason in ("diverged", "nan")
     metrics: FinalMetrics = {
         "train_loss": loss.epoch_mean,
+        "train_accuracy": train_accuracy,
         "val_loss": val[0],
         "val_accuracy": val[1],
         "test_accuracy": test_accuracy,

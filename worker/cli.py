@@ -109,8 +109,8 @@ def worker_command(
             min=1,
             max=MAX_CLAIM,
             help="Claim up to K trials at once and train those with the same architecture and fixed "
-            "settings as one batched model (each with its own lr, reg, momentum and dropout, its own "
-            "curve and early stop). 1 trains every trial on its own.",
+            "settings as one batched model (each with its own lr, reg, momentum, dropout and lr schedule, "
+            "its own curve and early stop). 1 trains every trial on its own.",
         ),
     ] = 1,
     report_every: Annotated[

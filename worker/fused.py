@@ -3,7 +3,7 @@
 ``hypersweep worker --fuse K`` claims up to K trials at once; :func:`group_trials` splits
 them into groups that :func:`trainer.fused.train_fused` can train as one model (trials
 whose trainer configs share a :func:`trainer.fused.fusion_key`: they differ at most in
-``lr``, ``reg``, ``momentum`` and ``dropout``). The agent trains a group of one the
+``lr``, ``reg``, ``momentum``, ``dropout`` and the learning-rate schedule). The agent trains a group of one the
 ordinary way.
 """
 

@@ -20,17 +20,19 @@ from hypersweep.trainer.fused import (
     FUSED_SETTINGS,
     FusedMLP,
     FusedOptimizer,
+    FusedTraining,
     _StackedDropout,
+    _StackedPReLU,
     fusion_key,
     member_losses,
     train_fused,
 )
 from hypersweep.trainer.loop import make_optimizer
-from hypersweep.trainer.model import MLP, decayed_weights, weight_penalty
+from hypersweep.trainer.model import MLP, PRELU_INIT, decayed_weights, weight_penalty
 
 #: Curves are float32 arithmetic over a few dozen steps: they agree to ~1e-6 relative.
 REL = 1e-4
-METRICS = ("train_loss", "val_loss", "val_accuracy", "test_accuracy", "initial_loss")
+METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_accuracy", "initial_loss")
 
 
 @pytest.fixture(autouse=True)
@@ -71,9 +73,16 @@ def assert_same_run(fused: TrainResult, alone: TrainResult, *, tolerance: float 
 
 def test_fusion_key_ignores_exactly_the_fused_settings() -> None:
     base = small()
-    assert set(FUSED_SETTINGS) == {"lr", "reg", "momentum", "dropout"}
-    for name, value in {"lr": 0.5, "reg": 1e-3, "momentum": 0.5, "dropout": 0.3}.items():
-        assert fusion_key(small(**{name: value})) == fusion_key(base), name
+    assert set(FUSED_SETTINGS) == {"lr", "reg", "momentum", "dropout", "lr_schedule", "lr_gamma", "lr_step_epochs"}
+    for settings in (
+        {"lr": 0.5},
+        {"reg": 1e-3},
+        {"momentum": 0.5},
+        {"dropout": 0.3},
+        {"lr_schedule": "step", "lr_step_epochs": 1, "lr_gamma": 0.1},
+        {"lr_schedule": "cosine"},
+    ):
+        assert fusion_key(small(**settings)) == fusion_key(base), settings
     for name, value in {
         "hidden": 25,
         "layers": 3,
@@ -158,6 +167,45 @@ def test_fused_training_matches_separate_runs_with_batchnorm_and_more_layers() -
     configs = [small(lr=0.05, optimizer="nesterov", **shared), small(lr=0.2, reg=1e-4, optimizer="nesterov", **shared)]
     for fused, config in zip(train_fused(configs), configs, strict=True):
         assert_same_run(fused, train(config))
+
+
+@pytest.mark.parametrize("family", ["momentum", "adam"])
+def test_members_with_their_own_lr_schedules_match_separate_runs(family: str) -> None:
+    scale = 0.1 if family == "momentum" else 0.003
+    configs = [
+        small(optimizer=family, lr=scale, epochs=4),
+        small(optimizer=family, lr=scale, epochs=4, lr_schedule="step", lr_step_epochs=2, lr_gamma=0.1),
+        small(optimizer=family, lr=scale / 3, epochs=4, lr_schedule="exponential", lr_gamma=0.5, reg=1e-4),
+        small(optimizer=family, lr=scale, epochs=4, lr_schedule="inverse_time", lr_gamma=2.0),
+        small(optimizer=family, lr=scale, epochs=4, lr_schedule="cosine", momentum=0.5),
+    ]
+    results = train_fused(configs)
+    for fused, config in zip(results, configs, strict=True):
+        assert_same_run(fused, train(config))
+    # The schedules made a difference: same start, other endings.
+    assert len({result.metrics["val_loss"] for result in (results[0], results[1], results[3], results[4])}) == 4
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "prelu", "maxout"])
+def test_fused_training_matches_separate_runs_with_the_newer_activations(activation: str) -> None:
+    shared = {"activation": activation, "layers": 2, "optimizer": "momentum", "epochs": 2}
+    configs = [small(lr=0.05, **shared), small(lr=0.2, reg=1e-3, **shared), small(lr=0.01, momentum=0.5, **shared)]
+    results = train_fused(configs)
+    for fused, config in zip(results, configs, strict=True):
+        assert_same_run(fused, train(config))
+
+
+def test_each_member_learns_its_own_prelu_slopes() -> None:
+    configs = [small(activation="prelu", lr=0.1), small(activation="prelu", lr=0.01)]
+    training = FusedTraining(configs, on_epoch=None, on_result=None, data_dir=None, device="cpu")
+    prelus = [module for module in training.model.modules() if isinstance(module, _StackedPReLU)]
+    assert [tuple(prelu.weight.shape) for prelu in prelus] == [(2, 1), (2, 1)]
+    assert torch.equal(prelus[0].weight, torch.full((2, 1), PRELU_INIT))
+
+    training.run()
+
+    first, second = prelus[0].weight[:, 0].tolist()
+    assert PRELU_INIT != first != second != PRELU_INIT
 
 
 def test_a_diverging_member_is_frozen_and_the_others_are_undisturbed() -> None:

@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 import torch
 
-from hypersweep.trainer import ACTIVATIONS, INITS, OPTIMIZERS, TrainerConfig, train
+from hypersweep.trainer import ACTIVATIONS, INITS, OPTIMIZERS, TrainerConfig, load_dataset, loop, train
 from hypersweep.trainer.model import MLP, decayed_weights, weight_penalty
 
 #: Steps in one digits epoch at batch size 64: 1077 training samples.
 DIGITS_STEPS_PER_EPOCH = math.ceil(1077 / 64)
 FINAL_KEYS = {
     "train_loss",
+    "train_accuracy",
     "val_loss",
     "val_accuracy",
     "test_accuracy",
@@ -100,7 +101,7 @@ def test_on_epoch_gets_each_epochs_metrics_and_false_stops_the_run() -> None:
     result = train(small(epochs=5), on_epoch=on_epoch)
 
     assert [epoch for epoch, _ in calls] == [1, 2]
-    assert set(calls[0][1]) == {"train_loss", "val_loss", "val_accuracy"}
+    assert set(calls[0][1]) == {"train_loss", "train_accuracy", "val_loss", "val_accuracy"}
     assert result.status == "completed"
     assert result.metrics["stop_reason"] == "stopped"
     assert result.metrics["epochs_run"] == 2
@@ -155,3 +156,37 @@ def test_spiral_trains_on_an_explicit_cpu_device() -> None:
     result = train(small(dataset="spiral", optimizer="adam", lr=0.01, epochs=2), device="cpu")
     assert result.metrics["stop_reason"] == "completed"
     assert result.metrics["val_loss"] < result.metrics["initial_loss"]
+
+
+def test_train_accuracy_is_measured_in_eval_mode_on_a_fixed_training_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    evaluated: list[tuple[torch.Tensor, bool, float]] = []  # (inputs, dropout active, accuracy)
+    real = loop.evaluate
+
+    def spy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        loss, accuracy = real(model, x, y)
+        dropout = next(module for module in model.modules() if isinstance(module, torch.nn.Dropout))
+        evaluated.append((x, dropout.training, accuracy))
+        return loss, accuracy
+
+    monkeypatch.setattr("hypersweep.trainer.loop.evaluate", spy)
+    result = train(small(optimizer="momentum", lr=0.05, epochs=2, dropout=0.5))
+
+    splits = load_dataset("digits", seed=0)
+    # As many training samples as the validation split holds, the same ones every epoch.
+    sample = splits.x_train[: len(splits.y_val)]
+    on_train = [accuracy for x, _, accuracy in evaluated if x.shape == sample.shape and torch.equal(x, sample)]
+    assert [point["train_accuracy"] for point in result.curve] == on_train
+    assert result.metrics["train_accuracy"] == on_train[-1]
+    assert not any(training for _, training, _ in evaluated)
+    assert 0.7 < result.metrics["train_accuracy"] <= 1.0
+
+
+def test_each_epoch_trains_at_the_rate_its_schedule_gives() -> None:
+    # An exponential decay by 1e-9 leaves the second epoch a rate too small to move the
+    # weights: its evaluation repeats the first's. Without decay the second epoch learns.
+    decayed = train(small(lr=0.05, epochs=2, lr_schedule="exponential", lr_gamma=1e-9))
+    constant = train(small(lr=0.05, epochs=2))
+
+    assert decayed.curve[0] == {**constant.curve[0], "epoch": 1}
+    assert decayed.curve[1]["val_loss"] == pytest.approx(decayed.curve[0]["val_loss"], rel=1e-6)
+    assert constant.curve[1]["val_loss"] < constant.curve[0]["val_loss"] * 0.95

@@ -33,7 +33,7 @@ def test_prints_one_json_line_per_epoch_then_the_final_metrics() -> None:
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [line["epoch"] for line in lines[:-1]] == [1, 2]
-    assert set(lines[0]) == {"epoch", "train_loss", "val_loss", "val_accuracy"}
+    assert set(lines[0]) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"}
     final = lines[-1]
     assert final["status"] == "completed"
     assert final["metrics"]["epochs_run"] == 2
@@ -55,6 +55,7 @@ def test_unknown_setting_is_one_line_and_exit_code_2() -> None:
     [
         (["--params", '{"lr": "fast"}'], "invalid trainer settings: lr:"),
         (["--params", '{"lr": 1}', "--epochs", "0"], "epochs:"),
+        (["--params", '{"lr_schedule": "step"}'], "invalid trainer settings: lr_schedule step needs lr_step_epochs"),
         (["--params", "[1, 2]"], "must be a JSON object"),
         (["--params", "{lr: 1}"], "not valid JSON"),
         (["--dataset", "npz:../etc/passwd"], "must not contain '..'"),

@@ -58,8 +58,26 @@ def test_finish_reports_a_diverged_run_with_the_step_that_stopped_it() -> None:
     for value in (1.0, 2.0, 4.0):
         loss.add(value)
 
-    diverged = finish("diverged", loss=loss, val=(0.5, 0.75), test_accuracy=0.7, epochs_run=1, started=0.0, curve=[])
-    stopped = finish("stopped", loss=loss, val=(0.5, 0.75), test_accuracy=0.7, epochs_run=1, started=0.0, curve=[])
+    diverged = finish(
+        "diverged",
+        loss=loss,
+        val=(0.5, 0.75),
+        train_accuracy=0.8,
+        test_accuracy=0.7,
+        epochs_run=1,
+        started=0.0,
+        curve=[],
+    )
+    stopped = finish(
+        "stopped",
+        loss=loss,
+        val=(0.5, 0.75),
+        train_accuracy=0.8,
+        test_accuracy=0.7,
+        epochs_run=1,
+        started=0.0,
+        curve=[],
+    )
 
     assert diverged.status == "diverged" and diverged.metrics["stopped_at_step"] == 3
     assert diverged.metrics["train_loss"] == 7.0 / 3 and diverged.metrics["initial_loss"] == 1.0

@@ -82,6 +82,9 @@ def test_agent_runs_a_sweep_to_completion(service: ServiceClient) -> None:
         assert trial.metrics["epochs_run"] == 2
         assert trial.metrics["stop_reason"] == "completed"
         assert 0.0 <= trial.metrics["test_accuracy"] <= 1.0
+        # The gap between the two accuracies reaches the server, epoch by epoch.
+        assert all(0.0 <= point.metrics["train_accuracy"] <= 1.0 for point in trial.curve)
+        assert trial.metrics["train_accuracy"] == trial.curve[-1].metrics["train_accuracy"]
 
 
 def test_the_log_names_each_trial_by_its_number_and_its_id(
