@@ -22,6 +22,7 @@ from hypersweep.service.models import CurvePoint, Stage, Sweep, Trial, utcnow
 from hypersweep.service.schemas import ActionOut, CurvePointOut, FinishedIn, SweepOut, SweepSpec, TrialDetail, TrialOut
 from hypersweep.service.search.policy import SearchFailed, SearchPolicy
 from hypersweep.service.search.space import dump_space
+from hypersweep.service.settings import trial_settings
 from hypersweep.service.statuses import ACTIVE, SweepStatus, TrialStatus
 from hypersweep.service.store import leases, stages
 from hypersweep.service.store.leases import AlreadyEnded, Ended, Ending, SweepFacts
@@ -177,9 +178,13 @@ class Store:
             if trial is None:
                 raise NotFound("trial", trial_id)
             points = s.scalars(select(CurvePoint).where(CurvePoint.trial_id == trial_id).order_by(CurvePoint.step))
+            spec, program = s.execute(select(Sweep.spec, Sweep.program).where(Sweep.id == trial.sweep_id)).one()
+            epochs = s.scalar(select(Stage.epochs).where(Stage.sweep_id == trial.sweep_id, Stage.index == trial.stage))
+            settings = trial_settings(spec.get("trainer", {}), epochs or 0, trial.params, builtin=program is None)
             return TrialDetail(
                 **TrialOut.model_validate(trial).model_dump(),
                 curve=[CurvePointOut.model_validate(p) for p in points],
+                settings=settings,
             )
 
     # -- the holder of a lease ---------------------------------------------------------------
