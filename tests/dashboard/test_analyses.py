@@ -3,6 +3,7 @@ on made-up trials, and their endpoints with the per-process cache on every backe
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from typing import Any
@@ -38,7 +39,7 @@ def test_the_parameter_that_drives_the_objective_comes_first() -> None:
     params, values = made_up(300)
     result = param_importances(SPACE, params, values, minimize=False)
     assert result.shares is not None and result.note is None
-    assert list(result.shares)[0] == "lr"
+    assert next(iter(result.shares)) == "lr"
     assert result.shares["lr"] > 0.8
     assert math.isclose(sum(result.shares.values()), 1.0)
     assert (result.trials, result.used) == (300, 300)
@@ -62,7 +63,7 @@ def test_every_evaluator_answers_and_big_sets_are_sampled() -> None:
     params, values = made_up(MAX_TRIALS + 200)
     for evaluator in ("fanova", "ped_anova", "mean_decrease_impurity"):
         result = param_importances(SPACE, params, values, minimize=True, evaluator=evaluator)
-        assert result.shares is not None and list(result.shares)[0] == "lr", evaluator
+        assert result.shares is not None and next(iter(result.shares)) == "lr", evaluator
         assert (result.trials, result.used) == (MAX_TRIALS + 200, MAX_TRIALS)
 
 
@@ -86,7 +87,7 @@ def test_a_contour_grid_is_even_in_each_axis_scale_and_blank_outside_the_trials(
     assert (grid.x.scale, grid.y.scale) == ("log10", "linear")
     assert len(grid.x.values) == len(grid.y.values) == RESOLUTION
     logs = [math.log10(v) for v in grid.x.values]
-    steps = {round(b - a, 9) for a, b in zip(logs, logs[1:], strict=False)}
+    steps = {round(b - a, 9) for a, b in itertools.pairwise(logs)}
     assert len(steps) == 1 and math.isclose(logs[0], -6) and math.isclose(logs[-1], 0)
     cells = [c for row in grid.z for c in row]
     filled = [c for c in cells if c is not None]
@@ -114,9 +115,7 @@ def _run_stage(client: TestClient, sweep_id: int, count: int) -> None:
 
 
 def test_the_importance_endpoint_answers_overall_and_per_stage_and_caches(client: TestClient) -> None:
-    sweep = submit(
-        client, stages=[{"trials": 30, "epochs": 1}, {"trials": 6, "epochs": 2, "top_k": 5}], parallelism=64
-    )
+    sweep = submit(client, stages=[{"trials": 30, "epochs": 1}, {"trials": 6, "epochs": 2, "top_k": 5}], parallelism=64)
     url = f"{API}/sweeps/{sweep['id']}/importance"
     empty = client.get(url).json()
     assert empty["overall"]["importances"] is None and "at least 2" in empty["overall"]["note"]
@@ -126,7 +125,7 @@ def test_the_importance_endpoint_answers_overall_and_per_stage_and_caches(client
     analyses = client.app.state.analyses  # type: ignore[attr-defined]
     first = client.get(url).json()
     assert first["evaluator"] == "fanova"
-    assert list(first["overall"]["importances"])[0] == "lr"
+    assert next(iter(first["overall"]["importances"])) == "lr"
     assert [s["stage"] for s in first["stages"]] == [0]
     assert first["stages"][0]["importances"] == first["overall"]["importances"]
     computed = analyses.computed
@@ -192,7 +191,7 @@ def test_a_trial_shows_its_resolved_settings(client: TestClient) -> None:
 
 def test_points_give_each_trial_its_place_in_finishing_order(client: TestClient) -> None:
     sweep = submit(client, stages=[{"trials": 3, "epochs": 1}])
-    first, second, third = claim(client, sweep["id"], count=3)
+    first, second, _third = claim(client, sweep["id"], count=3)
     for trial in (second, first):
         body = {"lease_token": trial["lease_token"], "status": "completed", "metrics": {"val_accuracy": 0.5}}
         assert client.post(f"{API}/trials/{trial['id']}/finish", json=body).status_code == 200
