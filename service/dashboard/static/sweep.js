@@ -472,7 +472,7 @@ function layout() {
     el("div", { class: "grid" }, el("figure", {}, views.pair), el("figure", {}, views.contourNote, views.contour)),
   );
   views.importanceSection = el("section", { class: "panel" }, el("h2", {}, "Parameter importance"), views.importanceNote, views.importance);
-  views.parallelNote = el("p", { class: "note muted" });
+  views.parallelNote = el("p", { class: "note muted", id: "parallel-note" });
   views.parallelSection = el("section", { class: "panel" }, el("h2", {}, "Parallel coordinates"), views.parallelNote, views.parallel);
   views.all = [
     views.header,

@@ -31,7 +31,7 @@ export function trialPage(root, { id }) {
       showError(root, null);
       renderSummary(summary, trial, sweep);
       renderError(error, trial);
-      renderDetails(details, trial);
+      renderDetails(details, trial, sweep);
       const curve = withStopPoint(columns(trial), curveMetrics(trial, sweep));
       const names = Object.keys(curve.metrics).filter((n) => curve.metrics[n].some((v) => v !== null));
       const epochs = sweep.stages[trial.stage]?.epochs;
@@ -121,7 +121,7 @@ function setting(value) {
   return typeof value === "number" ? num(value, 6) : typeof value === "string" ? value : JSON.stringify(value);
 }
 
-function renderDetails(node, trial) {
+function renderDetails(node, trial, sweep) {
   const table = (title, id, entries) =>
     el(
       "section",
@@ -130,9 +130,10 @@ function renderDetails(node, trial) {
       el("table", { class: "table kv", id }, el("tbody", {}, entries.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", { class: "num" }, v))))),
     );
   // Everything the trainer or program was handed; the tuned parameters first, marked.
-  const settingsTable = ({ params, settings }) => {
+  const settingsTable = ({ params, settings }, order) => {
     const all = { ...(settings || {}), ...params };
-    const names = [...Object.keys(params), ...Object.keys(all).filter((k) => !(k in params)).sort()];
+    const tuned = Object.keys(params).sort((a, b) => (order.indexOf(a) + 1 || Infinity) - (order.indexOf(b) + 1 || Infinity));
+    const names = [...tuned, ...Object.keys(all).filter((k) => !(k in params)).sort()];
     return el(
       "section",
       { class: "panel" },
@@ -157,7 +158,7 @@ function renderDetails(node, trial) {
     );
   };
   node.replaceChildren(
-    settingsTable(trial),
+    settingsTable(trial, Object.keys(sweep.spec?.space || {})),
     table("Metrics", "trial-metrics", Object.entries(trial.metrics).map(([k, v]) => [k, typeof v === "number" ? num(v) : String(v)])),
   );
 }
