@@ -145,6 +145,8 @@ def param_importances(
         raw = optuna.importance.get_param_importances(study, evaluator=EVALUATORS[evaluator]())
     except RuntimeError as exc:  # fANOVA: every tree of the forest is flat
         return Importances(total, len(rows), None, f"The objective does not vary enough to tell ({exc}).")
+    except ImportError as exc:  # an install that left out a base dependency
+        return Importances(total, len(rows), None, f"The {evaluator} evaluator cannot run here: {exc}")
     shares = {name: float(share) for name, share in raw.items()}
     return Importances(total, len(rows), dict(sorted(shares.items(), key=lambda kv: -kv[1])))
 
