@@ -71,8 +71,12 @@ def sweep_importance(
 def sweep_contour(
     sweep_id: SweepId,
     analyses: AnalysesDep,
-    x: Annotated[str, Query(max_length=64, description="A parameter of the sweep.")],
-    y: Annotated[str, Query(max_length=64, description="Another parameter of the sweep.")],
+    x: Annotated[
+        str | None, Query(max_length=64, description="A parameter of the sweep; by default the first numeric one.")
+    ] = None,
+    y: Annotated[
+        str | None, Query(max_length=64, description="Another parameter; by default the second numeric one.")
+    ] = None,
     stage: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Only this stage's trials.")] = None,
 ) -> SweepContour:
     """The objective of the completed trials interpolated over parameters ``x`` and

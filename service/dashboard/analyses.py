@@ -21,7 +21,7 @@ from hypersweep.service.dashboard.contour import contour_grid
 from hypersweep.service.dashboard.importance import Importances, axis_scale, param_importances
 from hypersweep.service.dashboard.schemas import ContourAxis, StageImportance, SweepContour, SweepImportance
 from hypersweep.service.db import Database
-from hypersweep.service.search.space import Param, load_space
+from hypersweep.service.search.space import CategoricalParam, Param, load_space
 
 __all__ = ["CACHE_SIZE", "Analyses", "UnknownParameter"]
 
@@ -92,11 +92,18 @@ class Analyses:
             stages=stages,
         )
 
-    def contour(self, *, sweep_id: int, x: str, y: str, stage: int | None) -> SweepContour:
-        """The objective over parameters ``x`` and ``y`` (of one stage, with ``stage``).
-        Raises ``UnknownParameter`` for a name the sweep's space does not have."""
+    def contour(self, *, sweep_id: int, x: str | None, y: str | None, stage: int | None) -> SweepContour:
+        """The objective over parameters ``x`` and ``y`` (of one stage, with ``stage``);
+        by default the first two numeric parameters (the first two of any kind when there
+        are fewer), as the dashboard picks them. Raises ``UnknownParameter`` for a name the
+        sweep's space does not have."""
         raw_space, counts = queries.completed_counts(db=self.db, sweep_id=sweep_id)
         space: dict[str, Param] = load_space(raw_space)
+        # In the stored document's order, which is the order the dashboard sees.
+        numeric = [name for name in raw_space if not isinstance(space[name], CategoricalParam)]
+        first = numeric if len(numeric) >= 2 else list(raw_space)
+        x = x if x is not None else first[0]
+        y = y if y is not None else first[1 % len(first)]
         for field, name in (("x", x), ("y", y)):
             if name not in space:
                 raise UnknownParameter(field, name, list(space))

@@ -157,10 +157,11 @@ def test_the_contour_endpoint_answers_a_grid_and_refuses_unknown_parameters(clie
     assert body["x"]["name"] == "lr" and body["x"]["scale"] == "log10"
     assert len(body["z"]) == len(body["y"]["values"]) == RESOLUTION
     assert client.get(url, params={"x": "lr", "y": "dropout", "stage": 3}).json()["trials"] == 0
+    # Without x and y: the first two numeric parameters, as the dashboard picks them.
+    assert client.get(url).json() == body
     bad = client.get(url, params={"x": "lr", "y": "momentum"})
     assert bad.status_code == 422
     assert bad.json()["detail"][0]["path"] == "y" and "momentum" in bad.json()["message"]
-    assert client.get(url, params={"x": "lr"}).status_code == 422
     assert client.get(f"{API}/sweeps/999/contour", params={"x": "lr", "y": "dropout"}).status_code == 404
 
 

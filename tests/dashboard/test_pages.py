@@ -338,7 +338,8 @@ def test_the_contour_fills_the_servers_grid_on_log_axes_and_follows_the_pair(pag
     filled = sum(z is not None for row in grid["z"] for z in row)
     chart = page.locator("[data-chart='contour']")
     expect(chart).to_have_attribute("data-cells", str(filled))
-    assert _option(page, "contour", "series[0].data.length") == filled
+    # Drawn as runs of cells of one colour band along each row.
+    assert 0 < _option(page, "contour", "series[0].data.length") <= filled
     assert (_option(page, "contour", "xAxis[0].type"), _option(page, "contour", "yAxis[0].type")) == ("log", "log")
     completed = sum(t["status"] == "completed" for t in dashboard.trials(sweep["id"]))
     assert _option(page, "contour", "series[1].trials.length") == completed

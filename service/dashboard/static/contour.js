@@ -33,11 +33,24 @@ function cells(axis) {
 export function contourChart({ grid, points, rows, space, objective }) {
   const xs = cells(grid.x);
   const ys = cells(grid.y);
-  const data = [];
-  grid.z.forEach((row, j) => row.forEach((z, i) => z !== null && data.push([xs[i][0], xs[i][1], ys[j][0], ys[j][1], z])));
-  const [lo, hi] = extent(data.map((d) => d[4]));
+  const [lo, hi] = extent(grid.z.flat());
   const stops = scaleColors(objective);
   const band = (z) => (hi > lo ? Math.min(BANDS - 1, Math.floor(((z - lo) / (hi - lo)) * BANDS)) : BANDS - 1);
+  // One rectangle per run of cells of one band along a row: far fewer shapes to draw.
+  const data = [];
+  grid.z.forEach((row, j) => {
+    let start = null;
+    row.forEach((z, i) => {
+      const b = z === null ? null : band(z);
+      const next = i + 1 < row.length && row[i + 1] !== null ? band(row[i + 1]) : null;
+      if (b === null) return;
+      if (start === null) start = i;
+      if (next !== b) {
+        data.push([xs[start][0], xs[i][1], ys[j][0], ys[j][1], b]);
+        start = null;
+      }
+    });
+  });
   const [x, y] = [grid.x.name, grid.y.name];
   const dots = rows
     .filter((i) => points.status[i] === "completed" && points.value[i] !== null)
@@ -50,7 +63,7 @@ export function contourChart({ grid, points, rows, space, objective }) {
     tooltip: { trigger: "item", confine: true },
     xAxis: { ...paramAxis(x, space[x]), z: 5 },
     yAxis: { ...yAxis, z: 5 },
-    visualMap: [objectiveColors(data.map((d) => d[4]), objective)],
+    visualMap: [objectiveColors(grid.z.flat(), objective)],
     series: [
       {
         id: "contour",
@@ -58,7 +71,7 @@ export function contourChart({ grid, points, rows, space, objective }) {
         type: "custom",
         silent: true,
         data,
-        dimensions: ["x0", "x1", "y0", "y1", "z"],
+        dimensions: ["x0", "x1", "y0", "y1", "band"],
         encode: { x: [0, 1], y: [2, 3] },
         clip: true,
         renderItem: (params, api) => {
@@ -67,7 +80,7 @@ export function contourChart({ grid, points, rows, space, objective }) {
           return {
             type: "rect",
             shape: { x: Math.min(a[0], b[0]), y: Math.min(a[1], b[1]), width: Math.abs(b[0] - a[0]) + 0.6, height: Math.abs(b[1] - a[1]) + 0.6 },
-            style: { fill: colorAt(stops, (band(api.value(4)) + 0.5) / BANDS) },
+            style: { fill: colorAt(stops, (api.value(4) + 0.5) / BANDS) },
           };
         },
       },

@@ -50,6 +50,8 @@ export function sweepPage(root, { id }) {
         (answer) => (state.importance = answer),
         (err) => (state.importance = { error: err.message }),
       );
+      // The first time, the contour of the default pair too (the server picks the pair as setUp does).
+      if (state.firstRender && !state.contourFirst) state.contourFirst = getJSON(`/sweeps/${id}/contour`).catch(() => null);
       const [sweep, points] = await Promise.all([getJSON(`/sweeps/${id}`), getJSON(`/sweeps/${id}/points`), chartsLoaded()]);
       if (disposed) return false;
       showError(root, null);
@@ -193,7 +195,11 @@ export function sweepPage(root, { id }) {
     const completed = rows.filter((i) => state.points.status[i] === "completed").length;
     const key = `${x},${y},${stage},${completed}`;
     if (key !== state.contour.key) {
-      const grid = await getJSON(`/sweeps/${id}/contour?x=${encodeURIComponent(x)}&y=${encodeURIComponent(y)}${stage}`);
+      let grid = state.contourFirst && !stage ? await state.contourFirst : null;
+      state.contourFirst = null;
+      if (!grid || grid.x.name !== x || grid.y.name !== y) {
+        grid = await getJSON(`/sweeps/${id}/contour?x=${encodeURIComponent(x)}&y=${encodeURIComponent(y)}${stage}`);
+      }
       state.contour = { key, grid };
     }
     const { grid } = state.contour;
