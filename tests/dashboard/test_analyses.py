@@ -200,3 +200,18 @@ def test_points_give_each_trial_its_place_in_finishing_order(client: TestClient)
     finished = points["finished"]
     assert finished[2] is None
     assert 0 <= finished[1] <= finished[0]
+
+
+def test_the_trials_handed_to_optuna_directly_give_what_a_real_study_gives(monkeypatch: Any) -> None:
+    from hypersweep.service.dashboard import importance
+
+    params, values = made_up(200)
+    direct = param_importances(SPACE, params, values, minimize=False)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AttributeError("no such part of a study")
+
+    # An Optuna that reads more of a study than the view has: the real study is used.
+    monkeypatch.setattr(importance._Trials, "_is_multi_objective", refuse)
+    through_a_study = param_importances(SPACE, params, values, minimize=False)
+    assert direct.shares == through_a_study.shares
