@@ -25,6 +25,7 @@ from hypersweep.service.api.sweeps import submit_sweep
 from hypersweep.service.api_docs import add_api_docs
 from hypersweep.service.claims import Claims
 from hypersweep.service.config import Settings
+from hypersweep.service.dashboard.analyses import Analyses
 from hypersweep.service.dashboard.assets import ASSETS_PATH, assets_app, index_html
 from hypersweep.service.db import Database, lasting_problem
 from hypersweep.service.errors import Conflict, NotFound
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.claims = claims
     app.state.metrics = metrics
+    app.state.analyses = Analyses(db)
     app.add_middleware(_BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(api_router, responses=ANY_ROUTE)
     _add_error_handlers(app)

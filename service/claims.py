@@ -50,9 +50,9 @@ from hypersweep.service.models import utcnow
 from hypersweep.service.schemas import ClaimedTrial, FinishedIn
 from hypersweep.service.search.policy import SearchFailed
 from hypersweep.service.search.space import dump_space
+from hypersweep.service.settings import trial_settings
 from hypersweep.service.statuses import SweepStatus, TrialStatus
 from hypersweep.service.store import Ended, Ending, Store, sanity
-from hypersweep.trainer.config import TrainerConfig
 
 __all__ = ["LINES_KEPT", "Claims", "trial_settings"]
 
@@ -60,17 +60,6 @@ logger = logging.getLogger(__name__)
 
 #: Sweeps whose claim lines are kept; past this, idle lines are dropped.
 LINES_KEPT = 1024
-_TRAINER_DEFAULTS = TrainerConfig().as_dict()
-
-
-def trial_settings(
-    trainer: Mapping[str, Any], epochs: int, params: Mapping[str, Any], *, builtin: bool = True
-) -> dict[str, Any]:
-    """A trial's resolved settings: the built-in trainer's defaults (for a sweep of the
-    built-in trainer), then the sweep's ``trainer`` section, then ``epochs`` from its stage,
-    then its params (a param wins over a setting of the same name)."""
-    defaults = _TRAINER_DEFAULTS if builtin else {}
-    return {**defaults, **trainer, "epochs": epochs, **params}
 
 
 @dataclass(eq=False)

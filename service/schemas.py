@@ -237,6 +237,11 @@ class CurvePointOut(BaseModel):
 
 class TrialDetail(TrialOut):
     curve: list[CurvePointOut]
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the trial's trainer or program is handed: the built-in trainer's defaults (for the "
+        "built-in trainer), then the sweep's `trainer` section, then `epochs` from its stage, then its params.",
+    )
 
 
 #: A stage's status: ``cancelled`` for the stages a cancel stopped or kept from starting.

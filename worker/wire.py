@@ -137,7 +137,8 @@ class Trial(_Answer):
     ``params`` are its tuned values; ``metrics`` the last reported values plus the final
     ones; ``value`` the objective metric's final value (None until it has one).
     ``curve`` holds every reported point, oldest first, when the trial was read on its
-    own (:meth:`ServiceClient.get_trial`); lists of trials leave it out (None).
+    own (:meth:`ServiceClient.get_trial`); lists of trials leave it out (None). So do
+    ``settings``: what the trainer or program was handed (its resolved settings).
     """
 
     id: int
@@ -157,6 +158,7 @@ class Trial(_Answer):
     curve: tuple[CurvePoint, ...] | None = None
     #: Whether a user chose its params (``hypersweep enqueue``, a stage's ``enqueue``).
     enqueued: bool = False
+    settings: dict[str, Any] | None = None
 
     @property
     def finished(self) -> bool:
@@ -169,8 +171,9 @@ class Trial(_Answer):
 
     def as_json(self) -> dict[str, Any]:
         """The trial as the server sent it: JSON-ready, non-finite metrics as strings, and
-        without ``curve`` when it was not read."""
-        return self.model_dump(mode="json", by_alias=True, exclude={"curve"} if self.curve is None else None)
+        without ``curve`` or ``settings`` when they were not read."""
+        unread = {name for name in ("curve", "settings") if getattr(self, name) is None}
+        return self.model_dump(mode="json", by_alias=True, exclude=unread or None)
 
 
 class ClaimedTrial(Trial):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Text, cast, func, select
@@ -19,9 +20,10 @@ from hypersweep.sanity import SANITY_INDEX
 from hypersweep.service.dashboard.schemas import SweepCurves, SweepPoints, TrialCurve
 from hypersweep.service.db import Database
 from hypersweep.service.errors import NotFound
-from hypersweep.service.models import CurvePoint, Sweep, Trial
+from hypersweep.service.models import CurvePoint, Stage, Sweep, Trial
+from hypersweep.service.statuses import TrialStatus
 
-__all__ = ["sweep_curves", "sweep_points"]
+__all__ = ["CompletedTrials", "completed_counts", "completed_trials", "sweep_curves", "sweep_points"]
 
 
 def sweep_points(*, db: Database, sweep_id: int) -> SweepPoints:
@@ -31,11 +33,10 @@ def sweep_points(*, db: Database, sweep_id: int) -> SweepPoints:
         spec = s.scalar(select(Sweep.spec).where(Sweep.id == sweep_id))
         if spec is None:
             raise NotFound("sweep", sweep_id)
-        seconds: ColumnElement[Any]
-        if s.bind is not None and s.bind.dialect.name == "postgresql":
-            seconds = func.extract("epoch", Trial.finished_at - Trial.started_at)
-        else:
-            seconds = (func.julianday(Trial.finished_at) - func.julianday(Trial.started_at)) * 86400.0
+        postgres = s.bind is not None and s.bind.dialect.name == "postgresql"
+        seconds = _seconds_between(Trial.started_at, Trial.finished_at, postgres=postgres)
+        created = select(Sweep.created_at).where(Sweep.id == sweep_id).scalar_subquery()
+        finished = _seconds_between(created, Trial.finished_at, postgres=postgres)
         rows = (
             s.connection()
             .execute(
@@ -49,6 +50,7 @@ def sweep_points(*, db: Database, sweep_id: int) -> SweepPoints:
                     cast(Trial.params, Text),
                     cast(Trial.metrics["epochs_run"], Text),
                     seconds,
+                    finished,
                 )
                 # The sanity trial is no trial of the search: its panel links to it.
                 .where(Trial.sweep_id == sweep_id, Trial.number != SANITY_INDEX)
@@ -56,7 +58,7 @@ def sweep_points(*, db: Database, sweep_id: int) -> SweepPoints:
             )
             .all()
         )
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 9
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 10
     names = list(spec.get("space", {}))
     params = _json_many(columns[6])
     epochs = _json_many(columns[7])
@@ -70,6 +72,7 @@ def sweep_points(*, db: Database, sweep_id: int) -> SweepPoints:
         attempt=list(columns[5]),
         epochs_run=[_whole(e) for e in epochs],
         seconds=[None if t is None else float(t) for t in columns[8]],
+        finished=[None if t is None else round(float(t), 3) for t in columns[9]],
         params={name: [p.get(name) for p in params] for name in names},
     )
 
@@ -124,6 +127,70 @@ def sweep_curves(*, db: Database, sweep_id: int, trial_ids: Sequence[int]) -> Sw
             )
         )
     return SweepCurves(sweep_id=sweep_id, trials=curves)
+
+
+@dataclass(frozen=True)
+class CompletedTrials:
+    """The completed trials with a value, as columns: ``stage``, ``params`` and ``value``
+    (entry ``i`` of each belongs to one trial), with the sweep's objective mode, space and
+    each stage's space as derived (``None`` before the stage starts)."""
+
+    minimize: bool
+    space: dict[str, Any]
+    stage_spaces: list[dict[str, Any] | None]
+    stage: list[int]
+    params: list[dict[str, Any]]
+    value: list[float]
+
+
+def _completed(sweep_id: int) -> ColumnElement[bool]:
+    return (Trial.sweep_id == sweep_id) & (Trial.status == TrialStatus.completed) & Trial.value.is_not(None)
+
+
+def completed_counts(*, db: Database, sweep_id: int) -> tuple[dict[str, Any], dict[int, int]]:
+    """The sweep's space, and how many completed trials with a value each of its stages
+    has (stages without one are left out): cheap, to tell whether an answer derived from
+    those trials is still current."""
+    with db.read() as s:
+        spec = s.scalar(select(Sweep.spec).where(Sweep.id == sweep_id))
+        if spec is None:
+            raise NotFound("sweep", sweep_id)
+        rows = s.execute(select(Trial.stage, func.count()).where(_completed(sweep_id)).group_by(Trial.stage)).all()
+    return dict(spec.get("space", {})), {stage: count for stage, count in rows}
+
+
+def completed_trials(*, db: Database, sweep_id: int, stage: int | None = None) -> CompletedTrials:
+    """The completed trials with a value of the sweep (of one stage, with ``stage``), in
+    ``number`` order."""
+    with db.read() as s:
+        sweep = s.execute(select(Sweep.spec).where(Sweep.id == sweep_id)).first()
+        if sweep is None:
+            raise NotFound("sweep", sweep_id)
+        spaces = list(s.scalars(select(Stage.space).where(Stage.sweep_id == sweep_id).order_by(Stage.index)))
+        where = _completed(sweep_id) if stage is None else _completed(sweep_id) & (Trial.stage == stage)
+        rows = (
+            s.connection()
+            .execute(select(Trial.stage, cast(Trial.params, Text), Trial.value).where(where).order_by(Trial.number))
+            .all()
+        )
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 3
+    params = _json_many(columns[1])
+    spec = sweep.spec
+    return CompletedTrials(
+        minimize=spec.get("objective", {}).get("mode") == "min",
+        space=dict(spec.get("space", {})),
+        stage_spaces=spaces,
+        stage=list(columns[0]),
+        params=[p if isinstance(p, dict) else {} for p in params],
+        value=[float(v) for v in columns[2]],
+    )
+
+
+def _seconds_between(start: Any, end: Any, *, postgres: bool) -> ColumnElement[Any]:
+    """``end - start`` in seconds, in SQL."""
+    if postgres:
+        return func.extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
 
 
 def _is_number(value: Any) -> bool:

@@ -34,6 +34,7 @@ from hypersweep.service.schemas import (
 )
 from hypersweep.service.search.policy import SearchFailed, SearchPolicy
 from hypersweep.service.search.space import dump_space
+from hypersweep.service.settings import trial_settings
 from hypersweep.service.statuses import ACTIVE, SweepStatus, TrialStatus
 from hypersweep.service.store import enqueue, leases, pruning, sanity, stages, warmstart
 from hypersweep.service.store.enqueue import enqueue_at_submit
@@ -223,9 +224,13 @@ class Store:
             if trial is None:
                 raise NotFound("trial", trial_id)
             points = s.scalars(select(CurvePoint).where(CurvePoint.trial_id == trial_id).order_by(CurvePoint.step))
+            spec, program = s.execute(select(Sweep.spec, Sweep.program).where(Sweep.id == trial.sweep_id)).one()
+            epochs = s.scalar(select(Stage.epochs).where(Stage.sweep_id == trial.sweep_id, Stage.index == trial.stage))
+            settings = trial_settings(spec.get("trainer", {}), epochs or 0, trial.params, builtin=program is None)
             return TrialDetail(
                 **TrialOut.model_validate(trial).model_dump(),
                 curve=[CurvePointOut.model_validate(p) for p in points],
+                settings=settings,
             )
 
     def pruning(self, *, sweep_id: int, trial_id: int | None = None) -> PruningOut:

@@ -22,6 +22,7 @@ SPACE: dict[str, Any] = {
     "lr": {"type": "float", "low": 1e-6, "high": 1.0, "scale": "log"},
     "reg": {"type": "float", "low": 1e-6, "high": 1e-1, "scale": "log"},
     "dropout": {"type": "float", "low": 0.0, "high": 0.6},
+    "optimizer": {"type": "categorical", "values": ["sgd", "momentum", "adam"]},
 }
 #: Trials whose number is this modulo FAIL_EVERY fail with an error.
 FAIL_EVERY, FAIL_AT = 11, 7
@@ -45,6 +46,7 @@ def training(params: dict[str, Any], number: int, epochs: int) -> tuple[str, lis
     """(status, one metrics dict per epoch reported, final metrics) for a trial."""
     a, b = math.log10(params["lr"]), math.log10(params["reg"])
     peak = 0.97 - 0.045 * (a + 2.5) ** 2 - 0.02 * max(0.0, b + 3.5) ** 2 - 0.05 * params["dropout"]
+    peak -= 0.02 * (params.get("optimizer") == "sgd")
     peak = min(0.985, max(0.1, peak))
     speed = 0.4 + 1.2 * min(1.0, max(0.0, (a + 6) / 4))
     if number % FAIL_EVERY == FAIL_AT:
@@ -95,7 +97,12 @@ def insert_finished_trials(database_url: str, sweep_id: int, count: int, *, seed
     now = utcnow()
     rows = []
     for number in range(count):
-        params = {"lr": 10 ** rng.uniform(-6, 0), "reg": 10 ** rng.uniform(-6, -1), "dropout": rng.uniform(0, 0.6)}
+        params = {
+            "lr": 10 ** rng.uniform(-6, 0),
+            "reg": 10 ** rng.uniform(-6, -1),
+            "dropout": rng.uniform(0, 0.6),
+            "optimizer": rng.choice(SPACE["optimizer"]["values"]),
+        }
         status, _, final = training(params, number, 1)
         rows.append(
             {

@@ -16,7 +16,7 @@ from hypersweep.worker import wire
 
 #: (the client's model, the server's, names the client may add as optional)
 PAIRS: list[tuple[type[BaseModel], type[BaseModel], set[str]]] = [
-    (wire.Trial, schemas.TrialOut, {"curve"}),
+    (wire.Trial, schemas.TrialOut, {"curve", "settings"}),
     (wire.Trial, schemas.TrialDetail, set()),
     (wire.ClaimedTrial, schemas.ClaimedTrial, {"curve"}),
     (wire.CurvePoint, schemas.CurvePointOut, set()),

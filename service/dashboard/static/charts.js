@@ -21,15 +21,23 @@ export function chartsLoaded() {
 
 /** A filled "x": where a diverged trial's curve stops. */
 export const CROSS = "path://M2,0L5,3L8,0L10,2L7,5L10,8L8,10L5,7L2,10L0,8L3,5L0,2Z";
-/** Completed trials by stage: later (finer) stages darker. */
-const STAGE_COLORS = ["#7fb2f0", "#2f6fca", "#173f80", "#0b2350"];
+/**
+ * One colour per stage: the Okabe-Ito qualitative palette, told apart by colour-blind
+ * readers too (without its vermilion, which is near the diverged trials' red).
+ */
+export const STAGE_COLORS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#000000", "#F0E442"];
+
+/** The colour of stage `stage`; the palette repeats after its seventh. */
+export function stageColor(stage) {
+  return STAGE_COLORS[stage % STAGE_COLORS.length];
+}
 /** Lines of the curves chart, in the order the trials are listed. */
 const LINE_COLORS = ["#2f6fca", "#1a9e77", "#e08a00", "#7a4fc4", "#c2417c", "#3b9cb8", "#6b8e23", "#8c564b"];
 /**
  * Above this many points, a chart draws its scatter series in ECharts' large mode: one
  * path per series instead of one element per point, each of which takes time to build.
  */
-const LARGE = 500;
+export const LARGE = 500;
 
 const DRAW_TIMEOUT_MS = 10000;
 
@@ -109,7 +117,7 @@ export function paramAxis(name, spec) {
 }
 
 /** Where a parameter value sits on its axis: itself, or a category's index (which also fits a typed array). */
-function xValue(spec, value) {
+export function xValue(spec, value) {
   return spec && spec.type === "categorical" ? spec.values.findIndex((v) => String(v) === String(value)) : value;
 }
 
@@ -131,7 +139,7 @@ export function noValueLevel(values, objective, logY = false) {
 }
 
 /** [smallest, largest] of the finite numbers in `values`, or [null, null]; no spread, so any length works. */
-function extent(values) {
+export function extent(values) {
   let lo = Infinity;
   let hi = -Infinity;
   for (const v of values) {
@@ -143,7 +151,7 @@ function extent(values) {
 }
 
 /** The objective's colours from its lowest value to its highest: the best darkest either way. */
-function scaleColors(objective) {
+export function scaleColors(objective) {
   const worstToBest = ["#f3e79b", "#7fb2f0", "#173f80"];
   return objective.mode === "min" ? [...worstToBest].reverse() : worstToBest;
 }
@@ -153,7 +161,7 @@ function scaleColors(objective) {
  * the first series by that data dimension (and one can drag its handles to filter);
  * without, it only shows the scale that series coloured by hand use.
  */
-function objectiveColors(values, objective, dimension) {
+export function objectiveColors(values, objective, dimension) {
   const [lo, hi] = extent(values);
   return {
     type: "continuous",
@@ -174,7 +182,7 @@ function objectiveColors(values, objective, dimension) {
 }
 
 /** The colour at `t` (0 to 1) along the hex colour `stops`. */
-function colorAt(stops, t) {
+export function colorAt(stops, t) {
   const x = Math.min(Math.max(t, 0), 1) * (stops.length - 1);
   const k = Math.min(Math.floor(x), stops.length - 2);
   const [a, b] = [stops[k], stops[k + 1]].map((hex) => [1, 3, 5].map((p) => parseInt(hex.slice(p, p + 2), 16)));
@@ -188,14 +196,14 @@ function colorAt(stops, t) {
  */
 const OUTCOME_SYMBOLS = { diverged: "triangle", failed: "diamond", pruned: "rect", other: "circle" };
 
-function outcomeSeries(key, name, data, large) {
+export function outcomeSeries(key, name, data, large) {
   const color = STATUS_COLORS[key === "other" ? "cancelled" : key];
   const size = key === "other" ? 6 : 8;
   return trialScatter({ id: `trials:${key}`, name, points: data, color, large, symbol: OUTCOME_SYMBOLS[key], size, opacity: 0.85 });
 }
 
 /** Which series a finished trial goes in. */
-function kind(status) {
+export function kind(status) {
   if (status === "completed") return "completed";
   if (status === "diverged" || status === "failed" || status === "pruned") return status;
   return "other";
@@ -209,7 +217,7 @@ function kind(status) {
  * trials draws all its series in large mode, from a flat typed array of x, y pairs,
  * which ECharts reads faster than an array of arrays.
  */
-function trialScatter({ id, name, points, color, large, symbol = "circle", size = 6, opacity = 0.8 }) {
+export function trialScatter({ id, name, points, color, large, symbol = "circle", size = 6, opacity = 0.8 }) {
   // ECharts 5.6 fails to paint an empty series in large mode.
   const inLargeMode = large && points.length > 0;
   let data;
@@ -239,7 +247,7 @@ function trialScatter({ id, name, points, color, large, symbol = "circle", size 
 }
 
 /** The tooltip of a trial under the pointer, found through its series' `trials`. */
-function tooltip(points, objective, names, series) {
+export function tooltip(points, objective, names, series) {
   return {
     trigger: "item",
     confine: true,
@@ -277,10 +285,9 @@ export function objectiveScatter({ points, rows, name, spec, objective, names, p
   }
   const large = rows.length > LARGE;
   const series = [];
-  for (const [key, data] of [...groups].sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [key, data] of [...groups].sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true }))) {
     if (key.startsWith("stage ")) {
-      const stage = Number(key.slice(6));
-      const color = STAGE_COLORS[Math.min(stage, STAGE_COLORS.length - 1)];
+      const color = stageColor(Number(key.slice(6)));
       series.push(trialScatter({ id: `trials:${key}`, name: key, points: data, color, large }));
     } else {
       series.push(outcomeSeries(key, key === "other" ? "cancelled" : key, data, large));
@@ -385,6 +392,9 @@ export function pairScatter({ points, rows, x, y, space, objective, names, picke
   };
 }
 
+/** Tick labels of parallel axes: on a light backing, over the lines rather than under them. */
+const AXIS_LABEL = { backgroundColor: "rgba(255,255,255,0.85)", padding: [1, 3], borderRadius: 2, color: "#1d2430", fontSize: 11 };
+
 /** The most lines parallel coordinates draw; each line is an element of its own. */
 export const PARALLEL_MAX = 2000;
 
@@ -424,7 +434,10 @@ export function parallel({ points, rows, names, space, objective }) {
   const values = groups.completed.map((r) => r[names.length]).filter((v) => v !== level);
   const axes = names.map((n, dim) => {
     const { name, type, data, min, max, logBase, axisLabel } = paramAxis(n, space[n]);
-    return { dim, name, type, data, min, max, logBase, axisLabel };
+    // Every category is labelled (ECharts would skip some to avoid overlaps), and
+    // boundaryGap puts them between the ends, where lines cross at their values.
+    if (type === "category") return { dim, name, type, data, boundaryGap: true, axisLabel: { ...AXIS_LABEL, interval: 0 } };
+    return { dim, name, type, data, min, max, logBase, axisLabel: { ...AXIS_LABEL, ...axisLabel } };
   });
   // The objective axis spans every line drawn, those on the "no value" level included.
   const [lo, hi] = extent([...rows.map((i) => points.value[i]), level]);
@@ -434,7 +447,7 @@ export function parallel({ points, rows, names, space, objective }) {
     type: "value",
     min: lo ?? 0,
     max: hi ?? 1,
-    axisLabel: { formatter: (v) => num(v, 3) },
+    axisLabel: { ...AXIS_LABEL, formatter: (v) => num(v, 3) },
   });
   const line = (id, name, data, color) => ({
     id,
@@ -448,7 +461,13 @@ export function parallel({ points, rows, names, space, objective }) {
   });
   return {
     animation: false,
-    parallel: { left: 48, right: 130, top: 48, bottom: 24, parallelAxisDefault: { nameTextStyle: { fontSize: 11 }, nameGap: 12 } },
+    parallel: {
+      left: 48,
+      right: 130,
+      top: 48,
+      bottom: 24,
+      parallelAxisDefault: { nameTextStyle: { fontSize: 11, fontWeight: 600 }, nameGap: 12, z: 10, axisLine: { lineStyle: { color: "#3d4652" } } },
+    },
     parallelAxis: axes,
     legend: { top: 0, right: 0, data: ["diverged", "failed", "pruned"], itemWidth: 14, itemHeight: 3, textStyle: { fontSize: 11 } },
     visualMap: [objectiveColors(values, objective, names.length)],
@@ -510,10 +529,21 @@ export function curves({ curves, metric, labels, epochs, logY }) {
     grid: { left: 56, right: 24, top: 36, bottom: 40 },
     legend: { top: 0, type: "scroll", textStyle: { fontSize: 11 } },
     tooltip: { trigger: "axis", valueFormatter: (v) => num(v) },
-    xAxis: { type: "value", name: "epoch", nameLocation: "middle", nameGap: 26, min: 0, max: epochs || null, minInterval: 1 },
+    xAxis: stepAxis(series, epochs),
     yAxis: { type: logY ? "log" : "value", scale: true, name: metric, nameLocation: "middle", nameGap: 42, axisLabel: { formatter: (v) => num(v, 3) } },
     series,
   };
+}
+
+/**
+ * The x axis of curves: epochs up to the stage's, so a trial that stopped early shows it;
+ * a program that reports other steps (batches, say) gets an axis of steps reaching its last.
+ */
+function stepAxis(series, epochs) {
+  let last = 0;
+  for (const s of series) for (const [step] of s.data) if (step > last) last = step;
+  const steps = last > (epochs || 0);
+  return { type: "value", name: steps ? "step" : "epoch", nameLocation: "middle", nameGap: 26, min: 0, max: steps ? null : epochs || null, minInterval: 1 };
 }
 
 /**
@@ -572,7 +602,7 @@ export function metricCurves({ curve, metrics, epochs, logY }) {
     grid: { left: 56, right: 24, top: 36, bottom: 40 },
     legend: { top: 0, textStyle: { fontSize: 11 } },
     tooltip: { trigger: "axis", valueFormatter: (v) => num(v) },
-    xAxis: { type: "value", name: "epoch", nameLocation: "middle", nameGap: 26, min: 0, max: epochs || null, minInterval: 1 },
+    xAxis: stepAxis(series, epochs),
     yAxis: { type: logY ? "log" : "value", scale: true, axisLabel: { formatter: (v) => num(v, 3) } },
     series,
   };

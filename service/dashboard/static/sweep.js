@@ -12,6 +12,9 @@ import { importedPanel } from "./imported.js";
 import { Live } from "./live.js";
 import { renderSanity } from "./babysit.js";
 import { pruningPanel } from "./pruning.js";
+import { contourChart } from "./contour.js";
+import { optimisationHistory } from "./history.js";
+import { importanceBars, importanceFor, importanceNote } from "./importance.js";
 
 /** How many of the best trials the curves chart shows. */
 const BEST_CURVES = 5;
@@ -34,6 +37,8 @@ export function sweepPage(root, { id }) {
     curveLog: false,
     objectiveLog: false,
     curves: { key: "", data: [] },
+    importance: null, // the last answer of /importance
+    contour: { key: "", grid: null },
     best: [], // ids of the best trials of the rows shown
     firstRender: true,
   };
@@ -43,6 +48,13 @@ export function sweepPage(root, { id }) {
 
   const live = new Live(
     async () => {
+      // Asked at once with the rest; drawn when it comes, without holding up the other plots.
+      const importance = getJSON(`/sweeps/${id}/importance`).then(
+        (answer) => (state.importance = answer),
+        (err) => (state.importance = { error: err.message }),
+      );
+      // The first time, the contour of the default pair too (the server picks the pair as setUp does).
+      if (state.firstRender && !state.contourFirst) state.contourFirst = getJSON(`/sweeps/${id}/contour`).catch(() => null);
       const [sweep, points] = await Promise.all([getJSON(`/sweeps/${id}`), getJSON(`/sweeps/${id}/points`), chartsLoaded()]);
       if (disposed) return false;
       showError(root, null);
@@ -50,7 +62,7 @@ export function sweepPage(root, { id }) {
       state.points = points;
       state.index = new Map(points.id.map((trialId, i) => [trialId, i]));
       if (!charts.length) setUp();
-      await render({ refetchCurves: true });
+      await render({ refetchCurves: true, importance });
       if (state.firstRender) {
         state.firstRender = false;
         root.dataset.ready = "1";
@@ -75,6 +87,9 @@ export function sweepPage(root, { id }) {
     root.append(...views.all);
     views.warnings.after(importedPanel(sweep) ?? "");
 
+    charts.push({ key: "history", box: new ChartBox(views.history, { onPick: pick }) });
+    if (names.length >= 2) charts.push({ key: "importance", box: new ChartBox(views.importance) });
+    else views.importanceSection.hidden = true;
     // Every box goes in before any chart is made, so each chart starts at its final size.
     const nodes = names.map((name) => el("div", { class: "chart small", dataset: { chart: `objective:${name}` } }));
     views.scatters.replaceChildren(...nodes.map((node) => el("figure", {}, node)));
@@ -82,12 +97,13 @@ export function sweepPage(root, { id }) {
     if (state.pair) {
       const [x, y] = state.pair;
       views.pairControls.replaceChildren(
-        select("pair-x", names, x, (v) => ((state.pair[0] = v), drawCharts(filtered(), (key) => key === "pair"))),
+        select("pair-x", names, x, (v) => ((state.pair[0] = v), drawCharts(filtered(), (key) => key === "pair" || key === "contour"))),
         el("span", { class: "muted" }, " against "),
-        select("pair-y", names, y, (v) => ((state.pair[1] = v), drawCharts(filtered(), (key) => key === "pair"))),
+        select("pair-y", names, y, (v) => ((state.pair[1] = v), drawCharts(filtered(), (key) => key === "pair" || key === "contour"))),
         el("span", { class: "muted" }, ` coloured by ${sweep.objective.metric}`),
       );
       charts.push({ key: "pair", box: new ChartBox(views.pair, { onPick: pick }) });
+      charts.push({ key: "contour", box: new ChartBox(views.contour) });
     } else {
       views.pairSection.hidden = true;
     }
@@ -111,7 +127,7 @@ export function sweepPage(root, { id }) {
   }
 
   /** Redraw everything from state.sweep and state.points (after a refresh or a filter change). */
-  async function render({ refetchCurves = false } = {}) {
+  async function render({ refetchCurves = false, importance = Promise.resolve() } = {}) {
     const rows = filtered();
     // The curves are fetched while the charts below are drawn, not after.
     const curvesReady = loadCurves(rows, refetchCurves);
@@ -124,6 +140,7 @@ export function sweepPage(root, { id }) {
     const drawn = drawCharts(rows, () => true);
     renderTable(rows);
     drawn.push(curvesReady.then(drawCurves));
+    drawn.push(importance.then(drawImportance));
     await Promise.all(drawn);
   }
 
@@ -141,6 +158,11 @@ export function sweepPage(root, { id }) {
         drawn.push(box.set(objectiveScatter({ ...common, name, spec: space()[name], logY: state.objectiveLog })));
       } else if (key === "pair") {
         drawn.push(box.set(pairScatter({ ...common, x: state.pair[0], y: state.pair[1] })));
+      } else if (key === "history") {
+        drawn.push(box.set(optimisationHistory({ ...common, logY: state.objectiveLog })));
+      } else if (key === "contour") {
+        drawn.push(drawContour(box, finished));
+
       } else if (key === "parallel") {
         drawn.push(box.set(parallel(common)));
         const lines = Number(box.node.dataset.marks);
@@ -152,6 +174,45 @@ export function sweepPage(root, { id }) {
       }
     }
     return drawn;
+  }
+
+  /** The importance chart for the stage filter, from the last answer (none yet: nothing). */
+  async function drawImportance() {
+    const box = charts.find((c) => c.key === "importance")?.box;
+    const answer = state.importance;
+    if (!box || !answer) return;
+    if (answer.error) {
+      views.importanceNote.textContent = `Could not load: ${answer.error}`;
+      return;
+    }
+    const entry = importanceFor(answer, state.stage);
+    views.importanceNote.textContent = importanceNote(answer, entry);
+    box.node.dataset.importance = JSON.stringify(entry.importances || {});
+    await box.set(importanceBars(entry));
+  }
+
+  /**
+   * The contour of the two parameters picked, fetched again when they, the stage filter or
+   * the number of completed trials change.
+   */
+  async function drawContour(box, rows) {
+    const [x, y] = state.pair;
+    const stage = state.stage === "all" ? "" : `&stage=${state.stage}`;
+    const completed = rows.filter((i) => state.points.status[i] === "completed").length;
+    const key = `${x},${y},${stage},${completed}`;
+    if (key !== state.contour.key) {
+      let grid = state.contourFirst && !stage ? await state.contourFirst : null;
+      state.contourFirst = null;
+      if (!grid || grid.x.name !== x || grid.y.name !== y) {
+        grid = await getJSON(`/sweeps/${id}/contour?x=${encodeURIComponent(x)}&y=${encodeURIComponent(y)}${stage}`);
+      }
+      state.contour = { key, grid };
+    }
+    const { grid } = state.contour;
+    if (grid.x.name !== state.pair[0] || grid.y.name !== state.pair[1]) return; // another pair was picked meanwhile
+    views.contourNote.textContent = grid.note || `Interpolated over ${grid.trials.toLocaleString()} completed trials; blank where none went.`;
+    box.node.dataset.cells = String(grid.z.reduce((n, row) => n + row.filter((z) => z !== null).length, 0));
+    await box.set(contourChart({ grid, points: state.points, rows, space: space(), objective: state.sweep.objective }));
   }
 
   function renderFilters() {
@@ -204,7 +265,7 @@ export function sweepPage(root, { id }) {
           checked: state.objectiveLog,
           onchange: (e) => {
             state.objectiveLog = e.target.checked;
-            drawCharts(filtered(), (key) => key.startsWith("objective:"));
+            drawCharts(filtered(), (key) => key.startsWith("objective:") || key === "history");
           },
         }),
         ` log ${sweep.objective.metric}`,
@@ -405,6 +466,11 @@ function layout() {
     scatters: el("div", { class: "grid", id: "objective-charts" }),
     pairControls: el("div", { class: "controls" }),
     pair: el("div", { class: "chart", dataset: { chart: "pair" } }),
+    contour: el("div", { class: "chart", dataset: { chart: "contour" } }),
+    contourNote: el("p", { class: "note muted", id: "contour-note" }),
+    history: el("div", { class: "chart", dataset: { chart: "history" } }),
+    importance: el("div", { class: "chart", dataset: { chart: "importance" } }),
+    importanceNote: el("p", { class: "note muted", id: "importance-note" }),
     curveControls: el("div", { class: "controls", id: "curve-controls" }),
     curves: el("div", { class: "chart", dataset: { chart: "curves" } }),
     parallel: el("div", { class: "chart tall", dataset: { chart: "parallel" } }),
@@ -412,8 +478,15 @@ function layout() {
     tableNote: el("p", { class: "table-note" }),
     pruning: pruningPanel(),
   };
-  views.pairSection = el("section", { class: "panel" }, el("h2", {}, "Two parameters"), views.pairControls, views.pair);
-  views.parallelNote = el("p", { class: "note muted" });
+  views.pairSection = el(
+    "section",
+    { class: "panel" },
+    el("h2", {}, "Two parameters"),
+    views.pairControls,
+    el("div", { class: "grid" }, el("figure", {}, views.pair), el("figure", {}, views.contourNote, views.contour)),
+  );
+  views.importanceSection = el("section", { class: "panel" }, el("h2", {}, "Parameter importance"), views.importanceNote, views.importance);
+  views.parallelNote = el("p", { class: "note muted", id: "parallel-note" });
   views.parallelSection = el("section", { class: "panel" }, el("h2", {}, "Parallel coordinates"), views.parallelNote, views.parallel);
   views.all = [
     views.header,
@@ -422,13 +495,15 @@ function layout() {
     views.sanity,
     views.pruning.node,
     views.filters,
-    el("section", { class: "panel" }, el("h2", {}, "Objective by parameter"), views.scatters),
     el(
       "div",
       { class: "grid" },
-      views.pairSection,
-      el("section", { class: "panel" }, el("h2", {}, "Learning curves"), views.curveControls, views.curves),
+      el("section", { class: "panel" }, el("h2", {}, "Optimisation history"), views.history),
+      views.importanceSection,
     ),
+    el("section", { class: "panel" }, el("h2", {}, "Objective by parameter"), views.scatters),
+    views.pairSection,
+    el("section", { class: "panel" }, el("h2", {}, "Learning curves"), views.curveControls, views.curves),
     views.parallelSection,
     el("section", { class: "panel" }, el("h2", {}, "Trials"), el("div", { class: "scroll" }, views.table), views.tableNote),
   ];

@@ -14,18 +14,9 @@ export function trialPage(root, { id }) {
   const error = el("section", { id: "trial-error" });
   const pruning = el("div", { id: "trial-pruning-box" });
   // On the page once the trial has loaded, so an unknown trial shows only the error.
-  const parts = [
-    summary,
-    error,
-    pruning,
-    el(
-      "div",
-      { class: "grid" },
-      el("section", { class: "panel" }, el("h2", {}, "Losses"), lossChart),
-      el("section", { class: "panel" }, el("h2", {}, "Other metrics"), otherChart),
-    ),
-    details,
-  ];
+  const lossPanel = el("section", { class: "panel" }, el("h2", {}, "Losses"), lossChart);
+  const otherPanel = el("section", { class: "panel" }, el("h2", {}, "Other metrics"), otherChart);
+  const parts = [summary, error, pruning, el("div", { class: "grid" }, lossPanel, otherPanel), details];
   let boxes = [];
   let sweep = null;
   let disposed = false;
@@ -42,12 +33,17 @@ export function trialPage(root, { id }) {
       showError(root, null);
       renderSummary(summary, trial, sweep);
       renderError(error, trial);
-      renderDetails(details, trial);
+      renderDetails(details, trial, sweep);
       const curve = withStopPoint(columns(trial), curveMetrics(trial, sweep));
       const names = Object.keys(curve.metrics).filter((n) => curve.metrics[n].some((v) => v !== null));
       const epochs = sweep.stages[trial.stage]?.epochs;
+      // Whatever a program calls its metrics: losses in one chart, the rest in the other,
+      // and a chart with nothing to draw gives its room to the one that has.
       const losses = names.filter((n) => n.includes("loss"));
       const others = names.filter((n) => !n.includes("loss"));
+      lossPanel.hidden = !losses.length && others.length > 0;
+      otherPanel.hidden = !others.length && losses.length > 0;
+      otherPanel.querySelector("h2").textContent = losses.length ? "Other metrics" : "Metrics";
       await Promise.all([
         boxes[0].set(metricCurves({ curve, metrics: losses, epochs })),
         boxes[1].set(metricCurves({ curve, metrics: others, epochs })),
@@ -123,7 +119,12 @@ function renderError(node, trial) {
   node.replaceChildren(trial.error ? el("div", { class: "panel error-panel" }, el("h2", {}, "Error"), el("pre", { class: "error-text" }, trial.error)) : "");
 }
 
-function renderDetails(node, trial) {
+/** A setting's value as text: numbers compactly, anything else as JSON. */
+function setting(value) {
+  return typeof value === "number" ? num(value, 6) : typeof value === "string" ? value : JSON.stringify(value);
+}
+
+function renderDetails(node, trial, sweep) {
   const table = (title, id, entries) =>
     el(
       "section",
@@ -131,8 +132,36 @@ function renderDetails(node, trial) {
       el("h2", {}, title),
       el("table", { class: "table kv", id }, el("tbody", {}, entries.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", { class: "num" }, v))))),
     );
+  // Everything the trainer or program was handed; the tuned parameters first, marked.
+  const settingsTable = ({ params, settings }, order) => {
+    const all = { ...(settings || {}), ...params };
+    const tuned = Object.keys(params).sort((a, b) => (order.indexOf(a) + 1 || Infinity) - (order.indexOf(b) + 1 || Infinity));
+    const names = [...tuned, ...Object.keys(all).filter((k) => !(k in params)).sort()];
+    return el(
+      "section",
+      { class: "panel" },
+      el("h2", {}, "Settings"),
+      el("p", { class: "note muted" }, "What the trial was run with: its tuned parameters (marked) and the fixed settings."),
+      el(
+        "table",
+        { class: "table kv", id: "trial-settings" },
+        el(
+          "tbody",
+          {},
+          names.map((k) =>
+            el(
+              "tr",
+              { class: k in params ? "tuned" : null, dataset: { setting: k } },
+              el("th", {}, k, k in params ? el("span", { class: "tag" }, "tuned") : null),
+              el("td", { class: "num" }, setting(all[k])),
+            ),
+          ),
+        ),
+      ),
+    );
+  };
   node.replaceChildren(
-    table("Parameters", "trial-params", Object.entries(trial.params).map(([k, v]) => [k, typeof v === "number" ? num(v, 6) : String(v)])),
+    settingsTable(trial, Object.keys(sweep.spec?.space || {})),
     table("Metrics", "trial-metrics", Object.entries(trial.metrics).map(([k, v]) => [k, typeof v === "number" ? num(v) : String(v)])),
   );
 }
