@@ -26,7 +26,7 @@ def test_imported_trials_show_apart_from_the_sweeps_own(
         space = {**SPACE, "lr": {"type": "float", "low": 1e-6, "high": 0.1, "scale": "log"}}
         document = sweep_document("warm", trials=4)
         document.update(space=space, warm_start={"sweeps": [source["id"]]})
-        document["stages"][0]["enqueue"] = [{"lr": 0.01, "reg": 1e-4, "dropout": 0.1}]
+        document["stages"][0]["enqueue"] = [{"lr": 0.01, "reg": 1e-4, "dropout": 0.1, "optimizer": "adam"}]
         sweep = submit(api, document)
         finished = [t for t in done if t["status"] in ("completed", "diverged")]
         inside = [t for t in finished if t["params"]["lr"] <= 0.1]

@@ -37,6 +37,8 @@ def test_the_pruning_panel_and_a_pruned_trials_page(page: Page, start_server: Ca
     expect(page.locator("#pruning")).to_contain_text("2 pruned, 2 completed")
     series = {s["id"]: s for s in chart_series(page, "objective:lr")}
     assert series["trials:pruned"]["count"] == 2 and series["trials:pruned"]["symbol"] == "rect"
+    history = {s["id"]: s for s in chart_series(page, "history")}
+    assert history["trials:pruned"]["count"] == 2 and history["trials:other"]["count"] == 0
 
     page.goto(f"{url}/#/trials/{pruned[-1]['id']}")
     page.wait_for_selector("main[data-ready]")

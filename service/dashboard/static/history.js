@@ -13,7 +13,7 @@ export function optimisationHistory({ points, rows, objective, names, logY }) {
   const order = rows.filter((i) => points.finished?.[i] !== null && points.finished?.[i] !== undefined);
   order.sort((a, b) => points.finished[a] - points.finished[b] || points.number[a] - points.number[b]);
   const level = noValueLevel(order.map((i) => points.value[i]), objective, logY);
-  const groups = { completed: [], diverged: [], failed: [], other: [] };
+  const groups = { completed: [], diverged: [], failed: [], pruned: [], other: [] };
   const best = new Map(); // stage -> { value, line: [[x, best], ...] }
   order.forEach((i, n) => {
     const x = n + 1;
@@ -34,7 +34,8 @@ export function optimisationHistory({ points, rows, objective, names, logY }) {
     trialScatter({ id: "trials:completed", name: "completed", points: groups.completed, color: STATUS_COLORS.completed, large, size: 5, opacity: 0.6 }),
     outcomeSeries("diverged", "diverged", groups.diverged, large),
     outcomeSeries("failed", "failed", groups.failed, large),
-    outcomeSeries("other", "pruned/cancelled", groups.other, large),
+    outcomeSeries("pruned", "pruned", groups.pruned, large),
+    outcomeSeries("other", "cancelled", groups.other, large),
   ];
   for (const [stage, { line }] of [...best].sort(([a], [b]) => a - b)) {
     series.push({
