@@ -182,20 +182,7 @@ class TrialsIn:
         )
 
     def top_params(self, sweep_id: int, stage: int, k: int, *, minimize: bool) -> list[Params]:
-        order = Trial.value.asc() if minimize else Trial.value.desc()
-        return list(
-            self.conn.scalars(
-                select(Trial.params)
-                .where(
-                    Trial.sweep_id == sweep_id,
-                    Trial.stage == stage,
-                    Trial.status == TrialStatus.completed,
-                    Trial.value.is_not(None),
-                )
-                .order_by(order, Trial.number)
-                .limit(k)
-            )
-        )
+        return [params for _, params in self.top_results(sweep_id, stage, k, minimize=minimize)]
 
     def top_results(self, sweep_id: int, stage: int, k: int, *, minimize: bool) -> list[tuple[float, Params]]:
         order = Trial.value.asc() if minimize else Trial.value.desc()

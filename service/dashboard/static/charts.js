@@ -514,13 +514,7 @@ export function curves({ curves, metric, labels, epochs, logY }) {
               data: [{ coord: last }],
             }
           : pruned && last
-            ? {
-                symbol: "rect",
-                symbolSize: 8,
-                itemStyle: { color: STATUS_COLORS.pruned },
-                label: { show: true, position: "right", formatter: "pruned", color: STATUS_COLORS.pruned, fontSize: 11 },
-                data: [{ coord: last }],
-              }
+            ? prunedMark(last)
             : undefined,
     };
   });
@@ -563,6 +557,17 @@ export function withStopPoint(curve, names) {
   return { ...curve, step: [...curve.step, stopped], metrics };
 }
 
+/** The mark at the end of a pruned trial's curve. */
+function prunedMark(last) {
+  return {
+    symbol: "rect",
+    symbolSize: 8,
+    itemStyle: { color: STATUS_COLORS.pruned },
+    label: { show: true, position: "right", formatter: "pruned", color: STATUS_COLORS.pruned, fontSize: 11 },
+    data: [{ coord: last }],
+  };
+}
+
 /**
  * Every metric of one trial's curve, one line each, over the epochs of its stage; a
  * diverged trial's lines end in red crosses where it stopped.
@@ -587,13 +592,7 @@ export function metricCurves({ curve, metrics, epochs, logY }) {
         diverged && last
           ? { symbol: CROSS, symbolSize: 14, itemStyle: { color: STATUS_COLORS.diverged }, data: [{ coord: last }] }
           : pruned && last
-            ? {
-                symbol: "rect",
-                symbolSize: 8,
-                itemStyle: { color: STATUS_COLORS.pruned },
-                label: { show: true, position: "right", formatter: "pruned", color: STATUS_COLORS.pruned, fontSize: 11 },
-                data: [{ coord: last }],
-              }
+            ? prunedMark(last)
             : undefined,
     };
   });
