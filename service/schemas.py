@@ -172,6 +172,8 @@ def _sanity_mode(value: Any) -> SanityMode:
     if isinstance(value, bool) or value == "warn":
         return value  # type: ignore[no-any-return]
     raise ValueError(f"sanity is true, warn or false, not {value!r}")
+
+
 class WarmStart(_Strict):
     sweeps: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
         min_length=1,

@@ -16,7 +16,6 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler, GPSampler, TPESampler
 from optuna.trial import TrialState, create_trial
-from scipy.stats import qmc  # type: ignore[import-untyped]
 
 from hypersweep.service.search.base import Designer, Observation, Params, SearchConfig
 from hypersweep.service.search.space import CategoricalParam, FloatParam, IntParam, Param, ParamValue, Space
@@ -255,6 +254,10 @@ class BayesDesigner(Designer):
             return [self._ask() for _ in range(count)]
 
     def _sobol(self, index: int) -> Params:
+        # Imported here: SciPy's stats package takes over a second to load, which every
+        # server start would otherwise pay before the first Bayesian stage needs it.
+        from scipy.stats import qmc  # type: ignore[import-untyped]
+
         engine = qmc.Sobol(
             len(self.space), scramble=True, seed=np.random.default_rng([self.config.seed, self.stage, 0x736F])
         )

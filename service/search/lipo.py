@@ -36,7 +36,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.optimize import minimize, nnls  # type: ignore[import-untyped]
 
 from hypersweep.service.search.base import Designer, Observation, Params, SearchConfig
 from hypersweep.service.search.space import CategoricalParam, FloatParam, IntParam, ParamValue, Space
@@ -92,6 +91,8 @@ class UpperBound:
         e = np.vstack([g.T, b[None, :]])
         f = np.zeros(d + n + 1)
         f[-1] = 1.0
+        from scipy.optimize import nnls  # type: ignore[import-untyped]  # loaded when first needed
+
         u, _ = nnls(e, f, maxiter=50 * m)
         r = e @ u - f
         if r[-1] == 0:  # pragma: no cover - the constraints are always feasible
@@ -320,6 +321,7 @@ def _solve_trust_region(
 ) -> np.ndarray:
     """The step ``p`` that maximises ``0.5 p'Hp + g'p`` with ``|p| <= radius`` and
     ``lower <= p <= upper``, from two starts (none, and along the gradient)."""
+    from scipy.optimize import minimize  # loaded when first needed
 
     def loss(p: np.ndarray) -> tuple[float, np.ndarray]:
         return float(-(0.5 * p @ hessian @ p + gradient @ p)), -(hessian @ p + gradient)
